@@ -1,0 +1,55 @@
+"""Convert a Keras model to a Larq Compute Engine flatbuffer."""
+
+from __future__ import annotations
+
+import os
+
+import larq_compute_engine as lce
+import tensorflow as tf
+
+from larq_dybnn._io import atomic_write_bytes
+
+__all__ = ["export_tflite"]
+
+
+def _check_model(model: object) -> tf.keras.Model:
+    if isinstance(model, tf.keras.Model):
+        return model
+    module = type(model).__module__
+    if module.startswith("keras") and not module.startswith("keras_"):
+        raise TypeError(
+            f"`model` is a Keras 3 model ({type(model).__name__} from '{module}'); "
+            "Larq Compute Engine converts tf.keras (tf-keras) models only. Build it "
+            "with tf.keras after importing larq_dybnn."
+        )
+    raise TypeError(f"`model` must be a tf.keras.Model, got {type(model).__name__}.")
+
+
+def export_tflite(
+    model: tf.keras.Model,
+    *,
+    path: str | os.PathLike | None = None,
+    target: str = "arm",
+) -> bytes:
+    """Convert `model` with `larq_compute_engine.convert_keras_model`.
+
+    Arguments:
+        model: a tf.keras model built from Larq and larq_dybnn layers.
+        path: where to write the `.tflite` file, atomically; None to only return it.
+        target: LCE target, "arm" (phones, Raspberry Pi) or "xcore".
+
+    Returns:
+        The flatbuffer bytes.
+
+    Raises:
+        TypeError: if `model` is not a tf.keras model.
+        ValueError: if `target` is unknown.
+        OSError: if `path` cannot be written; no partial file is left.
+    """
+    model = _check_model(model)
+    if target not in ("arm", "xcore"):
+        raise ValueError(f"`target` must be 'arm' or 'xcore', got {target!r}.")
+    flatbuffer = lce.convert_keras_model(model, target=target)
+    if path is not None:
+        atomic_write_bytes(path, flatbuffer)
+    return flatbuffer

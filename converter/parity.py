@@ -1,0 +1,85 @@
+"""Compare a Keras model with its LCE flatbuffer, run by the real LCE interpreter."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import tensorflow as tf
+from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+__all__ = ["Parity", "compare_with_lce"]
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely the LCE interpreter reproduces Keras.
+
+    Attributes:
+        samples: number of inputs compared.
+        top1_agreement: fraction of samples whose arg-max output is the same.
+        max_abs_diff: largest absolute difference over all outputs.
+        mean_abs_diff: mean absolute difference over all outputs.
+    """
+
+    samples: int
+    top1_agreement: float
+    max_abs_diff: float
+    mean_abs_diff: float
+
+    def as_dict(self) -> dict:
+        """The fields as a JSON-serializable dict."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.samples} samples: top-1 agreement {self.top1_agreement:.2%}, "
+            f"max |Keras - LCE| {self.max_abs_diff:.3g}, "
+            f"mean {self.mean_abs_diff:.3g}"
+        )
+
+
+def compare_with_lce(
+    model: tf.keras.Model,
+    flatbuffer: bytes,
+    inputs: np.ndarray,
+    *,
+    num_threads: int = 1,
+) -> Parity:
+    """Run `inputs` through Keras and through the LCE interpreter and compare.
+
+    Arguments:
+        model: the Keras model that `flatbuffer` was converted from.
+        flatbuffer: the LCE TFLite model.
+        inputs: a float32 batch shaped like the model's input.
+        num_threads: interpreter threads.
+
+    Returns:
+        A `Parity`.
+
+    Raises:
+        ValueError: if `inputs` is empty or does not match the model's input shape.
+    """
+    inputs = np.asarray(inputs, dtype=np.float32)
+    expected = tuple(model.input_shape[1:])
+    if inputs.ndim != len(expected) + 1 or len(inputs) == 0 or any(
+        want is not None and want != got for want, got in zip(expected, inputs.shape[1:])
+    ):
+        raise ValueError(
+            f"`inputs` must be a non-empty batch of shape (N, {', '.join(map(str, expected))}), "
+            f"got {inputs.shape}."
+        )
+    keras_out = np.asarray(model.predict(inputs, verbose=0, batch_size=32))
+    interpreter = Interpreter(flatbuffer, num_threads=num_threads)
+    lce_out = np.asarray(interpreter.predict(inputs))
+    keras_flat = keras_out.reshape(len(inputs), -1)
+    lce_flat = lce_out.reshape(len(inputs), -1)
+    diff = np.abs(keras_flat - lce_flat)
+    return Parity(
+        samples=int(len(inputs)),
+        top1_agreement=float(
+            np.mean(keras_flat.argmax(axis=1) == lce_flat.argmax(axis=1))
+        ),
+        max_abs_diff=float(diff.max()),
+        mean_abs_diff=float(diff.mean()),
+    )

@@ -1,0 +1,18 @@
+"""larq-dybnn: Dynamic Binary Neural Networks (DyBNN) for Larq.
+
+Importing this package selects legacy Keras (``TF_USE_LEGACY_KERAS=1``) when
+TensorFlow is not imported yet, because Larq needs it; if TensorFlow was already
+imported with Keras 3 it raises an ImportError that says how to fix it.
+"""
+
+from larq_dybnn._env import ensure_legacy_keras as _ensure_legacy_keras
+
+_ensure_legacy_keras()
+
+from larq_dybnn._version import __version__  # noqa: E402
+from larq_dybnn.hyper import HyperFunction  # noqa: E402
+from larq_dybnn.layers import DynamicPReLU  # noqa: E402
+from larq_dybnn.profiling import summary  # noqa: E402
+from larq_dybnn.quantizers import DynamicSign  # noqa: E402
+
+__all__ = ["DynamicSign", "DynamicPReLU", "HyperFunction", "summary", "__version__"]

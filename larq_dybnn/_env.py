@@ -1,0 +1,60 @@
+"""Make sure ``tf.keras`` is legacy Keras 2 (tf-keras) before Larq is imported.
+
+TensorFlow 2.16 decides once, when it is first imported, whether ``tf.keras`` is
+Keras 3 or the legacy tf-keras package, by reading ``TF_USE_LEGACY_KERAS``.
+Larq, larq-zoo and Larq Compute Engine need the legacy one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_LEGACY_VALUES = ("1", "true", "True")
+
+_KERAS3_MESSAGE = (
+    "larq_dybnn needs legacy Keras (the tf-keras package), but TensorFlow was "
+    "imported before larq_dybnn without TF_USE_LEGACY_KERAS=1, so tf.keras is "
+    "Keras 3 for the rest of this Python process. Fix: restart the process (or "
+    "notebook kernel) and either import larq_dybnn before tensorflow, or run\n"
+    "    import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'\n"
+    "before the first `import tensorflow` (or export TF_USE_LEGACY_KERAS=1 in the "
+    "shell)."
+)
+
+
+def tensorflow_uses_legacy_keras() -> bool:
+    """Tell whether the imported TensorFlow serves legacy Keras as ``tf.keras``.
+
+    Returns:
+        True when ``tf.keras`` is tf-keras (Keras 2), False when it is Keras 3.
+
+    Raises:
+        RuntimeError: if TensorFlow has not been imported yet.
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        raise RuntimeError("TensorFlow has not been imported yet.")
+    flag = getattr(tf, "_tf_uses_legacy_keras", None)
+    if flag is not None:
+        return bool(flag)
+    # Other TensorFlow versions: look at where tf.keras layers come from.
+    return tf.keras.layers.Layer.__module__.startswith("tf_keras")
+
+
+def ensure_legacy_keras() -> None:
+    """Select legacy Keras for TensorFlow, or fail if it is too late to do so.
+
+    When TensorFlow is not imported yet, this sets ``TF_USE_LEGACY_KERAS=1`` so that
+    the coming import picks tf-keras. When TensorFlow is already imported, it checks
+    that legacy Keras is active.
+
+    Raises:
+        ImportError: if TensorFlow was already imported with Keras 3 as ``tf.keras``;
+            the message says how to fix it.
+    """
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        return
+    if not tensorflow_uses_legacy_keras():
+        raise ImportError(_KERAS3_MESSAGE)

@@ -1,0 +1,179 @@
+"""The hyper function that makes DyBNN thresholds input-conditioned.
+
+DyBNN (Zhang et al., 2022) predicts per-sample, per-channel values from the
+globally average-pooled input with two fully-connected layers:
+
+    h(x) = FC_2(ReLU(FC_1(GAP(x))))        FC_1: C -> C/r,  FC_2: C/r -> C
+
+`HyperFunction` computes that and adds a static per-channel offset to each output,
+so a DyBNN threshold ``tau(x) = b + h(x)`` is one call. It is written so that Larq
+Compute Engine converts it to the smallest op set: MEAN (keepdims), FULLY_CONNECTED
+with fused ReLU, and one FULLY_CONNECTED per output whose bias already holds the
+static offset (the two constant biases are added before the matmul result, so the
+converter folds them into one).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from larq_dybnn import _checks
+from larq_dybnn._serialization import register
+
+
+@register()
+class HyperFunction(tf.keras.layers.Layer):
+    """GAP, then FC(C -> hidden), ReLU, and one FC(hidden -> C) per output head.
+
+    `hidden = max(C // reduction, min_hidden)`. Each head's output is added to a
+    static offset given in `call`; with `output_bound` set, a head's output is
+    `output_bound * tanh(FC(...))` before the offset is added.
+
+    Arguments:
+        heads: how many C-wide outputs to predict from the shared hidden layer.
+        reduction: channel reduction ratio `r` of the hidden layer.
+        min_hidden: smallest width of the hidden layer.
+        output_bound: None for unbounded outputs, or a positive bound `s` so that
+            each dynamic term is `s * tanh(.)`, inside (-s, s).
+        kernel_initializer: initializer of the first FC kernel.
+        output_initializer: initializer of the heads' kernels and biases; the default
+            "zeros" makes every dynamic term start at exactly 0.
+        kernel_regularizer: optional regularizer of both FC kernels.
+        **kwargs: passed to `tf.keras.layers.Layer`.
+
+    Input shape:
+        4-D NHWC tensor `(batch, height, width, channels)`.
+
+    Output shape:
+        A list of `heads` tensors of shape `(batch, 1, 1, channels)`.
+
+    Raises:
+        ValueError: for a non-positive `heads`, `reduction`, `min_hidden` or
+            `output_bound`, and, when built, for an input that is not 4-D.
+
+    References:
+        - [Zhang et al., DyBNN: Dynamic Binary Neural Network by learning
+          channel-wise thresholds, ICASSP 2022](https://arxiv.org/abs/2110.05185)
+    """
+
+    def __init__(
+        self,
+        *,
+        heads: int = 1,
+        reduction: int = 16,
+        min_hidden: int = 8,
+        output_bound: float | None = None,
+        kernel_initializer: object = "he_normal",
+        output_initializer: object = "zeros",
+        kernel_regularizer: object = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.heads = _checks.positive_int("heads", heads)
+        self.reduction = _checks.positive_int("reduction", reduction)
+        self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
+        self.output_bound = _checks.optional_positive_float("output_bound", output_bound)
+        self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+        self.output_initializer = tf.keras.initializers.get(output_initializer)
+        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
+        self.channels: int | None = None
+        self.hidden: int | None = None
+
+    def build(self, input_shape):
+        shape = _checks.channels_last_shape(self.name, input_shape, require_4d=True)
+        self.channels = int(shape[-1])
+        self.hidden = max(self.channels // self.reduction, self.min_hidden)
+        self.hidden_kernel = self.add_weight(
+            name="hidden_kernel",
+            shape=(self.channels, self.hidden),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+        )
+        self.hidden_bias = self.add_weight(
+            name="hidden_bias", shape=(self.hidden,), initializer="zeros"
+        )
+        self.head_kernels = []
+        self.head_biases = []
+        for i in range(self.heads):
+            self.head_kernels.append(
+                self.add_weight(
+                    name=f"head{i}_kernel",
+                    shape=(self.hidden, self.channels),
+                    initializer=self.output_initializer,
+                    regularizer=self.kernel_regularizer,
+                )
+            )
+            self.head_biases.append(
+                self.add_weight(
+                    name=f"head{i}_bias",
+                    shape=(self.channels,),
+                    initializer=self.output_initializer,
+                )
+            )
+        super().build(input_shape)
+
+    def call(self, inputs, offsets: Sequence[tf.Tensor] | None = None):
+        """Predict each head's per-sample, per-channel value.
+
+        Arguments:
+            inputs: NHWC tensor.
+            offsets: one static per-channel tensor of shape `(channels,)` per head,
+                added to that head's output; None for no offsets.
+
+        Returns:
+            A list of `heads` tensors of shape `(batch, 1, 1, channels)`.
+        """
+        if offsets is None:
+            offsets = [None] * self.heads
+        if len(offsets) != self.heads:
+            raise ValueError(
+                f"Layer '{self.name}' has {self.heads} heads but got "
+                f"{len(offsets)} offsets."
+            )
+        # keepdims keeps (batch, 1, 1, C): no RESHAPE ops in the converted model.
+        pooled = tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
+        hidden = tf.nn.relu(tf.matmul(pooled, self.hidden_kernel) + self.hidden_bias)
+        outputs = []
+        for kernel, bias, offset in zip(self.head_kernels, self.head_biases, offsets):
+            projected = tf.matmul(hidden, kernel)
+            if self.output_bound is None:
+                # Constant + constant first, so conversion folds it into the FC bias.
+                outputs.append(projected + (bias if offset is None else bias + offset))
+            else:
+                bounded = self.output_bound * tf.tanh(projected + bias)
+                outputs.append(bounded if offset is None else bounded + offset)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        shape = tf.TensorShape(input_shape)
+        return [tf.TensorShape([shape[0], 1, 1, shape[-1]])] * self.heads
+
+    def macs_per_sample(self) -> int:
+        """Multiply-accumulates of the two FC stages for one sample.
+
+        Returns:
+            `C * hidden + heads * hidden * C`, or 0 before the layer is built.
+        """
+        if self.channels is None or self.hidden is None:
+            return 0
+        return self.channels * self.hidden * (1 + self.heads)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "heads": self.heads,
+            "reduction": self.reduction,
+            "min_hidden": self.min_hidden,
+            "output_bound": self.output_bound,
+            "kernel_initializer": tf.keras.initializers.serialize(
+                self.kernel_initializer
+            ),
+            "output_initializer": tf.keras.initializers.serialize(
+                self.output_initializer
+            ),
+            "kernel_regularizer": tf.keras.regularizers.serialize(
+                self.kernel_regularizer
+            ),
+        }

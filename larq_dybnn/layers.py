@@ -1,0 +1,169 @@
+"""DynamicPReLU: the DyBNN input-conditioned shifted PReLU."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from larq_dybnn import _checks
+from larq_dybnn._serialization import register
+from larq_dybnn.hyper import HyperFunction
+
+__all__ = ["DynamicPReLU"]
+
+
+@register("dynamic_prelu")
+class DynamicPReLU(tf.keras.layers.Layer):
+    r"""PReLU with learned, input-conditioned shifts before and after it.
+
+    \\[
+    y = \operatorname{PReLU}_\beta(x - \gamma(x)) + \zeta(x), \qquad
+    \gamma(x) = g + h_\gamma(\operatorname{GAP}(x)), \quad
+    \zeta(x) = z + h_\zeta(\operatorname{GAP}(x))
+    \\]
+
+    `beta` is one slope per channel, shared over height and width and initialised to
+    0.25; `g` and `z` are static per-channel shifts; `h_gamma` and `h_zeta` are the
+    two output heads of one `HyperFunction` (GAP, FC(C -> C/r), ReLU, FC(C/r -> C)
+    per head). With `dynamic_shifts=False` this is exactly ReActNet's RPReLU
+    (`PReLU(x + m1) + m2` with `m1 = -g`, `m2 = z`) and accepts any channels-last
+    input of rank >= 2.
+
+    Arguments:
+        reduction: channel reduction ratio `r` of the hyper function's hidden layer.
+        min_hidden: smallest width of the hidden layer.
+        dynamic_shifts: whether the shifts have the input-conditioned terms. False gives
+            ReActNet's RPReLU.
+        output_bound: None, or a positive `s` to bound each dynamic shift as
+            `s * tanh(.)`.
+        alpha_initializer: initializer of the slope `beta` (default 0.25).
+        shift_initializer: initializer of the static shifts `g` and `z`.
+        hyper_initializer: initializer of the hyper function's first FC kernel.
+        hyper_regularizer: optional regularizer of the hyper function's kernels.
+        **kwargs: passed to `tf.keras.layers.Layer` (e.g. `name`).
+
+    Input shape:
+        4-D NHWC `(batch, height, width, channels)` when dynamic; any channels-last
+        shape of rank >= 2 otherwise.
+
+    Output shape:
+        Same as the input.
+
+    Raises:
+        ValueError: for a non-positive `reduction` or `min_hidden`, a bad
+            `output_bound`, and, when built, for an input that is not 4-D while
+            `dynamic_shifts=True`.
+
+    References:
+        - [Zhang et al., DyBNN: Dynamic Binary Neural Network by learning
+          channel-wise thresholds, ICASSP 2022](https://arxiv.org/abs/2110.05185)
+        - [Liu et al., ReActNet, ECCV 2020](https://arxiv.org/abs/2003.03488)
+    """
+
+    def __init__(
+        self,
+        *,
+        reduction: int = 16,
+        min_hidden: int = 8,
+        dynamic_shifts: bool = True,
+        output_bound: float | None = None,
+        alpha_initializer: object = tf.keras.initializers.Constant(0.25),
+        shift_initializer: object = "zeros",
+        hyper_initializer: object = "he_normal",
+        hyper_regularizer: object = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.reduction = _checks.positive_int("reduction", reduction)
+        self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
+        self.output_bound = _checks.optional_positive_float("output_bound", output_bound)
+        self.dynamic_shifts = bool(dynamic_shifts)
+        self.alpha_initializer = tf.keras.initializers.get(alpha_initializer)
+        self.shift_initializer = tf.keras.initializers.get(shift_initializer)
+        self.hyper_initializer = tf.keras.initializers.get(hyper_initializer)
+        self.hyper_regularizer = tf.keras.regularizers.get(hyper_regularizer)
+        self.hyper = (
+            HyperFunction(
+                heads=2,
+                reduction=self.reduction,
+                min_hidden=self.min_hidden,
+                output_bound=self.output_bound,
+                kernel_initializer=self.hyper_initializer,
+                kernel_regularizer=self.hyper_regularizer,
+                name="hyper_function",
+            )
+            if self.dynamic_shifts
+            else None
+        )
+
+    def build(self, input_shape):
+        shape = _checks.channels_last_shape(
+            self.name,
+            input_shape,
+            require_4d=self.dynamic_shifts,
+            reason="DynamicPReLU with dynamic_shifts=True pools over height and width.",
+        )
+        channels = int(shape[-1])
+        # One slope per channel, shared over the spatial axes: (1, 1, C) for NHWC,
+        # the shape tf.keras.layers.PReLU(shared_axes=[1, 2]) uses.
+        self.alpha = self.add_weight(
+            name="alpha",
+            shape=(1,) * (shape.rank - 2) + (channels,),
+            initializer=self.alpha_initializer,
+        )
+        self.gamma = self.add_weight(
+            name="gamma", shape=(channels,), initializer=self.shift_initializer
+        )
+        self.zeta = self.add_weight(
+            name="zeta", shape=(channels,), initializer=self.shift_initializer
+        )
+        super().build(input_shape)
+
+    def shifts(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Compute `gamma(x)` and `zeta(x)`, the shifts each sample gets.
+
+        Arguments:
+            inputs: the layer's input.
+
+        Returns:
+            `(gamma, zeta)`, each `(batch, 1, 1, channels)` when dynamic, else the
+            static `(channels,)` shifts.
+        """
+        if not self.dynamic_shifts:
+            return tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.zeta)
+        gamma, zeta = self.hyper(inputs, offsets=[self.gamma, self.zeta])
+        return gamma, zeta
+
+    def call(self, inputs):
+        gamma, zeta = self.shifts(inputs)
+        shifted = inputs - gamma
+        # Exactly tf.keras.layers.PReLU's expression: the converter fuses it to PRELU.
+        activated = tf.nn.relu(shifted) + (-self.alpha) * tf.nn.relu(-shifted)
+        return activated + zeta
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape)
+
+    def hyper_macs_per_sample(self) -> int:
+        """Float multiply-accumulates of the hyper function for one sample."""
+        return self.hyper.macs_per_sample() if self.hyper is not None else 0
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "reduction": self.reduction,
+            "min_hidden": self.min_hidden,
+            "dynamic_shifts": self.dynamic_shifts,
+            "output_bound": self.output_bound,
+            "alpha_initializer": tf.keras.initializers.serialize(
+                self.alpha_initializer
+            ),
+            "shift_initializer": tf.keras.initializers.serialize(
+                self.shift_initializer
+            ),
+            "hyper_initializer": tf.keras.initializers.serialize(
+                self.hyper_initializer
+            ),
+            "hyper_regularizer": tf.keras.regularizers.serialize(
+                self.hyper_regularizer
+            ),
+        }

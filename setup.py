@@ -1,0 +1,19 @@
+"""Packaging for larq-dybnn.
+
+The repository keeps the model zoo in ``zoo/`` and the LCE exporter in
+``converter/``, but they install as ``larq_dybnn.zoo`` and
+``larq_dybnn.converter`` so that the package never claims the generic top-level
+names ``zoo`` or ``converter``. The mapping lives here, in ``package_dir``,
+because setup.cfg cannot express it for sub-packages of another folder.
+"""
+
+from setuptools import setup
+
+setup(
+    packages=["larq_dybnn", "larq_dybnn.zoo", "larq_dybnn.converter"],
+    package_dir={
+        "larq_dybnn": "larq_dybnn",
+        "larq_dybnn.zoo": "zoo",
+        "larq_dybnn.converter": "converter",
+    },
+)

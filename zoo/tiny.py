@@ -1,0 +1,82 @@
+"""A few-block ReActNet-style DyBNN for quick experiments, demos and tests."""
+
+from __future__ import annotations
+
+import larq as lq
+import tensorflow as tf
+
+from larq_dybnn import _checks
+from larq_dybnn.layers import DynamicPReLU
+from larq_dybnn.quantizers import DynamicSign
+
+__all__ = ["TinyDyBNN"]
+
+
+def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    input_tensor: tf.Tensor | None = None,
+    num_classes: int = 10,
+    include_top: bool = True,
+    width: int = 32,
+    blocks: int = 2,
+    dynamic: bool = True,
+    reduction: int = 8,
+    name: str | None = None,
+) -> tf.keras.Model:
+    """A small binary network: a float stem, then `blocks` ReActNet basic blocks.
+
+    Each block is DynamicSign -> binary 3x3 QuantConv2D (magnitude_aware_sign
+    weights, weight_clip, pad_values=1.0) -> BatchNorm -> + shortcut ->
+    DynamicPReLU; the head is global average pooling and a float Dense layer.
+
+    Arguments:
+        input_shape: `(height, width, channels)`; required unless `input_tensor`.
+        input_tensor: optional Keras tensor to use as the model's input.
+        num_classes: number of classes of the top layer.
+        include_top: whether to add the pooling and Dense head.
+        width: channels of the stem and of every block.
+        blocks: number of binary blocks.
+        dynamic: True for DynamicSign/DynamicPReLU, False for ReActNet's static
+            RSign/RPReLU (the same layers with their dynamic terms off).
+        reduction: hyper-function reduction ratio.
+        name: model name; defaults to "tiny_dybnn" or "tiny_reactnet".
+
+    Returns:
+        A `tf.keras.Model`.
+
+    Raises:
+        ValueError: if neither `input_shape` nor `input_tensor` is given, or a size
+            argument is not a positive integer.
+    """
+    width = _checks.positive_int("width", width)
+    blocks = _checks.positive_int("blocks", blocks)
+    num_classes = _checks.positive_int("num_classes", num_classes)
+    if input_tensor is None:
+        if input_shape is None:
+            raise ValueError("Give `input_shape` (height, width, channels) or `input_tensor`.")
+        inputs = tf.keras.Input(shape=input_shape)
+    else:
+        inputs = input_tensor
+    x = tf.keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(inputs)
+    x = tf.keras.layers.BatchNormalization(momentum=0.9)(x)
+    for _ in range(blocks):
+        shortcut = x
+        x = lq.layers.QuantConv2D(
+            width,
+            3,
+            padding="same",
+            pad_values=1.0,
+            input_quantizer=DynamicSign(reduction=reduction, dynamic_threshold=dynamic),
+            kernel_quantizer="magnitude_aware_sign",
+            kernel_constraint="weight_clip",
+            use_bias=False,
+        )(x)
+        x = tf.keras.layers.BatchNormalization(momentum=0.9)(x)
+        x = tf.keras.layers.Add()([x, shortcut])
+        x = DynamicPReLU(reduction=reduction, dynamic_shifts=dynamic)(x)
+    if include_top:
+        x = tf.keras.layers.GlobalAveragePooling2D()(x)
+        x = tf.keras.layers.Dense(num_classes)(x)
+    default_name = "tiny_dybnn" if dynamic else "tiny_reactnet"
+    return tf.keras.Model(inputs, x, name=name or default_name)
