@@ -12,7 +12,14 @@ _ensure_legacy_keras()
 from larq_dybnn._version import __version__  # noqa: E402
 from larq_dybnn.hyper import HyperFunction  # noqa: E402
 from larq_dybnn.layers import DynamicPReLU  # noqa: E402
-from larq_dybnn.profiling import summary  # noqa: E402
+from larq_dybnn.profiling import mac_counts, summary  # noqa: E402
 from larq_dybnn.quantizers import DynamicSign  # noqa: E402
 
-__all__ = ["DynamicSign", "DynamicPReLU", "HyperFunction", "summary", "__version__"]
+__all__ = [
+    "DynamicSign",
+    "DynamicPReLU",
+    "HyperFunction",
+    "summary",
+    "mac_counts",
+    "__version__",
+]

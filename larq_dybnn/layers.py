@@ -128,6 +128,8 @@ class DynamicPReLU(tf.keras.layers.Layer):
             `(gamma, zeta)`, each `(batch, 1, 1, channels)` when dynamic, else the
             static `(channels,)` shifts.
         """
+        if not self.built:
+            self(inputs)  # creates the weights, named as in a normal call
         if not self.dynamic_shifts:
             return tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.zeta)
         gamma, zeta = self.hyper(inputs, offsets=[self.gamma, self.zeta])

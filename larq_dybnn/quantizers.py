@@ -159,6 +159,8 @@ class DynamicSign(lq.quantizers.Quantizer):
         Returns:
             `(batch, 1, 1, channels)` when dynamic, else the static `(channels,)`.
         """
+        if not self.built:
+            self(inputs)  # creates the weights, named as in a normal call
         if not self.dynamic_threshold:
             return tf.convert_to_tensor(self.threshold)
         (tau,) = self.hyper(inputs, offsets=[self.threshold])

@@ -22,12 +22,14 @@ def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
     blocks: int = 2,
     dynamic: bool = True,
     reduction: int = 8,
+    output_bound: float | None = None,
+    kernel_quantizer: str = "magnitude_aware_sign",
     name: str | None = None,
 ) -> tf.keras.Model:
     """A small binary network: a float stem, then `blocks` ReActNet basic blocks.
 
-    Each block is DynamicSign -> binary 3x3 QuantConv2D (magnitude_aware_sign
-    weights, weight_clip, pad_values=1.0) -> BatchNorm -> + shortcut ->
+    Each block is DynamicSign -> binary 3x3 QuantConv2D (binary weights,
+    weight_clip, pad_values=1.0) -> BatchNorm -> + shortcut ->
     DynamicPReLU; the head is global average pooling and a float Dense layer.
 
     Arguments:
@@ -40,6 +42,9 @@ def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
         dynamic: True for DynamicSign/DynamicPReLU, False for ReActNet's static
             RSign/RPReLU (the same layers with their dynamic terms off).
         reduction: hyper-function reduction ratio.
+        output_bound: bound of the dynamic terms (`s * tanh`), None for unbounded.
+        kernel_quantizer: binary weight quantizer, "magnitude_aware_sign" (ReActNet)
+            or "ste_sign".
         name: model name; defaults to "tiny_dybnn" or "tiny_reactnet".
 
     Returns:
@@ -67,14 +72,18 @@ def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
             3,
             padding="same",
             pad_values=1.0,
-            input_quantizer=DynamicSign(reduction=reduction, dynamic_threshold=dynamic),
-            kernel_quantizer="magnitude_aware_sign",
+            input_quantizer=DynamicSign(
+                reduction=reduction, dynamic_threshold=dynamic, output_bound=output_bound
+            ),
+            kernel_quantizer=kernel_quantizer,
             kernel_constraint="weight_clip",
             use_bias=False,
         )(x)
         x = tf.keras.layers.BatchNormalization(momentum=0.9)(x)
         x = tf.keras.layers.Add()([x, shortcut])
-        x = DynamicPReLU(reduction=reduction, dynamic_shifts=dynamic)(x)
+        x = DynamicPReLU(
+            reduction=reduction, dynamic_shifts=dynamic, output_bound=output_bound
+        )(x)
     if include_top:
         x = tf.keras.layers.GlobalAveragePooling2D()(x)
         x = tf.keras.layers.Dense(num_classes)(x)

@@ -1,0 +1,84 @@
+"""Shared fixtures: real CIFAR-10 images from the shared data copy, weight helpers."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import larq_dybnn  # noqa: E402,F401  (selects legacy Keras before TensorFlow loads)
+import tensorflow as tf  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR10_DIR = Path(
+    os.environ.get("LARQ_DYBNN_CIFAR10_DIR", REPO.parent / "shared" / "data" / "cifar10")
+)
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], dtype=np.float32)
+CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], dtype=np.float32)
+
+
+def _require(path: Path) -> Path:
+    if path.exists():
+        return path
+    message = (
+        f"CIFAR-10 copy not found at {path}; set LARQ_DYBNN_CIFAR10_DIR to the folder "
+        "holding cifar10-test-jpg.tar.gz."
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def cifar10_test_batch() -> tuple[np.ndarray, np.ndarray]:
+    """The first 10 test images of each CIFAR-10 class, normalized, with labels."""
+    archive = _require(CIFAR10_DIR / "cifar10-test-jpg.tar.gz")
+    wanted = {f"cifar10/test/{name}/{i:04d}.jpg": label
+              for label, name in enumerate(CIFAR10_CLASSES) for i in range(10)}
+    images, labels = {}, {}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            if member.name in wanted:
+                data = tar.extractfile(member).read()
+                images[member.name] = tf.io.decode_jpeg(data, channels=3).numpy()
+                labels[member.name] = wanted[member.name]
+            if len(images) == len(wanted):
+                break
+    assert len(images) == len(wanted), f"missing images in {archive}"
+    names = sorted(images)
+    x = np.stack([images[n] for n in names]).astype(np.float32) / 255.0
+    x = (x - CIFAR10_MEAN) / CIFAR10_STD
+    return x, np.array([labels[n] for n in names])
+
+
+def randomize_weights(model_or_layer, *, seed: int = 0, scale: float = 0.5) -> None:
+    """Give every float weight random values, so zero-initialized dynamic terms act.
+
+    BatchNorm variances stay positive. Binary kernels get random values too (their
+    sign and magnitude then vary per channel).
+    """
+    rng = np.random.default_rng(seed)
+    for weight in model_or_layer.weights:
+        shape = tuple(weight.shape)
+        if "moving_variance" in weight.name:
+            value = rng.uniform(0.5, 1.5, size=shape)
+        elif "alpha" in weight.name:
+            value = rng.uniform(0.05, 0.5, size=shape)
+        else:
+            value = rng.normal(0.0, scale, size=shape)
+        weight.assign(value.astype(weight.dtype.as_numpy_dtype))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

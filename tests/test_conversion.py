@@ -1,0 +1,150 @@
+"""The conversion contract: binary convs stay LceBconv2d, hyper functions add only
+MEAN / FULLY_CONNECTED / SUB, and the real LCE interpreter matches Keras."""
+
+from __future__ import annotations
+
+import collections
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import randomize_weights
+
+from larq_dybnn import DynamicSign
+from larq_dybnn.converter import compare_with_lce, export_tflite, read_operators
+from larq_dybnn.zoo import TinyDyBNN
+
+BLOCKS = 3
+
+# Keras and LCE round floats differently, so an activation that lies within rounding
+# error of its threshold can binarize the other way and move the logits by a
+# fraction of a percent. Tolerances allow such isolated flips, not systematic error.
+MAX_DIFF = 1e-2  # relative to the largest logit
+MEAN_DIFF = 1e-4
+
+
+def _expected_histogram(blocks: int, dynamic: bool) -> collections.Counter:
+    """Op counts of TinyDyBNN: stem conv (BN folded), blocks, GAP + Dense head."""
+    per_block = collections.Counter({"LceQuantize": 1, "LceBconv2d": 1, "ADD": 1})
+    if dynamic:
+        # DynamicSign: MEAN, FC(+ReLU), FC, SUB. DynamicPReLU: MEAN, FC(+ReLU), FC x2,
+        # SUB, PRELU, ADD.
+        per_block += collections.Counter(
+            {"MEAN": 2, "FULLY_CONNECTED": 5, "SUB": 2, "PRELU": 1, "ADD": 1}
+        )
+    else:
+        per_block += collections.Counter({"SUB": 2, "PRELU": 1, "ADD": 1})
+    total = collections.Counter({"CONV_2D": 1, "MEAN": 1, "FULLY_CONNECTED": 1})
+    for _ in range(blocks):
+        total += per_block
+    return total
+
+
+def _count_binary_convs(model: tf.keras.Model) -> int:
+    return sum(
+        isinstance(layer, lq.layers.QuantConv2D)
+        and getattr(layer.input_quantizer, "precision", None) == 1
+        and getattr(layer.kernel_quantizer, "precision", None) == 1
+        for layer in model.layers
+    )
+
+
+@pytest.fixture(scope="module")
+def converted():
+    """Randomized TinyDyBNN variants and their flatbuffers, converted once."""
+    cache = {}
+
+    def get(dynamic: bool, kernel_quantizer: str, output_bound=None):
+        key = (dynamic, kernel_quantizer, output_bound)
+        if key not in cache:
+            model = TinyDyBNN(
+                input_shape=(32, 32, 3), width=32, blocks=BLOCKS, dynamic=dynamic,
+                reduction=4, kernel_quantizer=kernel_quantizer, output_bound=output_bound,
+            )
+            randomize_weights(model, seed=21, scale=0.3)
+            cache[key] = (model, export_tflite(model))
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("kernel_quantizer", ["magnitude_aware_sign", "ste_sign"])
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "static"])
+def test_op_histogram_is_exactly_the_minimal_set(converted, dynamic, kernel_quantizer):
+    model, flatbuffer = converted(dynamic, kernel_quantizer)
+    operators = read_operators(flatbuffer)
+    histogram = collections.Counter(op.name for op in operators)
+    assert histogram == _expected_histogram(BLOCKS, dynamic)
+    assert histogram["LceBconv2d"] == _count_binary_convs(model) == BLOCKS
+    assert "RESHAPE" not in histogram and "STRIDED_SLICE" not in histogram
+    fused = [op.fused_activation for op in operators if op.name == "FULLY_CONNECTED"]
+    # The first FC of every hyper function has the ReLU fused in.
+    assert fused.count("RELU") == (2 * BLOCKS if dynamic else 0)
+
+
+def test_bounded_hyper_functions_still_give_binary_convs(converted):
+    model, flatbuffer = converted(True, "magnitude_aware_sign", 0.5)
+    histogram = collections.Counter(op.name for op in read_operators(flatbuffer))
+    assert histogram["LceBconv2d"] == _count_binary_convs(model) == BLOCKS
+    assert histogram["TANH"] == 3 * BLOCKS  # one per output head
+    assert "RESHAPE" not in histogram and "STRIDED_SLICE" not in histogram
+
+
+@pytest.mark.parametrize("kernel_quantizer", ["magnitude_aware_sign", "ste_sign"])
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "static"])
+def test_lce_interpreter_matches_keras_on_random_inputs(converted, dynamic, kernel_quantizer, rng):
+    model, flatbuffer = converted(dynamic, kernel_quantizer)
+    x = rng.normal(size=(32, 32, 32, 3)).astype(np.float32)
+    parity = compare_with_lce(model, flatbuffer, x)
+    scale = float(np.abs(model.predict(x, verbose=0)).max())
+    assert parity.samples == 32
+    assert parity.top1_agreement == 1.0, parity
+    assert parity.max_abs_diff <= MAX_DIFF * max(scale, 1.0), parity
+    assert parity.mean_abs_diff <= MEAN_DIFF * max(scale, 1.0), parity
+
+
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "static"])
+def test_lce_interpreter_matches_keras_on_cifar10(converted, dynamic, cifar10_test_batch):
+    model, flatbuffer = converted(dynamic, "magnitude_aware_sign")
+    x, _ = cifar10_test_batch
+    parity = compare_with_lce(model, flatbuffer, x)
+    scale = float(np.abs(model.predict(x, verbose=0)).max())
+    assert parity.samples == 100
+    assert parity.top1_agreement == 1.0, parity
+    assert parity.max_abs_diff <= MAX_DIFF * max(scale, 1.0), parity
+    assert parity.mean_abs_diff <= MEAN_DIFF * max(scale, 1.0), parity
+
+
+def test_trained_model_matches_after_conversion(cifar10_test_batch):
+    """After real training steps (trained BN statistics, non-zero hyper outputs)."""
+    tf.keras.utils.set_random_seed(3)
+    x, y = cifar10_test_batch
+    model = TinyDyBNN(input_shape=(32, 32, 3), width=32, blocks=2, reduction=4)
+    model.compile("adam", tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=50, epochs=3, verbose=0)
+    flatbuffer = export_tflite(model)
+    histogram = collections.Counter(op.name for op in read_operators(flatbuffer))
+    assert histogram == _expected_histogram(2, True)
+    parity = compare_with_lce(model, flatbuffer, x)
+    assert parity.top1_agreement >= 0.99, parity
+    assert parity.mean_abs_diff < 1e-3, parity
+
+
+def test_dynamic_sign_in_a_plain_functional_model():
+    """The contract for a hand-built model, not only the zoo's."""
+    inputs = tf.keras.Input((16, 16, 64))
+    x = inputs
+    for i in range(2):
+        x = lq.layers.QuantConv2D(
+            64, 3, strides=1 + i, padding="same", pad_values=1.0,
+            input_quantizer=DynamicSign(reduction=16), kernel_quantizer="ste_sign",
+            kernel_constraint="weight_clip", use_bias=False,
+        )(x)
+        x = tf.keras.layers.BatchNormalization()(x)
+    model = tf.keras.Model(inputs, x)
+    randomize_weights(model, seed=4, scale=0.3)
+    histogram = collections.Counter(op.name for op in read_operators(export_tflite(model)))
+    assert histogram == collections.Counter(
+        {"MEAN": 2, "FULLY_CONNECTED": 4, "SUB": 2, "LceQuantize": 2, "LceBconv2d": 2}
+    )
