@@ -1,0 +1,52 @@
+"""`import larq_dybnn` selects legacy Keras, or explains why it cannot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def _run(code: str, tmp_path, **env) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    environment.update(env, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=environment,
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_import_selects_legacy_keras_before_tensorflow(tmp_path):
+    result = _run(
+        "import os, larq_dybnn, tensorflow as tf, larq\n"
+        "print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.layers.Layer.__module__)",
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    flag, module = result.stdout.split()
+    assert flag == "1" and module.startswith("tf_keras")
+
+
+def test_import_overrides_a_keras3_setting_when_tensorflow_is_not_loaded(tmp_path):
+    result = _run(
+        "import larq_dybnn, tensorflow as tf\nprint(tf.keras.layers.Layer.__module__)",
+        tmp_path, TF_USE_LEGACY_KERAS="0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("tf_keras")
+
+
+def test_import_after_keras3_tensorflow_raises_a_helpful_error(tmp_path):
+    result = _run("import tensorflow\nimport larq_dybnn", tmp_path)
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr
+    assert "TF_USE_LEGACY_KERAS" in result.stderr and "restart" in result.stderr
+
+
+def test_import_after_legacy_tensorflow_works(tmp_path):
+    result = _run(
+        "import tensorflow\nimport larq_dybnn\nprint('ok')", tmp_path,
+        TF_USE_LEGACY_KERAS="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
