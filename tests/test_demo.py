@@ -1,0 +1,57 @@
+"""The main job: `larq-dybnn demo` trains, exports and verifies on embedded data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from larq_dybnn.cli import main
+from larq_dybnn.datasets import load_digits
+from larq_dybnn.demo import run_demo
+
+
+def test_digits_are_normalized_and_stratified():
+    (x_train, y_train), (x_test, y_test) = load_digits(seed=0)
+    assert x_train.shape[1:] == (8, 8, 1) and len(x_train) + len(x_test) == 1797
+    assert x_train.min() == -1.0 and x_train.max() == 1.0
+    assert set(y_test) == set(range(10))
+
+
+def test_demo_command_trains_exports_and_passes(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-m", "larq_dybnn.cli", "demo", "--epochs", "4", "--quiet",
+         "--output-dir", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "RESULT: PASS" in result.stdout
+    assert "2 LceBconv2d" in result.stdout
+    tflite = tmp_path / "out" / "tiny_dybnn_digits.tflite"
+    assert tflite.stat().st_size > 10_000
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [tflite.name]
+
+
+def test_demo_learns(tmp_path):
+    result = run_demo(epochs=4, output_dir=tmp_path, verbose=0, print_fn=lambda *_: None)
+    assert result.passed and result.lce_bconvs == result.binary_convs == 2
+    assert result.test_accuracy > 0.5  # 10 classes: chance is 0.1
+    assert abs(result.lce_accuracy - result.test_accuracy) <= 0.01
+
+
+@pytest.mark.parametrize("args", [["demo", "--epochs", "0"], ["demo", "--batch-size", "x"], []])
+def test_bad_command_lines_exit_with_usage_errors(args, capsys):
+    with pytest.raises(SystemExit) as error:
+        main(args)
+    assert error.value.code == 2
+    assert "usage: larq-dybnn" in capsys.readouterr().err
+
+
+def test_run_demo_names_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="`epochs`"):
+        run_demo(epochs=0, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="`test_fraction`"):
+        load_digits(test_fraction=1.5)
