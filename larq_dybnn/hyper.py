@@ -177,3 +177,60 @@ class HyperFunction(tf.keras.layers.Layer):
                 self.kernel_regularizer
             ),
         }
+
+
+class HyperFunctionOwner:
+    """Options and bookkeeping shared by the layers that own a `HyperFunction`.
+
+    A layer mixes this in before `tf.keras.layers.Layer`, calls `_init_hyper` in its
+    `__init__` and merges `_hyper_config()` into its `get_config()`.
+    """
+
+    hyper: HyperFunction | None
+
+    def _init_hyper(
+        self,
+        *,
+        enabled: bool,
+        heads: int,
+        reduction: int,
+        min_hidden: int,
+        output_bound: float | None,
+        hyper_initializer: object,
+        hyper_regularizer: object,
+    ) -> None:
+        self.reduction = _checks.positive_int("reduction", reduction)
+        self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
+        self.output_bound = _checks.optional_positive_float("output_bound", output_bound)
+        self.hyper_initializer = tf.keras.initializers.get(hyper_initializer)
+        self.hyper_regularizer = tf.keras.regularizers.get(hyper_regularizer)
+        self.hyper = (
+            HyperFunction(
+                heads=heads,
+                reduction=self.reduction,
+                min_hidden=self.min_hidden,
+                output_bound=self.output_bound,
+                kernel_initializer=self.hyper_initializer,
+                kernel_regularizer=self.hyper_regularizer,
+                name="hyper_function",
+            )
+            if enabled
+            else None
+        )
+
+    def _hyper_config(self) -> dict:
+        return {
+            "reduction": self.reduction,
+            "min_hidden": self.min_hidden,
+            "output_bound": self.output_bound,
+            "hyper_initializer": tf.keras.initializers.serialize(self.hyper_initializer),
+            "hyper_regularizer": tf.keras.regularizers.serialize(self.hyper_regularizer),
+        }
+
+    def hyper_macs_per_sample(self) -> int:
+        """Float multiply-accumulates of the hyper function for one sample.
+
+        Returns:
+            0 when the layer has no dynamic term or is not built yet.
+        """
+        return self.hyper.macs_per_sample() if self.hyper is not None else 0

@@ -6,13 +6,13 @@ import tensorflow as tf
 
 from larq_dybnn import _checks
 from larq_dybnn._serialization import register
-from larq_dybnn.hyper import HyperFunction
+from larq_dybnn.hyper import HyperFunctionOwner
 
 __all__ = ["DynamicPReLU"]
 
 
 @register("dynamic_prelu")
-class DynamicPReLU(tf.keras.layers.Layer):
+class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
     r"""PReLU with learned, input-conditioned shifts before and after it.
 
     \\[
@@ -73,26 +73,17 @@ class DynamicPReLU(tf.keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.reduction = _checks.positive_int("reduction", reduction)
-        self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
-        self.output_bound = _checks.optional_positive_float("output_bound", output_bound)
         self.dynamic_shifts = bool(dynamic_shifts)
         self.alpha_initializer = tf.keras.initializers.get(alpha_initializer)
         self.shift_initializer = tf.keras.initializers.get(shift_initializer)
-        self.hyper_initializer = tf.keras.initializers.get(hyper_initializer)
-        self.hyper_regularizer = tf.keras.regularizers.get(hyper_regularizer)
-        self.hyper = (
-            HyperFunction(
-                heads=2,
-                reduction=self.reduction,
-                min_hidden=self.min_hidden,
-                output_bound=self.output_bound,
-                kernel_initializer=self.hyper_initializer,
-                kernel_regularizer=self.hyper_regularizer,
-                name="hyper_function",
-            )
-            if self.dynamic_shifts
-            else None
+        self._init_hyper(
+            enabled=self.dynamic_shifts,
+            heads=2,
+            reduction=reduction,
+            min_hidden=min_hidden,
+            output_bound=output_bound,
+            hyper_initializer=hyper_initializer,
+            hyper_regularizer=hyper_regularizer,
         )
 
     def build(self, input_shape):
@@ -145,27 +136,15 @@ class DynamicPReLU(tf.keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tf.TensorShape(input_shape)
 
-    def hyper_macs_per_sample(self) -> int:
-        """Float multiply-accumulates of the hyper function for one sample."""
-        return self.hyper.macs_per_sample() if self.hyper is not None else 0
-
     def get_config(self):
         return {
             **super().get_config(),
-            "reduction": self.reduction,
-            "min_hidden": self.min_hidden,
+            **self._hyper_config(),
             "dynamic_shifts": self.dynamic_shifts,
-            "output_bound": self.output_bound,
             "alpha_initializer": tf.keras.initializers.serialize(
                 self.alpha_initializer
             ),
             "shift_initializer": tf.keras.initializers.serialize(
                 self.shift_initializer
-            ),
-            "hyper_initializer": tf.keras.initializers.serialize(
-                self.hyper_initializer
-            ),
-            "hyper_regularizer": tf.keras.regularizers.serialize(
-                self.hyper_regularizer
             ),
         }

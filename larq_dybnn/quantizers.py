@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from larq_dybnn import _checks
 from larq_dybnn._serialization import register
-from larq_dybnn.hyper import HyperFunction
+from larq_dybnn.hyper import HyperFunctionOwner
 
 __all__ = ["DynamicSign", "ESTIMATORS"]
 
@@ -32,7 +32,7 @@ ESTIMATORS: dict[str, Callable[[tf.Tensor, float], tf.Tensor]] = {
 
 
 @register("dynamic_sign")
-class DynamicSign(lq.quantizers.Quantizer):
+class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
     r"""Binarize activations around a learned, input-conditioned threshold.
 
     \\[
@@ -109,27 +109,18 @@ class DynamicSign(lq.quantizers.Quantizer):
             raise ValueError(
                 f"`estimator` must be one of {sorted(ESTIMATORS)}, got {estimator!r}."
             )
-        self.reduction = _checks.positive_int("reduction", reduction)
-        self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
-        self.output_bound = _checks.optional_positive_float("output_bound", output_bound)
         self.clip_value = _checks.optional_positive_float("clip_value", clip_value)
         self.dynamic_threshold = bool(dynamic_threshold)
         self.estimator = estimator
         self.threshold_initializer = tf.keras.initializers.get(threshold_initializer)
-        self.hyper_initializer = tf.keras.initializers.get(hyper_initializer)
-        self.hyper_regularizer = tf.keras.regularizers.get(hyper_regularizer)
-        self.hyper = (
-            HyperFunction(
-                heads=1,
-                reduction=self.reduction,
-                min_hidden=self.min_hidden,
-                output_bound=self.output_bound,
-                kernel_initializer=self.hyper_initializer,
-                kernel_regularizer=self.hyper_regularizer,
-                name="hyper_function",
-            )
-            if self.dynamic_threshold
-            else None
+        self._init_hyper(
+            enabled=self.dynamic_threshold,
+            heads=1,
+            reduction=reduction,
+            min_hidden=min_hidden,
+            output_bound=output_bound,
+            hyper_initializer=hyper_initializer,
+            hyper_regularizer=hyper_regularizer,
         )
 
     def build(self, input_shape):
@@ -171,26 +162,14 @@ class DynamicSign(lq.quantizers.Quantizer):
             inputs - self.thresholds(inputs), self.clip_value
         )
 
-    def hyper_macs_per_sample(self) -> int:
-        """Float multiply-accumulates of the hyper function for one sample."""
-        return self.hyper.macs_per_sample() if self.hyper is not None else 0
-
     def get_config(self):
         return {
             **super().get_config(),
-            "reduction": self.reduction,
-            "min_hidden": self.min_hidden,
+            **self._hyper_config(),
             "dynamic_threshold": self.dynamic_threshold,
-            "output_bound": self.output_bound,
             "estimator": self.estimator,
             "clip_value": self.clip_value,
             "threshold_initializer": tf.keras.initializers.serialize(
                 self.threshold_initializer
-            ),
-            "hyper_initializer": tf.keras.initializers.serialize(
-                self.hyper_initializer
-            ),
-            "hyper_regularizer": tf.keras.regularizers.serialize(
-                self.hyper_regularizer
             ),
         }

@@ -41,6 +41,15 @@ def _expected_histogram(blocks: int, dynamic: bool) -> collections.Counter:
     return total
 
 
+def _assert_parity(model, flatbuffer, x) -> None:
+    parity = compare_with_lce(model, flatbuffer, x)
+    scale = max(float(np.abs(model.predict(x, verbose=0)).max()), 1.0)
+    assert parity.samples == len(x)
+    assert parity.top1_agreement == 1.0, parity
+    assert parity.max_abs_diff <= MAX_DIFF * scale, parity
+    assert parity.mean_abs_diff <= MEAN_DIFF * scale, parity
+
+
 def _count_binary_convs(model: tf.keras.Model) -> int:
     return sum(
         isinstance(layer, lq.layers.QuantConv2D)
@@ -95,25 +104,15 @@ def test_bounded_hyper_functions_still_give_binary_convs(converted):
 @pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "static"])
 def test_lce_interpreter_matches_keras_on_random_inputs(converted, dynamic, kernel_quantizer, rng):
     model, flatbuffer = converted(dynamic, kernel_quantizer)
-    x = rng.normal(size=(32, 32, 32, 3)).astype(np.float32)
-    parity = compare_with_lce(model, flatbuffer, x)
-    scale = float(np.abs(model.predict(x, verbose=0)).max())
-    assert parity.samples == 32
-    assert parity.top1_agreement == 1.0, parity
-    assert parity.max_abs_diff <= MAX_DIFF * max(scale, 1.0), parity
-    assert parity.mean_abs_diff <= MEAN_DIFF * max(scale, 1.0), parity
+    _assert_parity(model, flatbuffer, rng.normal(size=(32, 32, 32, 3)).astype(np.float32))
 
 
 @pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "static"])
 def test_lce_interpreter_matches_keras_on_cifar10(converted, dynamic, cifar10_test_batch):
     model, flatbuffer = converted(dynamic, "magnitude_aware_sign")
     x, _ = cifar10_test_batch
-    parity = compare_with_lce(model, flatbuffer, x)
-    scale = float(np.abs(model.predict(x, verbose=0)).max())
-    assert parity.samples == 100
-    assert parity.top1_agreement == 1.0, parity
-    assert parity.max_abs_diff <= MAX_DIFF * max(scale, 1.0), parity
-    assert parity.mean_abs_diff <= MEAN_DIFF * max(scale, 1.0), parity
+    assert len(x) == 100
+    _assert_parity(model, flatbuffer, x)
 
 
 def test_trained_model_matches_after_conversion(cifar10_test_batch):
