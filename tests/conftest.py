@@ -79,6 +79,37 @@ def randomize_weights(model_or_layer, *, seed: int = 0, scale: float = 0.5) -> N
         weight.assign(value.astype(weight.dtype.as_numpy_dtype))
 
 
+def randomize_and_calibrate(model, x: np.ndarray, *, seed: int = 0) -> None:
+    """Random weights for a deep model, with BatchNorm statistics that fit them.
+
+    Random BN statistics let activations grow by orders of magnitude over a dozen
+    residual blocks; instead, BN gets random scales and offsets and its moving
+    statistics are set to the batch statistics of `x`, as training would.
+    """
+    randomize_weights(model, seed=seed, scale=0.3)
+    rng = np.random.default_rng(seed + 1)
+    for weight in model.weights:
+        name, shape = weight.name, tuple(weight.shape)
+        if "hyper_function" in name and "kernel" in name:
+            # He-like for the hidden layer, small heads: dynamic terms of a sane size.
+            std = (1.0 if "hidden" in name else 0.2) / np.sqrt(shape[0])
+            weight.assign(rng.normal(0.0, std, size=shape).astype(np.float32))
+        elif "hyper_function" in name or name.split("/")[-1].split(":")[0] in (
+            "threshold", "gamma", "zeta"
+        ) and "batch_normalization" not in name and "_bn" not in name:
+            weight.assign(rng.normal(0.0, 0.1, size=shape).astype(np.float32))
+    batch_norms = [l for l in model.layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+    for bn in batch_norms:
+        bn.gamma.assign(rng.uniform(0.5, 1.5, size=bn.gamma.shape).astype(np.float32))
+        bn.beta.assign(rng.normal(0.0, 0.2, size=bn.beta.shape).astype(np.float32))
+    momenta = [bn.momentum for bn in batch_norms]
+    for bn in batch_norms:
+        bn.momentum = 0.0
+    model(x, training=True)
+    for bn, momentum in zip(batch_norms, momenta):
+        bn.momentum = momentum
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

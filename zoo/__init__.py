@@ -1,5 +1,24 @@
-"""Ready-made DyBNN and ReActNet models. Installed as ``larq_dybnn.zoo``."""
+"""Ready-made ReActNet and DyBNN models. Installed as ``larq_dybnn.zoo``.
 
+All builders take larq-zoo's keyword-only arguments (`input_shape`, `input_tensor`,
+`weights`, `include_top`, `num_classes`).
+"""
+
+from larq_zoo import decode_predictions, preprocess_input
+
+from larq_dybnn.zoo.reactnet_18 import DyBNNReActNet18, ReActNet18
+from larq_dybnn.zoo.reactnet_a import DyBNNReActNetA, ReActNetA
 from larq_dybnn.zoo.tiny import TinyDyBNN
+from larq_dybnn.zoo.weights import register_weights, registered_weights
 
-__all__ = ["TinyDyBNN"]
+__all__ = [
+    "ReActNetA",
+    "DyBNNReActNetA",
+    "ReActNet18",
+    "DyBNNReActNet18",
+    "TinyDyBNN",
+    "preprocess_input",
+    "decode_predictions",
+    "register_weights",
+    "registered_weights",
+]

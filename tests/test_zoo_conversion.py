@@ -1,0 +1,59 @@
+"""Every zoo model converts with each binary conv as LceBconv2d and matches LCE."""
+
+from __future__ import annotations
+
+import collections
+
+import larq as lq
+import numpy as np
+import pytest
+from conftest import randomize_and_calibrate
+
+from larq_dybnn import DynamicPReLU, DynamicSign
+from larq_dybnn.converter import compare_with_lce, export_tflite, read_operators
+from larq_dybnn.zoo import DyBNNReActNet18, DyBNNReActNetA, ReActNet18, ReActNetA
+
+# Small inputs keep conversion fast; the graphs are the full-depth ones.
+SIZES = {"imagenet": 32, "cifar": 16}
+
+
+@pytest.mark.parametrize("stem", ["imagenet", "cifar"])
+@pytest.mark.parametrize(
+    "builder", [ReActNetA, DyBNNReActNetA, ReActNet18, DyBNNReActNet18],
+    ids=lambda b: b.__name__,
+)
+def test_zoo_model_converts_and_matches_lce(builder, stem, rng):
+    size = SIZES[stem]
+    model = builder(input_shape=(size, size, 3), num_classes=10, width_multiplier=0.25, stem=stem)
+    x = rng.normal(size=(16, size, size, 3)).astype(np.float32)
+    randomize_and_calibrate(model, x, seed=17)
+    flatbuffer = export_tflite(model)
+    ops = collections.Counter(op.name for op in read_operators(flatbuffer))
+
+    convs = [l for l in model.layers if isinstance(l, lq.layers.QuantConv2D)]
+    signs = [c.input_quantizer for c in convs]
+    assert all(isinstance(q, DynamicSign) for q in signs)
+    assert ops["LceBconv2d"] == len(convs) == (26 if builder.__name__.endswith("A") else 16)
+    assert ops["LceQuantize"] == len(convs)
+
+    dynamic_signs = [c for c in convs if c.input_quantizer.dynamic_threshold]
+    prelus = [l for l in model.layers if isinstance(l, DynamicPReLU)]
+    dynamic_prelus = [p for p in prelus if p.dynamic_shifts]
+    assert ops["PRELU"] == len(prelus)
+    # Hyper functions: MEAN + 2 FC per DynamicSign, MEAN + 3 FC per DynamicPReLU;
+    # the classifier adds one FC. The converter drops a MEAN over a 1x1 map (it is
+    # the identity), which the small test inputs produce in the last stage.
+    assert ops["FULLY_CONNECTED"] == 2 * len(dynamic_signs) + 3 * len(dynamic_prelus) + 1
+    pooled = [l for l in dynamic_signs + dynamic_prelus if np.prod(l.input_shape[1:3]) > 1]
+    assert ops["MEAN"] == len(pooled)
+    assert "STRIDED_SLICE" not in ops
+    assert ops["RESHAPE"] <= 1  # only larq-zoo's pooling head (Flatten)
+
+    parity = compare_with_lce(model, flatbuffer, x)
+    assert float(np.abs(model(x)).max()) < 1e5  # calibrated: no blow-up
+    # Per sample: most samples match to rounding. A rounding-level flip of one
+    # binary activation can make a whole sample diverge in a deep random DyBNN (its
+    # pooled context moves every later threshold), so a few samples may fall out;
+    # a conversion error would make (nearly) all of them differ.
+    assert parity.close_fraction >= 0.75, parity
+    assert parity.top1_agreement >= 0.75, parity

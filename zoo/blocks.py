@@ -1,0 +1,131 @@
+"""Layer factories shared by the zoo's ReActNet and DyBNN models.
+
+A model's `Thresholds` says which of RSign / RPReLU are dynamic; the factories turn
+that into `DynamicSign` / `DynamicPReLU` layers with the dynamic term on or off, so
+that a DyBNN model and its ReActNet twin differ only in those layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import larq as lq
+import tensorflow as tf
+
+from larq_dybnn import _checks
+from larq_dybnn.layers import DynamicPReLU
+from larq_dybnn.quantizers import DynamicSign
+
+#: Values of the zoo's `dynamic` argument, and which parts each makes dynamic.
+DYNAMIC_PARTS = {
+    "both": (True, True),
+    "sign": (True, False),
+    "prelu": (False, True),
+    "none": (False, False),
+}
+
+#: BatchNorm as in PyTorch's defaults, which the official ReActNet code uses.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Which threshold layers are dynamic, and how their hyper functions look.
+
+    Attributes:
+        dynamic_sign: DynamicSign (True) or ReActNet's RSign (False).
+        dynamic_prelu: DynamicPReLU (True) or ReActNet's RPReLU (False).
+        reduction: hyper-function reduction ratio.
+        output_bound: bound of the dynamic terms, None for unbounded.
+    """
+
+    dynamic_sign: bool = False
+    dynamic_prelu: bool = False
+    reduction: int = 16
+    output_bound: float | None = None
+
+    @classmethod
+    def from_arguments(
+        cls, *, dynamic: str, reduction: int, output_bound: float | None
+    ) -> "Thresholds":
+        """Build from the zoo's public arguments, checking them.
+
+        Raises:
+            ValueError: for an unknown `dynamic`, a bad `reduction` or `output_bound`.
+        """
+        if dynamic not in DYNAMIC_PARTS:
+            raise ValueError(
+                f"`dynamic` must be one of {sorted(DYNAMIC_PARTS)}, got {dynamic!r}."
+            )
+        sign, prelu = DYNAMIC_PARTS[dynamic]
+        return cls(
+            dynamic_sign=sign,
+            dynamic_prelu=prelu,
+            reduction=_checks.positive_int("reduction", reduction),
+            output_bound=_checks.optional_positive_float("output_bound", output_bound),
+        )
+
+    def sign(self, name: str) -> DynamicSign:
+        """An RSign or DynamicSign quantizer."""
+        return DynamicSign(
+            reduction=self.reduction,
+            dynamic_threshold=self.dynamic_sign,
+            output_bound=self.output_bound,
+            name=name,
+        )
+
+    def prelu(self, name: str) -> DynamicPReLU:
+        """An RPReLU or DynamicPReLU layer."""
+        return DynamicPReLU(
+            reduction=self.reduction,
+            dynamic_shifts=self.dynamic_prelu,
+            output_bound=self.output_bound,
+            name=name,
+        )
+
+
+def binary_conv(
+    filters: int,
+    kernel_size: int,
+    *,
+    strides: int = 1,
+    input_quantizer: tf.keras.layers.Layer,
+    binary_weights: bool,
+    name: str,
+) -> lq.layers.QuantConv2D:
+    """A QuantConv2D that LCE converts to LceBconv2d.
+
+    Arguments:
+        filters: output channels.
+        kernel_size: square kernel size.
+        strides: stride.
+        input_quantizer: the activation quantizer (RSign / DynamicSign).
+        binary_weights: `magnitude_aware_sign` + `weight_clip` weights (True), or
+            real-valued weights (False, step 1 of ReActNet's recipe).
+        name: layer name.
+    """
+    return lq.layers.QuantConv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        pad_values=1.0,
+        use_bias=False,
+        input_quantizer=input_quantizer,
+        kernel_quantizer="magnitude_aware_sign" if binary_weights else None,
+        kernel_constraint="weight_clip" if binary_weights else None,
+        name=name,
+    )
+
+
+def batch_norm(name: str) -> tf.keras.layers.BatchNormalization:
+    """BatchNormalization with PyTorch's default momentum and epsilon."""
+    return tf.keras.layers.BatchNormalization(
+        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
+    )
+
+
+def scaled(channels: int, width_multiplier: float) -> int:
+    """Channels after the width multiplier, at least 1."""
+    return max(1, int(round(channels * width_multiplier)))

@@ -1,0 +1,192 @@
+"""ReActNet-18 (ResNet-18 / Bi-Real backbone) and its DyBNN version."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+from larq_zoo.core import utils as zoo_utils
+
+from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, scaled
+from larq_dybnn.zoo.inputs import model_input
+from larq_dybnn.zoo.weights import check_weights, load_weights
+
+__all__ = ["ReActNet18", "DyBNNReActNet18"]
+
+STAGE_CHANNELS = (64, 128, 256, 512)
+BLOCKS_PER_STAGE = 4
+TOTAL_STRIDE = {"imagenet": 32, "cifar": 8}
+
+
+def _block(
+    x: tf.Tensor, *, name: str, channels: int, stride: int, thresholds: Thresholds,
+    binary_weights: bool,
+) -> tf.Tensor:
+    """One Bi-Real/ReActNet-18 block: RSign, binary 3x3 conv, BN, + shortcut, RPReLU."""
+    shortcut = x
+    out = binary_conv(
+        channels, 3, strides=stride, input_quantizer=thresholds.sign(f"{name}_sign"),
+        binary_weights=binary_weights, name=f"{name}_conv",
+    )(x)
+    out = batch_norm(f"{name}_bn")(out)
+    if stride != 1 or x.shape[-1] != channels:
+        # Real-valued downsampling shortcut: 2x2 average pooling, 1x1 conv, BN.
+        shortcut = tf.keras.layers.AveragePooling2D(
+            stride, stride, name=f"{name}_shortcut_pool"
+        )(shortcut)
+        shortcut = tf.keras.layers.Conv2D(
+            channels, 1, use_bias=False, name=f"{name}_shortcut_conv"
+        )(shortcut)
+        shortcut = batch_norm(f"{name}_shortcut_bn")(shortcut)
+    out = tf.keras.layers.Add(name=f"{name}_add")([out, shortcut])
+    return thresholds.prelu(f"{name}_prelu")(out)
+
+
+def _reactnet_18(
+    *,
+    thresholds: Thresholds,
+    default_name: str,
+    input_shape: Sequence[int | None] | None,
+    input_tensor: tf.Tensor | None,
+    weights: str | None,
+    include_top: bool,
+    num_classes: int,
+    width_multiplier: float,
+    stem: str,
+    binary_weights: bool,
+    name: str | None,
+) -> tf.keras.Model:
+    inputs, _ = model_input(
+        input_shape=input_shape, input_tensor=input_tensor, include_top=include_top,
+        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
+        total_stride=TOTAL_STRIDE,
+    )
+    check_weights(
+        weights, model=default_name, include_top=include_top, num_classes=num_classes
+    )
+    base = scaled(STAGE_CHANNELS[0], width_multiplier)
+    if stem == "imagenet":
+        x = tf.keras.layers.Conv2D(
+            base, 7, strides=2, padding="same", use_bias=False, name="stem_conv"
+        )(inputs)
+        x = batch_norm("stem_bn")(x)
+        x = tf.keras.layers.MaxPool2D(3, 2, padding="same", name="stem_pool")(x)
+    else:
+        x = tf.keras.layers.Conv2D(
+            base, 3, strides=1, padding="same", use_bias=False, name="stem_conv"
+        )(inputs)
+        x = batch_norm("stem_bn")(x)
+    for stage in range(len(STAGE_CHANNELS)):
+        channels = base * 2**stage
+        for block in range(BLOCKS_PER_STAGE):
+            stride = 2 if stage > 0 and block == 0 else 1
+            x = _block(
+                x, name=f"stage{stage + 1}_block{block + 1}", channels=channels,
+                stride=stride, thresholds=thresholds, binary_weights=binary_weights,
+            )
+    if include_top:
+        x = zoo_utils.global_pool(x, name="global_pool")
+        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+
+    model = tf.keras.Model(
+        inputs if input_tensor is None else tf.keras.utils.get_source_inputs(input_tensor),
+        x,
+        name=name or default_name,
+    )
+    load_weights(
+        model, weights, model_name=default_name, include_top=include_top,
+        num_classes=num_classes,
+    )
+    return model
+
+
+def ReActNet18(  # noqa: N802 - larq-zoo names models like classes
+    *,
+    input_shape: Sequence[int | None] | None = None,
+    input_tensor: tf.Tensor | None = None,
+    weights: str | None = None,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    width_multiplier: float = 1.0,
+    stem: str = "imagenet",
+    binary_weights: bool = True,
+    name: str | None = None,
+) -> tf.keras.Model:
+    """ReActNet-18: the ResNet-18 (Bi-Real Net) binary network of Liu et al. (2020).
+
+    Stem: 7x7 conv with stride 2, BN, 3x3 max-pooling with stride 2 (CIFAR stem:
+    stride-1 3x3 conv and BN, no pooling). Four stages of 4 blocks at 64, 128, 256
+    and 512 channels; the first block of stages 2-4 has stride 2. Each block: RSign,
+    binary 3x3 conv, BN, + shortcut, RPReLU. The downsampling shortcut is
+    real-valued: 2x2 average pooling, 1x1 conv, BN. Head: global average pooling
+    and a float Dense.
+
+    At 224x224: 1,676,279,808 binary MACs and 137,793,536 float MACs.
+
+    Arguments:
+        input_shape: `(height, width, 3)`; None for 224x224 (32x32 with the CIFAR
+            stem). Height and width must be at least 32 (8 with the CIFAR stem).
+        input_tensor, weights, include_top, num_classes, width_multiplier,
+        binary_weights: as in `larq_dybnn.zoo.ReActNetA`.
+        stem: "imagenet" or "cifar".
+        name: model name; defaults to "reactnet_18".
+
+    Returns:
+        A `tf.keras.Model`.
+
+    Raises:
+        ValueError: as `larq_dybnn.zoo.ReActNetA`.
+
+    References:
+        - [Liu et al., ReActNet, ECCV 2020](https://arxiv.org/abs/2003.03488)
+        - [Liu et al., Bi-Real Net, ECCV 2018](https://arxiv.org/abs/1808.00278)
+    """
+    return _reactnet_18(
+        thresholds=Thresholds(), default_name="reactnet_18", input_shape=input_shape,
+        input_tensor=input_tensor, weights=weights, include_top=include_top,
+        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
+        binary_weights=binary_weights, name=name,
+    )
+
+
+def DyBNNReActNet18(  # noqa: N802
+    *,
+    input_shape: Sequence[int | None] | None = None,
+    input_tensor: tf.Tensor | None = None,
+    weights: str | None = None,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    dynamic: str = "both",
+    reduction: int = 16,
+    output_bound: float | None = None,
+    width_multiplier: float = 1.0,
+    stem: str = "imagenet",
+    binary_weights: bool = True,
+    name: str | None = None,
+) -> tf.keras.Model:
+    """DyBNN ReActNet-18: ReActNet-18 with input-conditioned thresholds.
+
+    `ReActNet18` layer for layer, with every RSign replaced by `DynamicSign` and
+    every RPReLU by `DynamicPReLU`.
+
+    Arguments:
+        As `larq_dybnn.zoo.DyBNNReActNetA`; `name` defaults to "dybnn_reactnet_18".
+
+    Returns:
+        A `tf.keras.Model`.
+
+    Raises:
+        ValueError: as `larq_dybnn.zoo.DyBNNReActNetA`.
+
+    References:
+        - [Zhang et al., DyBNN, ICASSP 2022](https://arxiv.org/abs/2110.05185)
+    """
+    return _reactnet_18(
+        thresholds=Thresholds.from_arguments(
+            dynamic=dynamic, reduction=reduction, output_bound=output_bound
+        ),
+        default_name="dybnn_reactnet_18", input_shape=input_shape,
+        input_tensor=input_tensor, weights=weights, include_top=include_top,
+        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
+        binary_weights=binary_weights, name=name,
+    )

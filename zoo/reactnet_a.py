@@ -1,0 +1,222 @@
+"""ReActNet-A (MobileNetV1 backbone) and its DyBNN version."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+from larq_zoo.core import utils as zoo_utils
+
+from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, scaled
+from larq_dybnn.zoo.inputs import model_input
+from larq_dybnn.zoo.weights import check_weights, load_weights
+
+__all__ = ["ReActNetA", "DyBNNReActNetA"]
+
+#: Output channels of the stem and the 13 blocks (official `stage_out_channel`).
+STAGE_CHANNELS = (32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024)
+TOTAL_STRIDE = {"imagenet": 32, "cifar": 16}
+
+
+def _block(
+    x: tf.Tensor, *, index: int, out_channels: int, stride: int,
+    thresholds: Thresholds, binary_weights: bool,
+) -> tf.Tensor:
+    """One ReActNet-A block (official `BasicBlock`)."""
+    name = f"block{index}"
+    channels = x.shape[-1]
+    shortcut = x
+    out = binary_conv(
+        channels, 3, strides=stride, input_quantizer=thresholds.sign(f"{name}_sign3x3"),
+        binary_weights=binary_weights, name=f"{name}_conv3x3",
+    )(x)
+    out = batch_norm(f"{name}_bn3x3")(out)
+    if stride == 2:
+        shortcut = tf.keras.layers.AveragePooling2D(2, 2, name=f"{name}_pool")(shortcut)
+    out = tf.keras.layers.Add(name=f"{name}_add3x3")([shortcut, out])
+    out = thresholds.prelu(f"{name}_prelu3x3")(out)
+
+    # Where channels double, the official code has two C->C 1x1 convs on the same
+    # binarized input, each with its own BN and each added to `out`, concatenated.
+    # One C->2C conv is the same computation (weights, magnitude scaling and BN are
+    # all per output channel), with the one shared RSign of the official code.
+    pointwise = binary_conv(
+        out_channels, 1, input_quantizer=thresholds.sign(f"{name}_sign1x1"),
+        binary_weights=binary_weights, name=f"{name}_conv1x1",
+    )(out)
+    pointwise = batch_norm(f"{name}_bn1x1")(pointwise)
+    residual = out
+    if out_channels == 2 * channels:
+        residual = tf.keras.layers.Concatenate(name=f"{name}_concat")([out, out])
+    elif out_channels != channels:
+        raise ValueError(f"{name}: channels must stay or double, got {channels}->{out_channels}")
+    out = tf.keras.layers.Add(name=f"{name}_add1x1")([residual, pointwise])
+    return thresholds.prelu(f"{name}_prelu1x1")(out)
+
+
+def _reactnet_a(
+    *,
+    thresholds: Thresholds,
+    default_name: str,
+    input_shape: Sequence[int | None] | None,
+    input_tensor: tf.Tensor | None,
+    weights: str | None,
+    include_top: bool,
+    num_classes: int,
+    width_multiplier: float,
+    stem: str,
+    binary_weights: bool,
+    name: str | None,
+) -> tf.keras.Model:
+    inputs, _ = model_input(
+        input_shape=input_shape, input_tensor=input_tensor, include_top=include_top,
+        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
+        total_stride=TOTAL_STRIDE,
+    )
+    check_weights(
+        weights, model=default_name, include_top=include_top, num_classes=num_classes
+    )
+    channels = [scaled(STAGE_CHANNELS[0], width_multiplier)]
+    for previous, current in zip(STAGE_CHANNELS, STAGE_CHANNELS[1:]):
+        channels.append(channels[-1] * 2 if current == 2 * previous else channels[-1])
+
+    x = tf.keras.layers.Conv2D(
+        channels[0], 3, strides=2 if stem == "imagenet" else 1, padding="same",
+        use_bias=False, name="stem_conv",
+    )(inputs)
+    x = batch_norm("stem_bn")(x)
+    for index in range(1, len(STAGE_CHANNELS)):
+        doubles = STAGE_CHANNELS[index] != STAGE_CHANNELS[index - 1]
+        # Official rule: stride 2 where the channel count changes, except 32 -> 64.
+        stride = 2 if doubles and STAGE_CHANNELS[index] != 64 else 1
+        x = _block(
+            x, index=index, out_channels=channels[index], stride=stride,
+            thresholds=thresholds, binary_weights=binary_weights,
+        )
+    if include_top:
+        x = zoo_utils.global_pool(x, name="global_pool")
+        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
+
+    model = tf.keras.Model(
+        inputs if input_tensor is None else tf.keras.utils.get_source_inputs(input_tensor),
+        x,
+        name=name or default_name,
+    )
+    load_weights(
+        model, weights, model_name=default_name, include_top=include_top,
+        num_classes=num_classes,
+    )
+    return model
+
+
+def ReActNetA(  # noqa: N802 - larq-zoo names models like classes
+    *,
+    input_shape: Sequence[int | None] | None = None,
+    input_tensor: tf.Tensor | None = None,
+    weights: str | None = None,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    width_multiplier: float = 1.0,
+    stem: str = "imagenet",
+    binary_weights: bool = True,
+    name: str | None = None,
+) -> tf.keras.Model:
+    """ReActNet-A: the MobileNetV1-based binary network of Liu et al. (2020).
+
+    Stem: real-valued 3x3 conv (stride 2; stride 1 for the CIFAR stem) to 32 channels
+    and BN. Then 13 blocks to 64, 128, 128, 256, 256, 512 x6, 1024, 1024 channels,
+    stride 2 where the channel count changes except 32 -> 64. Each block: RSign,
+    binary 3x3 conv, BN, + shortcut (2x2 average pooling at stride 2), RPReLU, RSign,
+    binary 1x1 conv, BN, + residual, RPReLU. Binary weights use
+    `magnitude_aware_sign` with `weight_clip`; convs pad with 1.0 so that LCE makes
+    each of them one LceBconv2d. Head: global average pooling and a float Dense.
+
+    At 224x224: 4,816,896,000 binary MACs and 11,862,016 float MACs
+    (paper: 4.82e9 BOPs, 0.12e8 FLOPs). RSign and RPReLU are `DynamicSign` and
+    `DynamicPReLU` with their dynamic terms off.
+
+    Arguments:
+        input_shape: `(height, width, 3)`; None for 224x224 (32x32 with the CIFAR
+            stem). Height and width must be at least 32 (16 with the CIFAR stem).
+        input_tensor: optional Keras tensor to use as the model's input.
+        weights: None, the path of an `.h5` weights file, or a registered name
+            (see `larq_dybnn.zoo.weights`).
+        include_top: whether to include pooling and the classifier; without it the
+            model returns the last feature map.
+        num_classes: classifier outputs.
+        width_multiplier: multiplies every channel count (e.g. 0.25 for quick CPU
+            experiments).
+        stem: "imagenet" (stride-2 stem) or "cifar" (stride-1 stem for 32x32).
+        binary_weights: False gives real-valued conv weights with binary
+            activations (step 1 of the ReActNet training recipe).
+        name: model name; defaults to "reactnet_a".
+
+    Returns:
+        A `tf.keras.Model`.
+
+    Raises:
+        ValueError: for inputs without 3 channels, too small a spatial size,
+            `include_top` with unspecified height or width, a `num_classes` that
+            does not match `weights`, or unknown `weights` or `stem`.
+
+    References:
+        - [Liu et al., ReActNet, ECCV 2020](https://arxiv.org/abs/2003.03488)
+    """
+    return _reactnet_a(
+        thresholds=Thresholds(), default_name="reactnet_a", input_shape=input_shape,
+        input_tensor=input_tensor, weights=weights, include_top=include_top,
+        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
+        binary_weights=binary_weights, name=name,
+    )
+
+
+def DyBNNReActNetA(  # noqa: N802
+    *,
+    input_shape: Sequence[int | None] | None = None,
+    input_tensor: tf.Tensor | None = None,
+    weights: str | None = None,
+    include_top: bool = True,
+    num_classes: int = 1000,
+    dynamic: str = "both",
+    reduction: int = 16,
+    output_bound: float | None = None,
+    width_multiplier: float = 1.0,
+    stem: str = "imagenet",
+    binary_weights: bool = True,
+    name: str | None = None,
+) -> tf.keras.Model:
+    """DyBNN ReActNet-A: ReActNet-A with input-conditioned thresholds.
+
+    The same network as `ReActNetA`, layer for layer, with every RSign replaced by
+    `DynamicSign` and every RPReLU by `DynamicPReLU` (Zhang et al., 2022). The binary
+    MACs are unchanged; each hyper function adds `C*hidden*(1 + heads)` float MACs
+    per image.
+
+    Arguments:
+        input_shape, input_tensor, weights, include_top, num_classes,
+        width_multiplier, stem, binary_weights: as in `ReActNetA`.
+        dynamic: which parts are dynamic, for ablations: "both" (the paper),
+            "sign" (DySign only), "prelu" (DyPReLU only) or "none" (= ReActNet-A).
+        reduction: hyper-function reduction ratio `r`.
+        output_bound: None, or a bound `s` for the dynamic terms (`s * tanh`).
+        name: model name; defaults to "dybnn_reactnet_a".
+
+    Returns:
+        A `tf.keras.Model`.
+
+    Raises:
+        ValueError: as `ReActNetA`, and for an unknown `dynamic` or a bad
+            `reduction` or `output_bound`.
+
+    References:
+        - [Zhang et al., DyBNN, ICASSP 2022](https://arxiv.org/abs/2110.05185)
+    """
+    return _reactnet_a(
+        thresholds=Thresholds.from_arguments(
+            dynamic=dynamic, reduction=reduction, output_bound=output_bound
+        ),
+        default_name="dybnn_reactnet_a", input_shape=input_shape,
+        input_tensor=input_tensor, weights=weights, include_top=include_top,
+        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
+        binary_weights=binary_weights, name=name,
+    )

@@ -1,0 +1,222 @@
+"""Pretrained-weights registry: names -> URL + sha256, verified downloads, loading.
+
+`weights=` of a zoo model is None (random initialization), the path of a local `.h5`
+weights file (as written by `model.save_weights("file.h5")`), or a name registered
+here for that model. Downloads go through `tf.keras.utils.get_file`, are verified
+against their sha256, and a file that does not match is deleted.
+
+No pretrained DyBNN/ReActNet weights for these Keras models are published yet, so the
+registry starts empty; `register_weights` adds entries (for your own releases, or
+for tests that serve a file on loopback).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+__all__ = [
+    "WeightsEntry",
+    "register_weights",
+    "registered_weights",
+    "check_weights",
+    "load_weights",
+]
+
+#: Environment variable that overrides the download cache (default `~/.keras`).
+CACHE_ENV = "LARQ_DYBNN_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One downloadable weights file.
+
+    Attributes:
+        model: zoo model name, e.g. "dybnn_reactnet_a".
+        name: weights name, e.g. "imagenet".
+        url: where to download the `.h5` weights file from.
+        sha256: hex digest of the file.
+        num_classes: classifier outputs the weights were trained with.
+        include_top: whether the file holds the classifier (False: a no-top file).
+    """
+
+    model: str
+    name: str
+    url: str
+    sha256: str
+    num_classes: int
+    include_top: bool = True
+
+    @property
+    def filename(self) -> str:
+        suffix = "" if self.include_top else "_notop"
+        return f"{self.model}_{self.name}{suffix}.h5"
+
+
+_REGISTRY: dict[tuple[str, str, bool], WeightsEntry] = {}
+
+
+def register_weights(
+    *,
+    model: str,
+    name: str,
+    url: str,
+    sha256: str,
+    num_classes: int,
+    include_top: bool = True,
+) -> WeightsEntry:
+    """Register a weights file under `name` for zoo model `model`.
+
+    Arguments:
+        model: zoo model name (the built model's `name`), e.g. "reactnet_18".
+        name: the string users pass as `weights=`.
+        url: download URL of the `.h5` file.
+        sha256: its hex sha256 digest.
+        num_classes: classifier outputs of the weights.
+        include_top: False for a no-top file.
+
+    Returns:
+        The entry.
+
+    Raises:
+        ValueError: for an empty name or URL, a sha256 that is not 64 hex digits, or
+            a `name` that is an existing file path (which `weights=` would take as a
+            local file).
+    """
+    if not name or not url:
+        raise ValueError("`name` and `url` must be non-empty.")
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower()):
+        raise ValueError(f"`sha256` must be 64 hex digits, got {sha256!r}.")
+    if os.path.exists(name):
+        raise ValueError(f"`name` {name!r} is also a local path; choose another name.")
+    entry = WeightsEntry(model, name, url, sha256.lower(), int(num_classes), include_top)
+    _REGISTRY[(model, name, include_top)] = entry
+    return entry
+
+
+def registered_weights(model: str | None = None) -> list[WeightsEntry]:
+    """List the registered weights, optionally only those of one model."""
+    return [e for e in _REGISTRY.values() if model is None or e.model == model]
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(entry: WeightsEntry) -> str:
+    cache_dir = os.environ.get(CACHE_ENV) or None
+    cache_subdir = os.path.join("larq_dybnn", "models", entry.model)
+    try:
+        return tf.keras.utils.get_file(
+            fname=entry.filename,
+            origin=entry.url,
+            file_hash=entry.sha256,
+            hash_algorithm="sha256",
+            cache_dir=cache_dir,
+            cache_subdir=cache_subdir,
+        )
+    except ValueError:
+        # get_file leaves a file that fails verification in the cache; remove it.
+        base = cache_dir or os.path.join(os.path.expanduser("~"), ".keras")
+        if not os.access(base, os.W_OK):
+            base = os.path.join("/tmp", ".keras")
+        bad = Path(base) / cache_subdir / entry.filename
+        actual = _sha256(bad) if bad.exists() else "unknown"
+        bad.unlink(missing_ok=True)
+        raise ValueError(
+            f"Weights '{entry.name}' for {entry.model} downloaded from {entry.url} "
+            f"have sha256 {actual}, expected {entry.sha256}. The file was deleted; "
+            "check the URL or the registered hash."
+        ) from None
+
+
+def check_weights(
+    weights: str | os.PathLike | None, *, model: str, include_top: bool, num_classes: int
+) -> None:
+    """Check a `weights` argument without downloading, before a model is built.
+
+    Raises:
+        ValueError: as `load_weights`, for every problem that can be seen without
+            the file's contents.
+    """
+    if weights is not None:
+        _entry(os.fspath(weights), model=model, include_top=include_top,
+               num_classes=num_classes)
+
+
+def _entry(
+    weights: str, *, model: str, include_top: bool, num_classes: int
+) -> tuple[WeightsEntry | None, bool]:
+    """Return (registry entry or None for a local file, whether to load by name)."""
+    if os.path.exists(weights):
+        if not str(weights).endswith(".h5"):
+            raise ValueError(
+                f"`weights` file '{weights}' is not an .h5 weights file (write one "
+                "with `model.save_weights('file.h5')`)."
+            )
+        return None, not include_top
+    entry = _REGISTRY.get((model, weights, include_top))
+    by_name = False
+    if entry is None and not include_top:
+        entry, by_name = _REGISTRY.get((model, weights, True)), True
+    if entry is None:
+        known = sorted({e.name for e in registered_weights(model)})
+        raise ValueError(
+            f"`weights` must be None, the path of an .h5 weights file, or a name "
+            f"registered for {model} ({', '.join(known) or 'none registered'}); got "
+            f"{weights!r}, which is neither an existing file nor a registered name."
+        )
+    if include_top and entry.num_classes != num_classes:
+        raise ValueError(
+            f"`num_classes`={num_classes} does not match weights '{weights}' of "
+            f"{model}, which have {entry.num_classes} classes. Use "
+            f"num_classes={entry.num_classes}, or include_top=False and add your own "
+            "classifier."
+        )
+    return entry, by_name
+
+
+def load_weights(
+    model: tf.keras.Model,
+    weights: str | os.PathLike | None,
+    *,
+    model_name: str,
+    include_top: bool,
+    num_classes: int,
+) -> None:
+    """Load `weights` into a freshly built zoo model.
+
+    Arguments:
+        model: the model.
+        weights: None, a local `.h5` path, or a registered name.
+        model_name: registry key of the model.
+        include_top: whether the model has its classifier; a no-top model loads a
+            full file by layer name, skipping the classifier.
+        num_classes: classifier outputs of the model.
+
+    Raises:
+        ValueError: for an unknown name, a `num_classes` that does not fit, a hash
+            mismatch, or a file whose weights do not fit the model.
+    """
+    if weights is None:
+        return
+    weights = os.fspath(weights)
+    entry, by_name = _entry(
+        weights, model=model_name, include_top=include_top, num_classes=num_classes
+    )
+    path = weights if entry is None else _download(entry)
+    try:
+        model.load_weights(path, by_name=by_name)
+    except (ValueError, KeyError) as error:
+        raise ValueError(
+            f"`weights` '{weights}' do not fit {model.name} (include_top="
+            f"{include_top}, num_classes={num_classes}): {error}"
+        ) from None
