@@ -1,17 +1,36 @@
-"""Export DyBNN models to Larq Compute Engine TFLite and check the result.
+"""Export DyBNN models to Larq Compute Engine TFLite and prove the result.
 
-Installed as ``larq_dybnn.converter``.
+Installed as ``larq_dybnn.converter``. `export_and_verify` is the one call: it
+converts, checks that every binary conv became an LceBconv2d, writes the file
+atomically, compares the LCE interpreter with Keras and times the model.
 """
 
+from larq_dybnn.converter.binary import BinaryCheck, FloatFallbackError, binary_conv_layers
 from larq_dybnn.converter.export import export_tflite
 from larq_dybnn.converter.flatbuffer import Operator, op_histogram, read_operators
+from larq_dybnn.converter.latency import Latency, measure_latency
 from larq_dybnn.converter.parity import Parity, compare_with_lce
+from larq_dybnn.converter.report import (
+    ConversionReport,
+    export_and_verify,
+    load_model,
+    threshold_ops,
+)
 
 __all__ = [
+    "export_and_verify",
+    "ConversionReport",
     "export_tflite",
+    "load_model",
+    "BinaryCheck",
+    "FloatFallbackError",
+    "binary_conv_layers",
+    "threshold_ops",
     "Operator",
     "op_histogram",
     "read_operators",
+    "Latency",
+    "measure_latency",
     "Parity",
     "compare_with_lce",
 ]

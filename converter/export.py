@@ -9,10 +9,11 @@ import tensorflow as tf
 
 from larq_dybnn._io import atomic_write_bytes
 
-__all__ = ["export_tflite"]
+__all__ = ["check_model", "export_tflite"]
 
 
-def _check_model(model: object) -> tf.keras.Model:
+def check_model(model: object) -> tf.keras.Model:
+    """Return `model` if it is a tf.keras model, else raise a TypeError naming why."""
     if isinstance(model, tf.keras.Model):
         return model
     module = type(model).__module__
@@ -46,7 +47,7 @@ def export_tflite(
         ValueError: if `target` is unknown.
         OSError: if `path` cannot be written; no partial file is left.
     """
-    model = _check_model(model)
+    model = check_model(model)
     if target not in ("arm", "xcore"):
         raise ValueError(f"`target` must be 'arm' or 'xcore', got {target!r}.")
     flatbuffer = lce.convert_keras_model(model, target=target)

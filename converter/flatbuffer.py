@@ -30,10 +30,16 @@ class Operator:
     Attributes:
         name: builtin name (e.g. "FULLY_CONNECTED") or custom code (e.g. "LceBconv2d").
         fused_activation: fused activation (e.g. "RELU"), or None when the op has none.
+        inputs: names of the input tensors ("" for an omitted optional input).
+        outputs: names of the output tensors. The converter names tensors after the
+            Keras layer that made them ("model/layer/..."), cut to about 50
+            characters.
     """
 
     name: str
     fused_activation: str | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
 
 def _model(flatbuffer: bytes) -> "schema.Model":
@@ -94,10 +100,21 @@ def read_operators(flatbuffer: bytes) -> list[Operator]:
                 builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
                 codes.append(_BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}"))
         graph = model.Subgraphs(0)
+
+        def tensor_name(index: int) -> str:
+            return graph.Tensors(index).Name().decode() if index >= 0 else ""
+
         operators = []
         for i in range(graph.OperatorsLength()):
             op = graph.Operators(i)
-            operators.append(Operator(codes[op.OpcodeIndex()], _fused_activation(op)))
+            operators.append(
+                Operator(
+                    codes[op.OpcodeIndex()],
+                    _fused_activation(op),
+                    tuple(tensor_name(op.Inputs(j)) for j in range(op.InputsLength())),
+                    tuple(tensor_name(op.Outputs(j)) for j in range(op.OutputsLength())),
+                )
+            )
         return operators
     except Exception as error:
         raise ValueError(

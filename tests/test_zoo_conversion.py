@@ -1,4 +1,5 @@
-"""Every zoo model converts with each binary conv as LceBconv2d and matches LCE."""
+"""Every zoo model exports through the converter with each binary conv as
+LceBconv2d, minimal threshold ops, and LCE outputs that match Keras."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from conftest import randomize_and_calibrate
 
 from larq_dybnn import DynamicPReLU, DynamicSign
-from larq_dybnn.converter import compare_with_lce, export_tflite, read_operators
+from larq_dybnn.converter import export_and_verify
 from larq_dybnn.zoo import DyBNNReActNet18, DyBNNReActNetA, ReActNet18, ReActNetA
 
 # Small inputs keep conversion fast; the graphs are the full-depth ones.
@@ -27,8 +28,9 @@ def test_zoo_model_converts_and_matches_lce(builder, stem, rng):
     model = builder(input_shape=(size, size, 3), num_classes=10, width_multiplier=0.25, stem=stem)
     x = rng.normal(size=(16, size, size, 3)).astype(np.float32)
     randomize_and_calibrate(model, x, seed=17)
-    flatbuffer = export_tflite(model)
-    ops = collections.Counter(op.name for op in read_operators(flatbuffer))
+    report = export_and_verify(model, samples=x, samples_source="random", benchmark=False)
+    ops = collections.Counter(report.ops)
+    assert report.binary.ok
 
     convs = [l for l in model.layers if isinstance(l, lq.layers.QuantConv2D)]
     signs = [c.input_quantizer for c in convs]
@@ -46,10 +48,16 @@ def test_zoo_model_converts_and_matches_lce(builder, stem, rng):
     assert ops["FULLY_CONNECTED"] == 2 * len(dynamic_signs) + 3 * len(dynamic_prelus) + 1
     pooled = [l for l in dynamic_signs + dynamic_prelus if np.prod(l.input_shape[1:3]) > 1]
     assert ops["MEAN"] == len(pooled)
+    thresholds = report.thresholds
+    assert thresholds["dynamic_sign_layers"] == len(dynamic_signs)
+    assert thresholds["dynamic_prelu_layers"] == len(dynamic_prelus)
+    assert thresholds["minimal"] is True
+    assert set(thresholds["added_ops"]) <= {"MEAN", "FULLY_CONNECTED"}
+    assert report.size_bytes < report.float32_bytes
     assert "STRIDED_SLICE" not in ops
     assert ops["RESHAPE"] <= 1  # only larq-zoo's pooling head (Flatten)
 
-    parity = compare_with_lce(model, flatbuffer, x)
+    parity = report.parity
     assert float(np.abs(model(x)).max()) < 1e5  # calibrated: no blow-up
     # Per sample: most samples match to rounding. A rounding-level flip of one
     # binary activation can make a whole sample diverge in a deep random DyBNN (its

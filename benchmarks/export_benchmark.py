@@ -1,0 +1,117 @@
+"""Export benchmark: DyBNN ReActNet-A against ReActNet-A, QuickNet and MobileNetV1.
+
+Converts each model at 224x224 (random weights; latency does not depend on them),
+then times all of them side by side in one process, interleaving the runs so that
+machine noise hits every model alike, and prints:
+
+- the float ops each DynamicSign adds (target: MEAN, FULLY_CONNECTED with fused
+  ReLU, FULLY_CONNECTED, SUB; nothing else);
+- median latency in the LCE interpreter, 1 and 2 threads, batch 1, with the fastest
+  kernel choice per model, and the DyBNN / ReActNet ratio (target <= 1.05);
+- .tflite sizes and the DyBNN / ReActNet ratio (target <= 1.10).
+
+Usage: python benchmarks/export_benchmark.py [--runs 30] [--size 224] [--json OUT]
+On x86 LCE's binary kernels are not ARM-optimized: compare the ratios, not the ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
+import tensorflow as tf
+from larq_zoo.sota import QuickNet
+
+from larq_dybnn.converter import export_tflite, read_operators, threshold_ops
+from larq_dybnn.converter.latency import arm_note, fastest_kernel, make_runner
+from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
+
+
+def build_models(size: int) -> dict[str, tf.keras.Model]:
+    shape = (size, size, 3)
+    return {
+        "DyBNN ReActNet-A": DyBNNReActNetA(input_shape=shape),
+        "ReActNet-A": ReActNetA(input_shape=shape),
+        "QuickNet (larq-zoo)": QuickNet(input_shape=shape, weights=None),
+        "MobileNetV1 (float)": tf.keras.applications.MobileNet(input_shape=shape, weights=None),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30, help="timed rounds per model")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--json", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+
+    results: dict[str, dict] = {}
+    flatbuffers: dict[str, bytes] = {}
+    for name, model in build_models(args.size).items():
+        start = time.perf_counter()
+        flatbuffer = export_tflite(model)
+        operators = read_operators(flatbuffer)
+        flatbuffers[name] = flatbuffer
+        results[name] = {
+            "size_bytes": len(flatbuffer),
+            "bconv": sum(op.name == "LceBconv2d" for op in operators),
+            "thresholds": threshold_ops(model, operators),
+        }
+        print(f"converted {name} in {time.perf_counter() - start:.0f} s", flush=True)
+
+    print("\nchoosing the fastest kernel per model ...", flush=True)
+    for name, flatbuffer in flatbuffers.items():
+        results[name]["kernel"] = fastest_kernel(flatbuffer)
+
+    for threads in (1, 2):
+        runners = {
+            name: make_runner(fb, kernel=results[name]["kernel"], threads=threads)
+            for name, fb in flatbuffers.items()
+        }
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        for runner in runners.values():
+            for _ in range(3):
+                runner()  # warm-up
+        for _ in range(args.runs):  # interleaved: noise hits every model alike
+            for name, runner in runners.items():
+                times[name].append(runner())
+        for name in runners:
+            results[name][f"median_ms_{threads}t"] = 1e3 * statistics.median(times[name])
+
+    print(f"\nExport benchmark, {args.size}x{args.size}, batch 1, median of {args.runs} "
+          "interleaved runs in the LCE interpreter")
+    header = f"{'model':<22} {'LceBconv2d':>10} {'size KiB':>9} {'1 thread ms':>12} {'2 threads ms':>13}  kernel"
+    print(header)
+    print("-" * len(header))
+    for name, r in results.items():
+        print(f"{name:<22} {r['bconv']:>10} {r['size_bytes'] / 1024:>9,.0f} "
+              f"{r['median_ms_1t']:>12.2f} {r['median_ms_2t']:>13.2f}  {r['kernel']}")
+
+    dynamic, static = results["DyBNN ReActNet-A"], results["ReActNet-A"]
+    t = dynamic["thresholds"]
+    per_sign = next(iter(t["per_dynamic_sign"].values()), [])
+    print(f"\nDynamicSign layers: {t['dynamic_sign_layers']}, DynamicPReLU layers: "
+          f"{t['dynamic_prelu_layers']}")
+    print(f"ops of one DynamicSign: {', '.join(per_sign)}; minimal in every one: {t['minimal']}")
+    print(f"ops the dynamic terms add in all: {t['added_ops']}")
+    ratios = {
+        "latency_1t": dynamic["median_ms_1t"] / static["median_ms_1t"],
+        "latency_2t": dynamic["median_ms_2t"] / static["median_ms_2t"],
+        "size": dynamic["size_bytes"] / static["size_bytes"],
+    }
+    print(f"DyBNN / ReActNet-A latency: {ratios['latency_1t']:.3f} (1 thread), "
+          f"{ratios['latency_2t']:.3f} (2 threads); target <= 1.05")
+    print(f"DyBNN / ReActNet-A size:    {ratios['size']:.3f}; target <= 1.10")
+    print(arm_note())
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"results": results, "ratios": ratios, "runs": args.runs,
+                       "size": args.size}, handle, indent=2, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

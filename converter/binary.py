@@ -1,0 +1,139 @@
+"""Which binary Keras convolutions became LceBconv2d, and why others did not."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import larq as lq
+import tensorflow as tf
+
+from larq_dybnn.converter.flatbuffer import Operator
+from larq_dybnn.quantizers import DynamicSign
+
+__all__ = ["BinaryCheck", "FloatFallbackError", "binary_conv_layers", "check_binary_layers"]
+
+# Activation quantizers whose forward pass LCE turns into LceQuantize.
+_SIGN_QUANTIZERS = (
+    lq.quantizers.SteSign,
+    lq.quantizers.ApproxSign,
+    lq.quantizers.SwishSign,
+    DynamicSign,
+)
+_SIGN_FUNCTIONS = ("ste_sign", "approx_sign", "swish_sign")
+_KERNEL_QUANTIZERS = (lq.quantizers.SteSign, lq.quantizers.MagnitudeAwareSign)
+
+
+class FloatFallbackError(ValueError):
+    """Binary layers of the Keras model did not become LceBconv2d."""
+
+
+def _is_binary(quantizer: object) -> bool:
+    return getattr(quantizer, "precision", None) == 1 and not isinstance(
+        quantizer, lq.quantizers.NoOp
+    )
+
+
+def binary_conv_layers(model: tf.keras.Model) -> list[lq.layers.QuantConv2D]:
+    """The QuantConv2D layers (nested models included) with 1-bit inputs and weights."""
+    return [
+        layer
+        for layer in model.submodules
+        if isinstance(layer, lq.layers.QuantConv2D)
+        and _is_binary(layer.input_quantizer)
+        and _is_binary(layer.kernel_quantizer)
+    ]
+
+
+def _quantizer_name(quantizer: object) -> str:
+    return getattr(quantizer, "__name__", type(quantizer).__name__)
+
+
+def fallback_cause(layer: lq.layers.QuantConv2D) -> str:
+    """Why LCE would not make `layer` an LceBconv2d (best guess from its settings)."""
+    causes = []
+    q = layer.input_quantizer
+    if not (isinstance(q, _SIGN_QUANTIZERS) or _quantizer_name(q) in _SIGN_FUNCTIONS):
+        causes.append(
+            f"input_quantizer {_quantizer_name(q)} is not a sign LCE recognises "
+            "(use ste_sign, approx_sign or DynamicSign)"
+        )
+    k = layer.kernel_quantizer
+    if not (isinstance(k, _KERNEL_QUANTIZERS) or _quantizer_name(k) == "ste_sign"):
+        causes.append(
+            f"kernel_quantizer {_quantizer_name(k)} is not ste_sign or "
+            "magnitude_aware_sign"
+        )
+    if layer.padding == "same" and tf.keras.backend.get_value(layer.pad_values) != 1.0:
+        causes.append("padding='same' needs pad_values=1.0")
+    if layer.data_format != "channels_last":
+        causes.append("data_format must be channels_last")
+    if getattr(layer, "groups", 1) > 1:
+        causes.append("grouped convs need a multiple of 32 channels per group")
+    return "; ".join(causes) or "not recognised by the converter"
+
+
+@dataclass(frozen=True)
+class BinaryCheck:
+    """Binary convs in Keras against LceBconv2d ops in the flatbuffer.
+
+    Attributes:
+        keras_binary_convs: names of the binary QuantConv2D layers.
+        lce_bconv2d: number of LceBconv2d ops.
+        fell_back: `(layer, cause)` for binary layers that did not become
+            LceBconv2d (found by the layer names in the flatbuffer's tensor names).
+    """
+
+    keras_binary_convs: list[str]
+    lce_bconv2d: int
+    fell_back: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every binary conv is one LceBconv2d."""
+        return self.lce_bconv2d == len(self.keras_binary_convs) and not self.fell_back
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+    def error(self) -> FloatFallbackError:
+        """The error that lists the layers that fell back to float."""
+        listed = "\n".join(f"  - {name}: {cause}" for name, cause in self.fell_back)
+        return FloatFallbackError(
+            f"{len(self.keras_binary_convs)} binary QuantConv2D layers but "
+            f"{self.lce_bconv2d} LceBconv2d ops: these layers fell back to float "
+            f"ops:\n{listed or '  (could not tell which)'}\nPass "
+            "allow_float_fallback=True (--allow-float-fallback) to export anyway."
+        )
+
+
+def _owning_layer(tensor_name: str, names: Sequence[str]) -> str | None:
+    parts = tensor_name.split("/")
+    for name in names:
+        if name in parts[:-1] or tensor_name.startswith(f"{name}/"):
+            return name
+    return None
+
+
+def check_binary_layers(model: tf.keras.Model, operators: Sequence[Operator]) -> BinaryCheck:
+    """Compare a model's binary convs with the LceBconv2d ops of its flatbuffer.
+
+    Arguments:
+        model: the Keras model.
+        operators: `read_operators(flatbuffer)`.
+
+    Returns:
+        A `BinaryCheck`.
+    """
+    layers = binary_conv_layers(model)
+    names = [layer.name for layer in layers]
+    bconvs = [op for op in operators if op.name == "LceBconv2d"]
+    converted = {
+        owner
+        for op in bconvs
+        if op.inputs and (owner := _owning_layer(op.inputs[0], names)) is not None
+    }
+    fell_back = []
+    if len(bconvs) < len(layers):
+        fell_back = [(l.name, fallback_cause(l)) for l in layers if l.name not in converted]
+    return BinaryCheck(keras_binary_convs=names, lce_bconv2d=len(bconvs), fell_back=fell_back)

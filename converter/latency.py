@@ -1,0 +1,128 @@
+"""Latency of a flatbuffer in the LCE interpreter, with the fastest kernels it offers."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+from larq_dybnn import _checks
+
+__all__ = ["KERNELS", "Latency", "measure_latency", "make_runner", "arm_note"]
+
+#: Interpreter options per kernel choice: LCE's binary GEMM, its indirect binary
+#: GEMM, each with or without TFLite's XNNPACK delegate for the float ops.
+KERNELS: dict[str, dict[str, bool]] = {
+    "bgemm": {},
+    "indirect_bgemm": {"use_indirect_bgemm": True},
+    "bgemm+xnnpack": {"use_xnnpack": True},
+    "indirect_bgemm+xnnpack": {"use_indirect_bgemm": True, "use_xnnpack": True},
+}
+
+
+def arm_note() -> str:
+    """What the measured latency means on this machine."""
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return "Measured on ARM64, where LCE's binary kernels are optimized."
+    return (
+        f"Measured on {machine or 'an unknown CPU'}: LCE's binary kernels are "
+        "optimized for ARM (Android phones, Raspberry Pi); on this machine they run "
+        "portable code, so these timings compare models with each other but do not "
+        "predict on-device speed. Run LCE's lce_benchmark_model on the device for that."
+    )
+
+
+def make_runner(flatbuffer: bytes, *, kernel: str, threads: int) -> Callable[[], float]:
+    """An interpreter ready to run one random sample; each call returns seconds taken.
+
+    Raises:
+        ValueError: for an unknown `kernel` or a non-positive `threads`.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"`kernel` must be one of {sorted(KERNELS)}, got {kernel!r}.")
+    threads = _checks.positive_int("threads", threads)
+    interpreter = Interpreter(flatbuffer, num_threads=threads, **KERNELS[kernel])
+    shape = [1, *interpreter.input_shapes[0][1:]]
+    sample = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    run = interpreter.interpreter.predict  # the C++ call, without per-call numpy work
+
+    def once() -> float:
+        start = time.perf_counter()
+        run([sample])
+        return time.perf_counter() - start
+
+    return once
+
+
+def fastest_kernel(flatbuffer: bytes, *, trials: int = 3) -> str:
+    """Pick the kernel choice with the lowest single-thread time over a few runs."""
+    best, best_time = "bgemm", float("inf")
+    for kernel in KERNELS:
+        runner = make_runner(flatbuffer, kernel=kernel, threads=1)
+        runner()  # warm-up
+        elapsed = min(runner() for _ in range(trials))
+        if elapsed < best_time:
+            best, best_time = kernel, elapsed
+    return best
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Median latency of one sample in the LCE interpreter.
+
+    Attributes:
+        median_ms: `{threads: median milliseconds}`.
+        runs: timed runs per thread count (after warm-up).
+        kernel: the kernel choice used (see `KERNELS`), the fastest on this machine.
+        machine: `platform.machine()`.
+        note: whether the binary kernels are ARM-optimized here.
+    """
+
+    median_ms: dict[int, float]
+    runs: int
+    kernel: str
+    machine: str
+    note: str
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "median_ms": {str(k): v for k, v in self.median_ms.items()}}
+
+
+def measure_latency(
+    flatbuffer: bytes,
+    *,
+    threads: Sequence[int] = (1, 2),
+    runs: int = 50,
+    warmup: int = 5,
+    kernel: str | None = None,
+) -> Latency:
+    """Measure the median latency of `flatbuffer` in the LCE interpreter.
+
+    Arguments:
+        flatbuffer: the LCE model.
+        threads: thread counts to measure.
+        runs: timed runs per thread count.
+        warmup: untimed runs first.
+        kernel: a `KERNELS` key, or None to pick the fastest on this machine.
+
+    Returns:
+        A `Latency`.
+
+    Raises:
+        ValueError: for a non-positive `runs`, an unknown `kernel` or bad `threads`.
+    """
+    runs = _checks.positive_int("runs", runs)
+    kernel = kernel or fastest_kernel(flatbuffer)
+    medians = {}
+    for count in threads:
+        runner = make_runner(flatbuffer, kernel=kernel, threads=count)
+        for _ in range(warmup):
+            runner()
+        medians[int(count)] = 1e3 * statistics.median(runner() for _ in range(runs))
+    return Latency(medians, runs, kernel, platform.machine(), arm_note())

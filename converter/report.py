@@ -1,0 +1,304 @@
+"""Export a model to LCE and prove the file right: binary layers, ops, size, parity,
+latency, in one report."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn.converter.binary import BinaryCheck, check_binary_layers
+from larq_dybnn.converter.export import check_model, export_tflite
+from larq_dybnn.converter.flatbuffer import Operator, read_operators
+from larq_dybnn.converter.latency import Latency, measure_latency
+from larq_dybnn.converter.parity import Parity, compare_with_lce
+from larq_dybnn.layers import DynamicPReLU
+from larq_dybnn.quantizers import DynamicSign
+
+__all__ = ["ConversionReport", "export_and_verify", "load_model", "threshold_ops"]
+
+# Ops a static RSign / RPReLU already has; the dynamic versions add the rest.
+_STATIC_SIGN_OPS = collections.Counter({"SUB": 1})
+_STATIC_PRELU_OPS = collections.Counter({"SUB": 1, "PRELU": 1, "ADD": 1})
+_BINARY_OPS = ("LceQuantize", "LceBconv2d", "LceDequantize")
+
+
+def load_model(path: str | os.PathLike) -> tf.keras.Model:
+    """Load a `.keras`, `.h5` or SavedModel with this package's layers.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist.
+        ValueError: if it cannot be loaded as a Keras model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No model at '{path}'.")
+    try:
+        return tf.keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for unreadable files
+        raise ValueError(
+            f"Cannot load '{path}' as a Keras model (.keras, .h5 or SavedModel "
+            f"folder): {type(error).__name__}: {error}"
+        ) from None
+
+
+def _layer_of(tensor_name: str, names: set[str]) -> str | None:
+    for part in tensor_name.split("/")[:-1]:
+        if part in names:
+            return part
+    return None
+
+
+def threshold_ops(model: tf.keras.Model, operators: Sequence[Operator]) -> dict:
+    """Attribute float ops to the model's dynamic threshold layers.
+
+    Ops are attributed by the layer name in their output tensor's name.
+
+    Returns:
+        A dict with `dynamic_sign_layers`, `dynamic_prelu_layers`, `ops` (all float
+        ops of those layers), `added_ops` (what the dynamic terms add over static
+        RSign/RPReLU), `per_dynamic_sign` (each DynamicSign's ops) and `minimal`
+        (every DynamicSign adds only MEAN, FULLY_CONNECTED with fused ReLU,
+        FULLY_CONNECTED, and one SUB).
+    """
+    signs = {
+        layer.name
+        for layer in model.submodules
+        if isinstance(getattr(layer, "input_quantizer", None), DynamicSign)
+        and layer.input_quantizer.dynamic_threshold
+    }
+    prelus = {
+        layer.name
+        for layer in model.submodules
+        if isinstance(layer, DynamicPReLU) and layer.dynamic_shifts
+    }
+    per_layer: dict[str, list[Operator]] = collections.defaultdict(list)
+    for op in operators:
+        owner = _layer_of(op.outputs[0], signs | prelus) if op.outputs else None
+        if owner is not None and op.name not in _BINARY_OPS:
+            per_layer[owner].append(op)
+    ops = collections.Counter(op.name for layer_ops in per_layer.values() for op in layer_ops)
+    static = collections.Counter()
+    for _ in signs:
+        static += _STATIC_SIGN_OPS
+    for _ in prelus:
+        static += _STATIC_PRELU_OPS
+    per_sign = {name: per_layer.get(name, []) for name in sorted(signs)}
+
+    def minimal(layer_ops: list[Operator]) -> bool:
+        names = collections.Counter(op.name for op in layer_ops)
+        fcs = [op for op in layer_ops if op.name == "FULLY_CONNECTED"]
+        # A MEAN over a 1x1 map is the identity and the converter drops it.
+        return (
+            set(names) <= {"MEAN", "FULLY_CONNECTED", "SUB"}
+            and names["MEAN"] <= 1 and names["SUB"] == 1 and len(fcs) == 2
+            and fcs[0].fused_activation == "RELU" and fcs[1].fused_activation is None
+        )
+
+    return {
+        "dynamic_sign_layers": len(signs),
+        "dynamic_prelu_layers": len(prelus),
+        "ops": dict(ops),
+        "added_ops": dict(ops - static),
+        "per_dynamic_sign": {
+            name: [op.name + (f"+{op.fused_activation}" if op.fused_activation else "")
+                   for op in layer_ops]
+            for name, layer_ops in per_sign.items()
+        },
+        "minimal": all(minimal(layer_ops) for layer_ops in per_sign.values()),
+    }
+
+
+@dataclass
+class ConversionReport:
+    """Everything `export_and_verify` found out about an exported model.
+
+    Attributes:
+        model: Keras model name.
+        output_path: where the `.tflite` was written, or None.
+        binary: binary QuantConv2D layers against LceBconv2d ops.
+        ops: op histogram of the flatbuffer.
+        thresholds: float ops of the dynamic threshold layers (see `threshold_ops`).
+        size_bytes: size of the `.tflite` file.
+        float32_bytes: size of all the model's weights at 32 bits.
+        parity: Keras against the LCE interpreter.
+        parity_inputs: "random" or where the samples came from.
+        latency: LCE interpreter latency, or None when not benchmarked.
+        accuracy: `{"keras": ..., "lce": ...}` top-1 when labels were given.
+    """
+
+    model: str
+    output_path: str | None
+    binary: BinaryCheck
+    ops: dict[str, int]
+    thresholds: dict
+    size_bytes: int
+    float32_bytes: int
+    parity: Parity
+    parity_inputs: str
+    latency: Latency | None = None
+    accuracy: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The report as JSON-serializable data."""
+        return {
+            "model": self.model,
+            "output_path": self.output_path,
+            "binary": self.binary.as_dict(),
+            "ops": dict(sorted(self.ops.items())),
+            "thresholds": self.thresholds,
+            "size_bytes": self.size_bytes,
+            "float32_bytes": self.float32_bytes,
+            "compression": self.float32_bytes / max(self.size_bytes, 1),
+            "parity": {**self.parity.as_dict(), "inputs": self.parity_inputs},
+            "latency": self.latency.as_dict() if self.latency else None,
+            "accuracy": self.accuracy,
+        }
+
+    def to_json(self, **kwargs) -> str:
+        """The report as a JSON string."""
+        return json.dumps(self.as_dict(), **{"indent": 2, **kwargs})
+
+    def format(self) -> str:
+        """A human-readable summary."""
+        b = self.binary
+        lines = [
+            f"model            {self.model}" + (f" -> {self.output_path}" if self.output_path else ""),
+            f"binary convs     {b.lce_bconv2d} LceBconv2d / {len(b.keras_binary_convs)} "
+            f"binary QuantConv2D {'(all binary)' if b.ok else '(FELL BACK TO FLOAT)'}",
+        ]
+        lines += [f"  fell back: {name}: {cause}" for name, cause in b.fell_back]
+        t = self.thresholds
+        lines.append(
+            f"thresholds       {t['dynamic_sign_layers']} DynamicSign, "
+            f"{t['dynamic_prelu_layers']} DynamicPReLU; they add "
+            + (", ".join(f"{k} x{v}" for k, v in sorted(t["added_ops"].items())) or "nothing")
+            + (" (minimal per DynamicSign)" if t["dynamic_sign_layers"] and t["minimal"] else "")
+        )
+        lines.append("ops              " + ", ".join(f"{k} x{v}" for k, v in sorted(self.ops.items())))
+        lines.append(
+            f"size             {self.size_bytes / 1024:,.1f} KiB (float-32 weights: "
+            f"{self.float32_bytes / 1024:,.1f} KiB, {self.float32_bytes / max(self.size_bytes, 1):.1f}x)"
+        )
+        lines.append(f"parity           {self.parity} ({self.parity_inputs})")
+        if self.accuracy:
+            lines.append(
+                "accuracy         "
+                + ", ".join(f"{k} {v:.2%}" for k, v in self.accuracy.items())
+            )
+        if self.latency:
+            medians = ", ".join(f"{t} thread{'s' if t > 1 else ''}: {ms:.2f} ms"
+                                for t, ms in self.latency.median_ms.items())
+            lines.append(f"latency          median of {self.latency.runs} runs, "
+                         f"{self.latency.kernel}: {medians}")
+            lines.append(f"                 {self.latency.note}")
+        return "\n".join(lines)
+
+
+def export_and_verify(
+    model: tf.keras.Model | str | os.PathLike,
+    *,
+    output_path: str | os.PathLike | None = None,
+    samples: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    samples_source: str = "given samples",
+    random_samples: int = 16,
+    benchmark: bool = True,
+    runs: int = 50,
+    threads: Sequence[int] = (1, 2),
+    allow_float_fallback: bool = False,
+    progress: Callable[[str], object] | None = None,
+) -> ConversionReport:
+    """Convert a model to LCE, check it and optionally time it.
+
+    Arguments:
+        model: a tf.keras model, or the path of a `.keras`, `.h5` or SavedModel.
+        output_path: where to write the `.tflite` (atomically, only after the binary
+            check passed); None to write nothing.
+        samples: inputs for the parity check; None for `random_samples` random
+            normal inputs.
+        labels: optional integer labels of `samples`, to report top-1 accuracy.
+        samples_source: how the report describes `samples`.
+        random_samples: how many random inputs when `samples` is None.
+        benchmark: whether to measure latency.
+        runs: timed runs per thread count.
+        threads: thread counts to time.
+        allow_float_fallback: export even if binary layers fell back to float ops.
+        progress: receives one line per step.
+
+    Returns:
+        A `ConversionReport`.
+
+    Raises:
+        TypeError: if `model` is not a tf.keras model (a Keras 3 model included).
+        FileNotFoundError, ValueError: for a model path that does not load.
+        FloatFallbackError: if binary layers did not become LceBconv2d and
+            `allow_float_fallback` is False; it lists the layers and causes.
+        OSError: if `output_path` cannot be written; no partial file is left.
+    """
+    say = progress or (lambda _: None)
+    if isinstance(model, (str, os.PathLike)):
+        say(f"loading {model}")
+        model = load_model(model)
+    model = check_model(model)
+    if output_path is not None and not Path(output_path).parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write '{output_path}': folder '{Path(output_path).parent}' does not exist."
+        )
+    say(f"converting {model.name} with Larq Compute Engine")
+    flatbuffer = export_tflite(model)
+    operators = read_operators(flatbuffer)
+    binary = check_binary_layers(model, operators)
+    if not binary.ok and not allow_float_fallback:
+        raise binary.error()
+    if output_path is not None:
+        atomic_write_bytes(output_path, flatbuffer)
+        say(f"wrote {output_path} ({len(flatbuffer) / 1024:,.1f} KiB)")
+
+    if samples is None:
+        shape = [random_samples, *model.input_shape[1:]]
+        if any(d is None for d in shape):
+            raise ValueError(
+                f"Model input shape {model.input_shape} has unknown dimensions; give "
+                "`samples` for the parity check."
+            )
+        samples = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+        samples_source = "random normal inputs"
+    say(f"parity on {len(samples)} samples ({samples_source})")
+    parity = compare_with_lce(model, flatbuffer, samples)
+    accuracy = {}
+    if labels is not None:
+        from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+        keras_pred = np.concatenate(
+            [np.asarray(model(samples[i : i + 32], training=False)) for i in range(0, len(samples), 32)]
+        ).argmax(axis=-1)
+        lce_pred = np.asarray(Interpreter(flatbuffer).predict(samples)).argmax(axis=-1)
+        accuracy = {
+            "keras": float(np.mean(keras_pred == labels)),
+            "lce": float(np.mean(lce_pred == labels)),
+        }
+    latency = None
+    if benchmark:
+        say(f"timing {runs} runs per thread count {tuple(threads)} in the LCE interpreter")
+        latency = measure_latency(flatbuffer, threads=threads, runs=runs)
+    return ConversionReport(
+        model=model.name,
+        output_path=None if output_path is None else str(output_path),
+        binary=binary,
+        ops=dict(collections.Counter(op.name for op in operators)),
+        thresholds=threshold_ops(model, operators),
+        size_bytes=len(flatbuffer),
+        float32_bytes=4 * int(sum(np.prod(w.shape) for w in model.weights)),
+        parity=parity,
+        parity_inputs=samples_source,
+        latency=latency,
+        accuracy=accuracy,
+    )

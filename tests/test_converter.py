@@ -1,0 +1,229 @@
+"""export_and_verify: the report, model paths, failure modes; the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import CIFAR10_DIR, randomize_weights
+
+from larq_dybnn.converter import (
+    FloatFallbackError,
+    export_and_verify,
+    export_tflite,
+    read_operators,
+)
+from larq_dybnn.converter.latency import KERNELS
+from larq_dybnn.images import read_image_sample
+from larq_dybnn.zoo import TinyDyBNN
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model = TinyDyBNN(input_shape=(16, 16, 3), width=32, blocks=2, reduction=4)
+    randomize_weights(model, seed=2, scale=0.3)
+    return model
+
+
+def test_report_fields(tiny, tmp_path):
+    out = tmp_path / "tiny.tflite"
+    lines = []
+    report = export_and_verify(tiny, output_path=out, runs=3, progress=lines.append)
+    assert out.stat().st_size == report.size_bytes
+    assert report.binary.ok and report.binary.lce_bconv2d == 2
+    assert report.binary.keras_binary_convs == ["quant_conv2d", "quant_conv2d_1"] or len(
+        report.binary.keras_binary_convs) == 2
+    assert report.ops["LceBconv2d"] == 2 and sum(report.ops.values()) > 10
+    t = report.thresholds
+    assert t["dynamic_sign_layers"] == 2 and t["dynamic_prelu_layers"] == 2
+    assert t["minimal"] is True
+    assert t["added_ops"] == {"MEAN": 4, "FULLY_CONNECTED": 10}
+    for ops in t["per_dynamic_sign"].values():
+        assert ops == ["MEAN", "FULLY_CONNECTED+RELU", "FULLY_CONNECTED", "SUB"]
+    assert report.float32_bytes == 4 * tiny.count_params()
+    assert report.size_bytes < report.float32_bytes
+    assert report.parity.samples == 16 and report.parity_inputs == "random normal inputs"
+    assert report.parity.top1_agreement == 1.0 and report.parity.close_fraction == 1.0
+    assert set(report.latency.median_ms) == {1, 2}
+    assert all(ms > 0 for ms in report.latency.median_ms.values())
+    assert report.latency.kernel in KERNELS and report.latency.runs == 3
+    if report.latency.machine in ("x86_64", "AMD64"):
+        assert "not predict" in report.latency.note and "ARM" in report.latency.note
+    data = json.loads(report.to_json())
+    assert set(data) >= {"binary", "ops", "thresholds", "size_bytes", "float32_bytes",
+                         "parity", "latency"}
+    assert data["latency"]["median_ms"].keys() == {"1", "2"}
+    text = report.format()
+    assert "2 LceBconv2d / 2 binary QuantConv2D (all binary)" in text
+    assert len(lines) >= 3 and any("parity" in line for line in lines)
+
+
+@pytest.mark.parametrize("filename", ["m.keras", "m.h5", "saved_model"])
+def test_model_paths(tiny, filename, tmp_path):
+    path = tmp_path / filename
+    tiny.save(path, save_format="tf" if filename == "saved_model" else None)
+    report = export_and_verify(path, benchmark=False)
+    assert report.binary.ok and report.latency is None
+    assert report.parity.top1_agreement == 1.0
+
+
+def test_parity_and_accuracy_on_real_images(cifar10_test_batch):
+    x, y = cifar10_test_batch
+    model = TinyDyBNN(input_shape=(32, 32, 3), width=16, blocks=2, reduction=4)
+    report = export_and_verify(model, samples=x, labels=y, samples_source="cifar10",
+                               benchmark=False)
+    assert report.parity.samples == 100 and report.parity_inputs == "cifar10"
+    assert report.accuracy.keys() == {"keras", "lce"}
+    assert abs(report.accuracy["keras"] - report.accuracy["lce"]) <= 0.02
+
+
+def _dorefa_model():
+    inputs = tf.keras.Input((8, 8, 16))
+    x = lq.layers.QuantConv2D(
+        16, 3, padding="same", pad_values=1.0, name="dorefa_conv",
+        input_quantizer=lq.quantizers.DoReFa(k_bit=1, mode="activations"),
+        kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+    )(inputs)
+    x = lq.layers.QuantConv2D(
+        16, 3, padding="same", pad_values=1.0, name="binary_conv",
+        input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+    )(x)
+    return tf.keras.Model(inputs, x)
+
+
+def test_unbinarizable_quantizer_is_an_error_naming_the_layer(tmp_path):
+    out = tmp_path / "m.tflite"
+    with pytest.raises(FloatFallbackError, match="dorefa_conv: input_quantizer DoReFa") as error:
+        export_and_verify(_dorefa_model(), output_path=out, benchmark=False)
+    assert "binary_conv" not in str(error.value)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_float_fallback_can_be_allowed(tmp_path):
+    out = tmp_path / "m.tflite"
+    report = export_and_verify(_dorefa_model(), output_path=out, benchmark=False,
+                               allow_float_fallback=True)
+    assert out.exists() and not report.binary.ok
+    assert [name for name, _ in report.binary.fell_back] == ["dorefa_conv"]
+
+
+@pytest.mark.parametrize("bad", [None, "not a model", np.zeros(3), tf.keras.layers.Dense(3)])
+def test_not_a_model(bad):
+    with pytest.raises((TypeError, FileNotFoundError), match="model"):
+        export_and_verify(bad, benchmark=False)
+
+
+def test_keras3_model_is_rejected_with_the_cause(tmp_path):
+    """Keras 3 is only imported here, in a child process, to make the bad input."""
+    code = (
+        "import importlib, larq_dybnn\n"
+        "keras3 = importlib.import_module('keras')\n"
+        "m = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)])\n"
+        "from larq_dybnn.converter import export_and_verify\n"
+        "try:\n"
+        "    export_and_verify(m, benchmark=False)\n"
+        "except TypeError as e:\n"
+        "    print('TypeError:', e)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                            timeout=300)
+    assert "TypeError: `model` is a Keras 3 model" in result.stdout, result.stderr[-2000:]
+
+
+def test_missing_and_unloadable_model_paths(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No model at"):
+        export_and_verify(tmp_path / "missing.keras")
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"junk")
+    with pytest.raises(ValueError, match="Cannot load .*junk.keras"):
+        export_and_verify(junk)
+
+
+def test_unwritable_output_leaves_no_partial_file(tiny, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export_and_verify(tiny, output_path=tmp_path / "no" / "dir" / "m.tflite", benchmark=False)
+    target = tmp_path / "occupied.tflite"
+    target.mkdir()  # a directory where the file should go: the final rename fails
+    with pytest.raises(OSError):
+        export_and_verify(tiny, output_path=target, benchmark=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["occupied.tflite"]
+    assert list(target.iterdir()) == []
+
+
+def test_corrupted_flatbuffers_are_clear_errors(tiny):
+    good = export_tflite(tiny)
+    with pytest.raises(ValueError, match="not a TFLite model"):
+        read_operators(b"garbage that is not a model")
+    with pytest.raises(ValueError, match="not a valid TFLite model"):
+        read_operators(good[:200])
+    with pytest.raises(TypeError, match="bytes"):
+        read_operators("a string")
+
+
+def _cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "larq_dybnn.cli", *map(str, args)], capture_output=True,
+        text=True, cwd=cwd, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600,
+    )
+
+
+def test_cli_convert_verify_benchmark_and_inspect(tmp_path):
+    model = TinyDyBNN(input_shape=(32, 32, 3), width=16, blocks=2, reduction=4)
+    model.save(tmp_path / "m.keras")
+    archive = CIFAR10_DIR / "cifar10-test-jpg.tar.gz"
+    result = _cli("convert", "m.keras", "-o", "m.tflite", "--verify", archive,
+                  "--samples", "20", "--benchmark", "--runs", "3", "--report", "r.json",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[convert] converting" in result.stdout and "[convert] wrote" in result.stdout
+    assert "2 LceBconv2d / 2 binary QuantConv2D (all binary)" in result.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["parity"]["samples"] == 20 and "cifar10-test-jpg" in report["parity"]["inputs"]
+    assert report["accuracy"].keys() == {"keras", "lce"}
+    assert report["latency"]["median_ms"].keys() == {"1", "2"}
+
+    inspected = _cli("inspect", "m.tflite", cwd=tmp_path)
+    assert inspected.returncode == 0, inspected.stderr[-2000:]
+    assert "LceBconv2d" in inspected.stdout and "KiB" in inspected.stdout
+    assert "FULLY_CONNECTED (fused RELU)" in inspected.stdout
+    assert "plain TFLite cannot run" in inspected.stdout
+
+
+def test_cli_errors(tmp_path):
+    (tmp_path / "bad.tflite").write_bytes(b"\x00" * 64)
+    result = _cli("inspect", "bad.tflite", cwd=tmp_path)
+    assert result.returncode == 2 and "not a TFLite model" in result.stderr
+    result = _cli("inspect", "missing.tflite", cwd=tmp_path)
+    assert result.returncode == 2 and "no file" in result.stderr
+    result = _cli("convert", "missing.keras", "-o", "x.tflite", cwd=tmp_path)
+    assert result.returncode == 2 and "No model at" in result.stderr
+    assert not (tmp_path / "x.tflite").exists()
+
+
+def test_image_sample_reader(tmp_path):
+    archive = CIFAR10_DIR / "cifar10-test-jpg.tar.gz"
+    if not archive.exists():
+        pytest.skip("no CIFAR-10 copy")
+    x, y, classes = read_image_sample(archive, limit=20, size=(16, 16))
+    assert x.shape == (20, 16, 16, 3) and x.max() <= 255.0
+    assert len(classes) == 10 and sorted(set(y)) == list(range(10))  # round robin
+    folder = tmp_path / "images" / "cats"
+    folder.mkdir(parents=True)
+    tf.io.write_file(str(folder / "a.png"), tf.io.encode_png(np.zeros((4, 4, 3), np.uint8)))
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="broken.jpg"):
+        read_image_sample(tmp_path / "images")
+    with pytest.raises(FileNotFoundError):
+        read_image_sample(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="No images"):
+        read_image_sample(tmp_path / "empty")
