@@ -1,7 +1,6 @@
 """Export benchmark: DyBNN ReActNet-A against ReActNet-A, QuickNet and MobileNetV1.
 
-Converts each model at 224x224 (random weights; latency does not depend on them),
-then times all of them side by side in one process, interleaving the runs so that
+Converts each model at 224x224 with random weights, then times all of them side by side in one process, interleaving the runs so that
 machine noise hits every model alike, and prints:
 
 - the float ops each DynamicSign adds (target: MEAN, FULLY_CONNECTED with fused
@@ -10,7 +9,12 @@ machine noise hits every model alike, and prints:
   kernel choice per model, and the DyBNN / ReActNet ratio (target <= 1.05);
 - .tflite sizes and the DyBNN / ReActNet ratio (target <= 1.10).
 
-Usage: python benchmarks/export_benchmark.py [--runs 30] [--size 224] [--json OUT]
+The hyper functions' output layers start at zero, and the converter stores identical
+constants once, so an untrained DyBNN file would be too small; the benchmark gives
+every hyper-function weight small random values, as training would.
+
+Usage: python benchmarks/export_benchmark.py [--runs 30] [--size 224] [--reduction 16]
+       [--json OUT]
 On x86 LCE's binary kernels are not ARM-optimized: compare the ratios, not the ms.
 """
 
@@ -23,6 +27,7 @@ import sys
 import time
 
 import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
+import numpy as np
 import tensorflow as tf
 from larq_zoo.sota import QuickNet
 
@@ -31,10 +36,19 @@ from larq_dybnn.converter.latency import arm_note, fastest_kernel, make_runner
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
 
 
-def build_models(size: int) -> dict[str, tf.keras.Model]:
+def trained_like(model: tf.keras.Model, seed: int = 0) -> tf.keras.Model:
+    """Give the hyper functions small random weights (distinct, non-zero constants)."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        if "hyper_function" in weight.name:
+            weight.assign(rng.normal(0.0, 0.02, size=weight.shape).astype(np.float32))
+    return model
+
+
+def build_models(size: int, reduction: int) -> dict[str, tf.keras.Model]:
     shape = (size, size, 3)
     return {
-        "DyBNN ReActNet-A": DyBNNReActNetA(input_shape=shape),
+        "DyBNN ReActNet-A": trained_like(DyBNNReActNetA(input_shape=shape, reduction=reduction)),
         "ReActNet-A": ReActNetA(input_shape=shape),
         "QuickNet (larq-zoo)": QuickNet(input_shape=shape, weights=None),
         "MobileNetV1 (float)": tf.keras.applications.MobileNet(input_shape=shape, weights=None),
@@ -45,12 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="timed rounds per model")
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--reduction", type=int, default=16,
+                        help="hyper-function reduction ratio of the DyBNN model")
     parser.add_argument("--json", help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
     results: dict[str, dict] = {}
     flatbuffers: dict[str, bytes] = {}
-    for name, model in build_models(args.size).items():
+    for name, model in build_models(args.size, args.reduction).items():
         start = time.perf_counter()
         flatbuffer = export_tflite(model)
         operators = read_operators(flatbuffer)
@@ -82,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name][f"median_ms_{threads}t"] = 1e3 * statistics.median(times[name])
 
     print(f"\nExport benchmark, {args.size}x{args.size}, batch 1, median of {args.runs} "
-          "interleaved runs in the LCE interpreter")
+          f"interleaved runs in the LCE interpreter; DyBNN reduction r={args.reduction}")
     header = f"{'model':<22} {'LceBconv2d':>10} {'size KiB':>9} {'1 thread ms':>12} {'2 threads ms':>13}  kernel"
     print(header)
     print("-" * len(header))
