@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -30,16 +31,13 @@ def test_demo_command_trains_exports_and_passes(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "RESULT: PASS" in result.stdout
     assert "2 LceBconv2d" in result.stdout
+    # It learns: 10 classes (chance 10%), and LCE reproduces Keras' accuracy.
+    keras_acc = float(re.search(r"Keras test accuracy: ([\d.]+)%", result.stdout).group(1))
+    lce_acc = float(re.search(r"LCE test accuracy: ([\d.]+)%", result.stdout).group(1))
+    assert keras_acc > 50.0 and abs(keras_acc - lce_acc) <= 1.0
     tflite = tmp_path / "out" / "tiny_dybnn_digits.tflite"
     assert tflite.stat().st_size > 10_000
     assert [p.name for p in (tmp_path / "out").iterdir()] == [tflite.name]
-
-
-def test_demo_learns(tmp_path):
-    result = run_demo(epochs=4, output_dir=tmp_path, verbose=0, print_fn=lambda *_: None)
-    assert result.passed and result.lce_bconvs == result.binary_convs == 2
-    assert result.test_accuracy > 0.5  # 10 classes: chance is 0.1
-    assert abs(result.lce_accuracy - result.test_accuracy) <= 0.01
 
 
 @pytest.mark.parametrize("args", [["demo", "--epochs", "0"], ["demo", "--batch-size", "x"], []])

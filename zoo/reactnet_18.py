@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Sequence
 
 import tensorflow as tf
-from larq_zoo.core import utils as zoo_utils
 
 from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, scaled
 from larq_dybnn.zoo.inputs import model_input
-from larq_dybnn.zoo.weights import check_weights, load_weights
+from larq_dybnn.zoo.assembly import finish_model
+from larq_dybnn.zoo.weights import check_weights
 
 __all__ = ["ReActNet18", "DyBNNReActNet18"]
 
@@ -84,20 +84,10 @@ def _reactnet_18(
                 x, name=f"stage{stage + 1}_block{block + 1}", channels=channels,
                 stride=stride, thresholds=thresholds, binary_weights=binary_weights,
             )
-    if include_top:
-        x = zoo_utils.global_pool(x, name="global_pool")
-        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
-
-    model = tf.keras.Model(
-        inputs if input_tensor is None else tf.keras.utils.get_source_inputs(input_tensor),
-        x,
-        name=name or default_name,
+    return finish_model(
+        inputs, x, input_tensor=input_tensor, include_top=include_top,
+        num_classes=num_classes, weights=weights, name=name, default_name=default_name,
     )
-    load_weights(
-        model, weights, model_name=default_name, include_top=include_top,
-        num_classes=num_classes,
-    )
-    return model
 
 
 def ReActNet18(  # noqa: N802 - larq-zoo names models like classes
