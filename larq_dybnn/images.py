@@ -17,18 +17,16 @@ import numpy as np
 import tensorflow as tf
 
 from larq_dybnn import _checks
+from larq_dybnn.data import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["read_image_sample", "PREPROCESSING"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
-CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
 
 #: Named preprocessing of uint8-range images, to match how a model was trained.
 PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "cifar": lambda x: (x / 255.0 - CIFAR10_MEAN) / CIFAR10_STD,
-    "imagenet": lambda x: (x / 255.0 - np.array([0.485, 0.456, 0.406], np.float32))
-    / np.array([0.229, 0.224, 0.225], np.float32),
+    "imagenet": lambda x: (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD,
     "unit": lambda x: x / 255.0,
     "signed": lambda x: x / 127.5 - 1.0,
     "none": lambda x: x,

@@ -1,0 +1,312 @@
+"""Labelled image datasets and their tf.data input pipelines.
+
+Sources, all giving `LabelledImages` (a dataset of `(uint8 image, int64 label)`):
+
+- `"digits"`: scikit-learn's 8x8 digits, embedded (no download), as RGB uint8;
+- a tensorflow-datasets name (`"cifar10"`, `"imagenet2012"`, ...), through tfds's
+  standard `tfds.load(..., data_dir=...)`: the real loader wherever the data exists;
+- an image folder laid out as `<split>/<class>/<image>`;
+- a `.tar.gz` archive of that layout, or a folder of such archives (for example the
+  CIFAR-10 copy `cifar10-train-jpg.tar.gz` + `cifar10-test-jpg.tar.gz`). Archives are
+  read into memory (fine for CIFAR-sized data), nothing is extracted to disk.
+
+Unreadable images: listing checks every file's image signature and size and fails
+with the file's name; an image that passes the check but cannot be decoded fails in
+the pipeline with TensorFlow's decode error.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import tensorflow as tf
+
+from larq_dybnn import _checks
+
+__all__ = ["LabelledImages", "load", "pipeline", "CIFAR10_MEAN", "CIFAR10_STD"]
+
+CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
+CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
+_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """A split of a labelled image dataset.
+
+    Attributes:
+        dataset: elements `(image, label)`: uint8 `(H, W, 3)` and int64 scalar.
+        num_examples: number of elements.
+        class_names: class names; label `i` is `class_names[i]`.
+        source: where the data came from.
+    """
+
+    dataset: tf.data.Dataset
+    num_examples: int
+    class_names: list[str]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def check_num_classes(self, num_classes: int) -> None:
+        """Raise if a model with `num_classes` outputs does not fit these labels.
+
+        Raises:
+            ValueError: naming both counts and the source.
+        """
+        if num_classes != self.num_classes:
+            raise ValueError(
+                f"The model has {num_classes} outputs but '{self.source}' has "
+                f"{self.num_classes} classes ({', '.join(self.class_names[:5])}"
+                f"{', ...' if self.num_classes > 5 else ''}); build the model with "
+                f"num_classes={self.num_classes}."
+            )
+
+
+def _check_image_bytes(data: bytes, name: str) -> None:
+    if len(data) < 8 or not data.startswith(_SIGNATURES):
+        raise ValueError(f"Unreadable image '{name}': not a JPEG, PNG, GIF or BMP file.")
+
+
+def _digits(split: str) -> LabelledImages:
+    from larq_dybnn.datasets import load_digits
+
+    (x_train, y_train), (x_test, y_test) = load_digits()
+    x, y = {"train": (x_train, y_train), "test": (x_test, y_test)}[split]
+    rgb = np.repeat(np.round((x + 1.0) * 127.5).astype(np.uint8), 3, axis=-1)
+    dataset = tf.data.Dataset.from_tensor_slices((rgb, y.astype(np.int64)))
+    return LabelledImages(dataset, len(y), [str(i) for i in range(10)], "digits")
+
+
+def _from_encoded(
+    encoded: list[bytes] | list[str], labels: list[int], *, from_files: bool
+) -> tf.data.Dataset:
+    def decode(item, label):
+        data = tf.io.read_file(item) if from_files else item
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        return tf.ensure_shape(image, [None, None, 3]), label
+
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(encoded), tf.constant(labels, tf.int64))
+    )
+    return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _split_folder(root: Path, split: str) -> LabelledImages:
+    folder = root / split
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        for path in sorted((folder / name).iterdir()):
+            if path.is_file() and path.suffix.lower() in _SUFFIXES:
+                with open(path, "rb") as handle:
+                    _check_image_bytes(handle.read(16), str(path))
+                files.append(str(path))
+                labels.append(label)
+    if not files:
+        raise ValueError(f"No images in '{folder}' (expected {folder}/<class>/<image>).")
+    return LabelledImages(
+        _from_encoded(files, labels, from_files=True), len(files), classes, str(folder)
+    )
+
+
+def _archives(paths: list[Path], split: str) -> LabelledImages:
+    found: dict[str, list[tuple[str, bytes]]] = {}
+    for archive in paths:
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                for member in tar:
+                    parts = PurePosixPath(member.name).parts
+                    if (
+                        not member.isfile()
+                        or len(parts) < 3
+                        or parts[-3] != split
+                        or not parts[-1].lower().endswith(_SUFFIXES)
+                    ):
+                        continue
+                    data = tar.extractfile(member).read()
+                    _check_image_bytes(data, f"{archive}:{member.name}")
+                    found.setdefault(parts[-2], []).append((member.name, data))
+        except tarfile.TarError as error:
+            raise ValueError(f"'{archive}' is not a readable tar archive: {error}") from None
+    if not found:
+        raise ValueError(
+            f"No images of split '{split}' (<...>/{split}/<class>/<image>) in "
+            + ", ".join(f"'{p}'" for p in paths)
+        )
+    classes = sorted(found)
+    encoded, labels = [], []
+    for label, name in enumerate(classes):
+        for _, data in sorted(found[name]):
+            encoded.append(data)
+            labels.append(label)
+    source = ", ".join(str(p) for p in paths)
+    return LabelledImages(
+        _from_encoded(encoded, labels, from_files=False), len(encoded), classes, source
+    )
+
+
+def _tfds(name: str, split: str, data_dir: str | None) -> LabelledImages:
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises DatasetNotFoundError and others
+        raise ValueError(f"Unknown dataset '{name}': {error}") from None
+    if not tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json")):
+        raise FileNotFoundError(
+            f"tensorflow-datasets has no prepared '{name}' in "
+            f"'{builder.data_dir}'. Prepare it with tfds (or pass data_dir=), or give "
+            "an image folder or .tar.gz archive instead."
+        )
+    dataset = builder.as_dataset(split=split, as_supervised=True)
+    info = builder.info
+    names = info.features["label"].names
+    count = info.splits[split].num_examples
+    return LabelledImages(
+        dataset.map(lambda x, y: (x, tf.cast(y, tf.int64))), count, list(names),
+        f"tfds:{name}",
+    )
+
+
+def load(
+    source: str | os.PathLike, *, split: str = "train", data_dir: str | None = None
+) -> LabelledImages:
+    """Load one split of a labelled image dataset.
+
+    Arguments:
+        source: "digits", a tensorflow-datasets name, an image folder
+            (`<split>/<class>/<image>` below it), a `.tar.gz` of that layout, or a
+            folder holding such archives.
+        split: "train", "test", or another split name of the source.
+        data_dir: tensorflow-datasets data directory (tfds names only).
+
+    Returns:
+        `LabelledImages`.
+
+    Raises:
+        FileNotFoundError: for a path that does not exist, or a tfds dataset that is
+            not prepared in `data_dir`.
+        ValueError: for an empty folder, a split that is missing, an unreadable
+            image (named), or an unknown dataset name.
+    """
+    text = os.fspath(source)
+    if text == "digits":
+        if split not in ("train", "test"):
+            raise ValueError(f"`split` of digits must be 'train' or 'test', got {split!r}.")
+        return _digits(split)
+    path = Path(text)
+    looks_like_path = path.exists() or os.sep in text or text.endswith((".tar", ".gz"))
+    if not looks_like_path:
+        return _tfds(text, split, data_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"No dataset at '{path}'.")
+    if path.is_file():
+        return _archives([path], split)
+    if (path / split).is_dir():
+        return _split_folder(path, split)
+    archives = sorted(p for p in path.iterdir() if p.name.endswith((".tar.gz", ".tgz", ".tar")))
+    if archives:
+        return _archives(archives, split)
+    raise ValueError(
+        f"'{path}' has no '{split}' folder and no .tar.gz archives "
+        f"(expected {path}/{split}/<class>/<image>)."
+    )
+
+
+def _normalize(image: tf.Tensor, mean: np.ndarray, std: np.ndarray) -> tf.Tensor:
+    return (tf.cast(image, tf.float32) / 255.0 - mean) / std
+
+
+def _cifar(image, label, training: bool, size: int):
+    image = tf.image.resize_with_crop_or_pad(image, size, size)
+    if training:
+        image = tf.image.resize_with_crop_or_pad(image, size + 8, size + 8)  # pad 4
+        image = tf.image.random_crop(image, [size, size, 3])
+        image = tf.image.random_flip_left_right(image)
+    return _normalize(image, CIFAR10_MEAN, CIFAR10_STD), label
+
+
+def _imagenet(image, label, training: bool, size: int):
+    if training:
+        begin, crop_size, _ = tf.image.sample_distorted_bounding_box(
+            tf.shape(image), tf.zeros([0, 0, 4], tf.float32),
+            area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
+            min_object_covered=0.0, use_image_if_no_bounding_boxes=True,
+        )
+        image = tf.slice(image, begin, crop_size)
+        image = tf.image.resize(image, [size, size])
+        image = tf.image.random_flip_left_right(image)
+    else:
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        scale = (size / 0.875) / tf.reduce_min(shape)  # resize short side to 256
+        image = tf.image.resize(image, tf.cast(tf.round(shape * scale), tf.int32))
+        image = tf.image.resize_with_crop_or_pad(image, size, size)
+    return _normalize(image, IMAGENET_MEAN, IMAGENET_STD), label
+
+
+PREPROCESSING = {"cifar": _cifar, "imagenet": _imagenet}
+
+
+def pipeline(
+    data: LabelledImages,
+    *,
+    training: bool,
+    batch_size: int,
+    preprocess: str = "cifar",
+    image_size: int = 32,
+    cache: bool = True,
+    shuffle_buffer: int = 10_000,
+    seed: int | None = None,
+    drop_remainder: bool | None = None,
+) -> tf.data.Dataset:
+    """A batched, prefetched tf.data pipeline with the recipe's preprocessing.
+
+    "cifar": pad-4 random crop and horizontal flip for training; per-channel
+    normalization with CIFAR-10's mean and std. "imagenet": random resized crop
+    (8%-100% area, 3/4-4/3 aspect) and flip for training, resize of the short side to
+    `image_size / 0.875` and centre crop for evaluation; ImageNet mean and std.
+
+    Arguments:
+        data: from `load`.
+        training: augment and shuffle (training) or not (evaluation).
+        batch_size: batch size.
+        preprocess: "cifar" or "imagenet".
+        image_size: output height and width.
+        cache: cache decoded images in memory before augmentation.
+        shuffle_buffer: shuffle buffer size (training).
+        seed: shuffle and augmentation seed.
+        drop_remainder: drop the last partial batch; defaults to `training`.
+
+    Returns:
+        A dataset of `(float32 images (B, S, S, 3), int64 labels (B,))`.
+
+    Raises:
+        ValueError: for an unknown `preprocess` or a non-positive size.
+    """
+    if preprocess not in PREPROCESSING:
+        raise ValueError(f"`preprocess` must be one of {sorted(PREPROCESSING)}, got {preprocess!r}.")
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    image_size = _checks.positive_int("image_size", image_size)
+    dataset = data.dataset
+    if cache:
+        dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    function = PREPROCESSING[preprocess]
+    dataset = dataset.map(
+        lambda image, label: function(image, label, training, image_size),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    dataset = dataset.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
