@@ -8,7 +8,7 @@ from typing import Sequence
 import larq as lq
 import tensorflow as tf
 
-from larq_dybnn.converter.flatbuffer import Operator
+from larq_dybnn.converter.flatbuffer import Operator, layer_of
 from larq_dybnn.quantizers import DynamicSign
 
 __all__ = ["BinaryCheck", "FloatFallbackError", "binary_conv_layers", "check_binary_layers"]
@@ -107,14 +107,6 @@ class BinaryCheck:
         )
 
 
-def _owning_layer(tensor_name: str, names: Sequence[str]) -> str | None:
-    parts = tensor_name.split("/")
-    for name in names:
-        if name in parts[:-1] or tensor_name.startswith(f"{name}/"):
-            return name
-    return None
-
-
 def check_binary_layers(model: tf.keras.Model, operators: Sequence[Operator]) -> BinaryCheck:
     """Compare a model's binary convs with the LceBconv2d ops of its flatbuffer.
 
@@ -131,7 +123,7 @@ def check_binary_layers(model: tf.keras.Model, operators: Sequence[Operator]) ->
     converted = {
         owner
         for op in bconvs
-        if op.inputs and (owner := _owning_layer(op.inputs[0], names)) is not None
+        if op.inputs and (owner := layer_of(op.inputs[0], names)) is not None
     }
     fell_back = []
     if len(bconvs) < len(layers):

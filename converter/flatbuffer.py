@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from typing import Collection
 
 from tensorflow.lite.python import schema_py_generated as schema
 
-__all__ = ["Operator", "read_operators", "op_histogram"]
+__all__ = ["Operator", "read_operators", "op_histogram", "layer_of"]
 
 _BUILTIN_NAMES = {
     value: name for name, value in vars(schema.BuiltinOperator).items()
@@ -137,3 +138,21 @@ def op_histogram(flatbuffer: bytes) -> collections.Counter:
         ValueError: if it is not a readable TFLite model.
     """
     return collections.Counter(op.name for op in read_operators(flatbuffer))
+
+
+def layer_of(tensor_name: str, layer_names: Collection[str]) -> str | None:
+    """The Keras layer a tensor belongs to, from its name ("model/layer/...").
+
+    Arguments:
+        tensor_name: a flatbuffer tensor name (cut to about 50 characters by the
+            converter, so a long layer name may not be found).
+        layer_names: the candidate layer names.
+
+    Returns:
+        The first path component of `tensor_name` (before the last) that is in
+        `layer_names`, or None.
+    """
+    for part in tensor_name.split("/")[:-1]:
+        if part in layer_names:
+            return part
+    return None

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-__all__ = ["Parity", "compare_with_lce", "CLOSE_TOLERANCE"]
+__all__ = ["Parity", "compare_with_lce", "run_keras_and_lce", "parity_of", "CLOSE_TOLERANCE"]
 
 #: Relative tolerance under which a sample's outputs count as matching.
 CLOSE_TOLERANCE = 1e-3
@@ -49,6 +49,61 @@ class Parity:
         )
 
 
+def run_keras_and_lce(
+    model: tf.keras.Model,
+    flatbuffer: bytes,
+    inputs: np.ndarray,
+    *,
+    num_threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run `inputs` through Keras (inference mode) and through the LCE interpreter.
+
+    Arguments:
+        model: the Keras model that `flatbuffer` was converted from.
+        flatbuffer: the LCE TFLite model.
+        inputs: a float32 batch shaped like the model's input.
+        num_threads: interpreter threads.
+
+    Returns:
+        `(keras_outputs, lce_outputs)`, each `(N, ...)`.
+
+    Raises:
+        ValueError: if `inputs` is empty or does not match the model's input shape.
+    """
+    inputs = np.asarray(inputs, dtype=np.float32)
+    expected = tuple(model.input_shape[1:])
+    if inputs.ndim != len(expected) + 1 or len(inputs) == 0 or any(
+        want is not None and want != got for want, got in zip(expected, inputs.shape[1:])
+    ):
+        raise ValueError(
+            f"`inputs` must be a non-empty batch of shape (N, {', '.join(map(str, expected))}), "
+            f"got {inputs.shape}."
+        )
+    # Direct calls in inference mode: no retracing, unlike `predict`.
+    keras_out = np.concatenate(
+        [np.asarray(model(inputs[i : i + 32], training=False)) for i in range(0, len(inputs), 32)]
+    )
+    interpreter = Interpreter(flatbuffer, num_threads=num_threads)
+    return keras_out, np.asarray(interpreter.predict(inputs))
+
+
+def parity_of(keras_out: np.ndarray, lce_out: np.ndarray) -> Parity:
+    """Compare Keras and LCE outputs of the same samples (see `Parity`)."""
+    keras_flat = keras_out.reshape(len(keras_out), -1)
+    lce_flat = lce_out.reshape(len(lce_out), -1)
+    diff = np.abs(keras_flat - lce_flat)
+    tolerance = CLOSE_TOLERANCE * max(1.0, float(np.abs(keras_flat).max()))
+    return Parity(
+        samples=int(len(keras_flat)),
+        top1_agreement=float(
+            np.mean(keras_flat.argmax(axis=1) == lce_flat.argmax(axis=1))
+        ),
+        max_abs_diff=float(diff.max()),
+        mean_abs_diff=float(diff.mean()),
+        close_fraction=float(np.mean(diff.max(axis=1) <= tolerance)),
+    )
+
+
 def compare_with_lce(
     model: tf.keras.Model,
     flatbuffer: bytes,
@@ -70,31 +125,4 @@ def compare_with_lce(
     Raises:
         ValueError: if `inputs` is empty or does not match the model's input shape.
     """
-    inputs = np.asarray(inputs, dtype=np.float32)
-    expected = tuple(model.input_shape[1:])
-    if inputs.ndim != len(expected) + 1 or len(inputs) == 0 or any(
-        want is not None and want != got for want, got in zip(expected, inputs.shape[1:])
-    ):
-        raise ValueError(
-            f"`inputs` must be a non-empty batch of shape (N, {', '.join(map(str, expected))}), "
-            f"got {inputs.shape}."
-        )
-    # Direct calls in inference mode: no retracing, unlike `predict`.
-    keras_out = np.concatenate(
-        [np.asarray(model(inputs[i : i + 32], training=False)) for i in range(0, len(inputs), 32)]
-    )
-    interpreter = Interpreter(flatbuffer, num_threads=num_threads)
-    lce_out = np.asarray(interpreter.predict(inputs))
-    keras_flat = keras_out.reshape(len(inputs), -1)
-    lce_flat = lce_out.reshape(len(inputs), -1)
-    diff = np.abs(keras_flat - lce_flat)
-    tolerance = CLOSE_TOLERANCE * max(1.0, float(np.abs(keras_flat).max()))
-    return Parity(
-        samples=int(len(inputs)),
-        top1_agreement=float(
-            np.mean(keras_flat.argmax(axis=1) == lce_flat.argmax(axis=1))
-        ),
-        max_abs_diff=float(diff.max()),
-        mean_abs_diff=float(diff.mean()),
-        close_fraction=float(np.mean(diff.max(axis=1) <= tolerance)),
-    )
+    return parity_of(*run_keras_and_lce(model, flatbuffer, inputs, num_threads=num_threads))

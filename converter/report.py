@@ -16,9 +16,9 @@ import tensorflow as tf
 from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.converter.binary import BinaryCheck, check_binary_layers
 from larq_dybnn.converter.export import check_model, export_tflite
-from larq_dybnn.converter.flatbuffer import Operator, read_operators
+from larq_dybnn.converter.flatbuffer import Operator, layer_of, read_operators
 from larq_dybnn.converter.latency import Latency, measure_latency
-from larq_dybnn.converter.parity import Parity, compare_with_lce
+from larq_dybnn.converter.parity import Parity, parity_of, run_keras_and_lce
 from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
 
@@ -49,13 +49,6 @@ def load_model(path: str | os.PathLike) -> tf.keras.Model:
         ) from None
 
 
-def _layer_of(tensor_name: str, names: set[str]) -> str | None:
-    for part in tensor_name.split("/")[:-1]:
-        if part in names:
-            return part
-    return None
-
-
 def threshold_ops(model: tf.keras.Model, operators: Sequence[Operator]) -> dict:
     """Attribute float ops to the model's dynamic threshold layers.
 
@@ -81,7 +74,7 @@ def threshold_ops(model: tf.keras.Model, operators: Sequence[Operator]) -> dict:
     }
     per_layer: dict[str, list[Operator]] = collections.defaultdict(list)
     for op in operators:
-        owner = _layer_of(op.outputs[0], signs | prelus) if op.outputs else None
+        owner = layer_of(op.outputs[0], signs | prelus) if op.outputs else None
         if owner is not None and op.name not in _BINARY_OPS:
             per_layer[owner].append(op)
     ops = collections.Counter(op.name for layer_ops in per_layer.values() for op in layer_ops)
@@ -272,18 +265,14 @@ def export_and_verify(
         samples = np.random.default_rng(0).normal(size=shape).astype(np.float32)
         samples_source = "random normal inputs"
     say(f"parity on {len(samples)} samples ({samples_source})")
-    parity = compare_with_lce(model, flatbuffer, samples)
+    keras_out, lce_out = run_keras_and_lce(model, flatbuffer, samples)
+    parity = parity_of(keras_out, lce_out)
     accuracy = {}
     if labels is not None:
-        from larq_compute_engine.tflite.python.interpreter import Interpreter
-
-        keras_pred = np.concatenate(
-            [np.asarray(model(samples[i : i + 32], training=False)) for i in range(0, len(samples), 32)]
-        ).argmax(axis=-1)
-        lce_pred = np.asarray(Interpreter(flatbuffer).predict(samples)).argmax(axis=-1)
+        labels = np.asarray(labels)
         accuracy = {
-            "keras": float(np.mean(keras_pred == labels)),
-            "lce": float(np.mean(lce_pred == labels)),
+            "keras": float(np.mean(keras_out.argmax(axis=-1) == labels)),
+            "lce": float(np.mean(lce_out.argmax(axis=-1) == labels)),
         }
     latency = None
     if benchmark:

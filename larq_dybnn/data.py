@@ -35,7 +35,7 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
-_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def _split_folder(root: Path, split: str) -> LabelledImages:
     files, labels = [], []
     for label, name in enumerate(classes):
         for path in sorted((folder / name).iterdir()):
-            if path.is_file() and path.suffix.lower() in _SUFFIXES:
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
                 with open(path, "rb") as handle:
                     _check_image_bytes(handle.read(16), str(path))
                 files.append(str(path))
@@ -131,7 +131,7 @@ def _archives(paths: list[Path], split: str) -> LabelledImages:
                         not member.isfile()
                         or len(parts) < 3
                         or parts[-3] != split
-                        or not parts[-1].lower().endswith(_SUFFIXES)
+                        or not parts[-1].lower().endswith(IMAGE_SUFFIXES)
                     ):
                         continue
                     data = tar.extractfile(member).read()

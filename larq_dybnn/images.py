@@ -17,11 +17,16 @@ import numpy as np
 import tensorflow as tf
 
 from larq_dybnn import _checks
-from larq_dybnn.data import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+from larq_dybnn.data import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    IMAGE_SUFFIXES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+)
 
 __all__ = ["read_image_sample", "PREPROCESSING"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 #: Named preprocessing of uint8-range images, to match how a model was trained.
 PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import tarfile
 from pathlib import Path
@@ -23,8 +22,7 @@ CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
-CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], dtype=np.float32)
-CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], dtype=np.float32)
+from larq_dybnn.data import CIFAR10_MEAN, CIFAR10_STD  # noqa: E402
 
 
 def _require(path: Path) -> Path:

@@ -102,7 +102,7 @@ def test_tfds_loading_of_a_locally_prepared_dataset(tmp_path, cifar10_test_batch
     import tensorflow_datasets as tfds
 
     x, y = cifar10_test_batch
-    pixels = np.clip(np.round((x * [0.2470, 0.2435, 0.2616] + [0.4914, 0.4822, 0.4465]) * 255),
+    pixels = np.clip(np.round((x * data.CIFAR10_STD + data.CIFAR10_MEAN) * 255),
                      0, 255).astype(np.uint8)
 
     class LarqDybnnLocalCifar(tfds.core.GeneratorBasedBuilder):

@@ -8,6 +8,7 @@ import tensorflow as tf
 from larq_zoo.core import utils as zoo_utils
 
 from larq_dybnn import _checks
+from larq_dybnn.zoo.weights import check_weights
 
 STEMS = ("imagenet", "cifar")
 
@@ -21,8 +22,10 @@ def model_input(
     width_multiplier: float,
     stem: str,
     total_stride: dict[str, int],
+    weights: str | None,
+    model_name: str,
 ) -> tuple[tf.Tensor, tuple[int | None, int | None, int]]:
-    """Check the common zoo arguments and make the model's input.
+    """Check the common zoo arguments (weights included) and make the model's input.
 
     Arguments:
         input_shape: `(height, width, 3)` or None for the stem's default size
@@ -34,6 +37,8 @@ def model_input(
         stem: "imagenet" or "cifar".
         total_stride: the backbone's downsampling factor per stem; the input must be
             at least that large.
+        weights: the builder's `weights`, checked without downloading.
+        model_name: the builder's weights-registry key.
 
     Returns:
         `(input layer, input shape)`.
@@ -41,7 +46,8 @@ def model_input(
     Raises:
         ValueError: for an unknown stem, a bad `num_classes` or `width_multiplier`,
             an input without 3 channels, a spatial size below the backbone's total
-            stride, or `include_top=True` with an unspecified height or width.
+            stride, `include_top=True` with an unspecified height or width, or
+            `weights` that are unknown or do not fit `num_classes`.
     """
     if stem not in STEMS:
         raise ValueError(f"`stem` must be one of {STEMS}, got {stem!r}.")
@@ -73,4 +79,5 @@ def model_input(
         require_flatten=include_top,
         weights=None,
     )
+    check_weights(weights, model=model_name, include_top=include_top, num_classes=num_classes)
     return zoo_utils.get_input_layer(shape, input_tensor), shape

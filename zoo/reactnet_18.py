@@ -7,9 +7,8 @@ from typing import Sequence
 import tensorflow as tf
 
 from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, scaled
-from larq_dybnn.zoo.inputs import model_input
 from larq_dybnn.zoo.assembly import finish_model
-from larq_dybnn.zoo.weights import check_weights
+from larq_dybnn.zoo.inputs import model_input
 
 __all__ = ["ReActNet18", "DyBNNReActNet18"]
 
@@ -59,10 +58,7 @@ def _reactnet_18(
     inputs, _ = model_input(
         input_shape=input_shape, input_tensor=input_tensor, include_top=include_top,
         num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
-        total_stride=TOTAL_STRIDE,
-    )
-    check_weights(
-        weights, model=default_name, include_top=include_top, num_classes=num_classes
+        total_stride=TOTAL_STRIDE, weights=weights, model_name=default_name,
     )
     base = scaled(STAGE_CHANNELS[0], width_multiplier)
     if stem == "imagenet":
