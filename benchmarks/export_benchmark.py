@@ -33,6 +33,7 @@ from larq_zoo.sota import QuickNet
 
 from larq_dybnn.converter import export_tflite, read_operators, threshold_ops
 from larq_dybnn.converter.latency import arm_note, fastest_kernel, make_runner
+from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
 
 
@@ -123,9 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"DyBNN / ReActNet-A size:    {ratios['size']:.3f}; target <= 1.10")
     print(arm_note())
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"results": results, "ratios": ratios, "runs": args.runs,
-                       "size": args.size}, handle, indent=2, default=str)
+        figures = {"results": results, "ratios": ratios, "runs": args.runs, "size": args.size}
+        atomic_write_bytes(args.json, json.dumps(figures, indent=2, default=str).encode())
     return 0
 
 

@@ -21,6 +21,7 @@ import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
+from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.zoo import DyBNNReActNet18, DyBNNReActNetA, ReActNet18, ReActNetA
 
 MODELS = {
@@ -71,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     # fast mode for a whole run (seen: 100 vs 160 images/s for the same model), so
     # the median ratio can swing either way; the best-step ratio is steadier.
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"median_rates": rates, "best_rates": best, "ratio": ratio,
-                       "best_ratio": best_ratio, **vars(args)}, handle, indent=2)
+        figures = {"median_rates": rates, "best_rates": best, "ratio": ratio,
+                   "best_ratio": best_ratio, **vars(args)}
+        atomic_write_bytes(args.json, json.dumps(figures, indent=2).encode())
     return 0
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import larq as lq
 import numpy as np
@@ -226,3 +225,19 @@ def test_image_sample_reader(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="No images"):
         read_image_sample(tmp_path / "empty")
+
+
+def test_parity_and_latency_reject_bad_arguments(tiny):
+    from larq_dybnn.converter import compare_with_lce, measure_latency
+
+    flatbuffer = export_tflite(tiny)
+    with pytest.raises(ValueError, match="`inputs` must be a non-empty batch of shape"):
+        compare_with_lce(tiny, flatbuffer, np.zeros((2, 8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match="`inputs`"):
+        compare_with_lce(tiny, flatbuffer, np.zeros((0, 16, 16, 3), np.float32))
+    with pytest.raises(ValueError, match="`kernel`"):
+        measure_latency(flatbuffer, kernel="fastest-please")
+    with pytest.raises(ValueError, match="`threads`"):
+        measure_latency(flatbuffer, threads=(0,), kernel="bgemm")
+    with pytest.raises(ValueError, match="`runs`"):
+        measure_latency(flatbuffer, runs=0)
