@@ -68,7 +68,7 @@ def trained(served, rng):
     return model, path, f"{url}/{path.name}", x
 
 
-def test_download_verify_and_load(trained):
+def test_download_verify_and_load(trained, tmp_path):
     model, path, url, x = trained
     register_weights(model="dybnn_reactnet_18", name="cifar10-test", url=url,
                      sha256=_sha256(path), num_classes=10)
@@ -76,6 +76,9 @@ def test_download_verify_and_load(trained):
     loaded = DyBNNReActNet18(weights="cifar10-test", **KWARGS)
     np.testing.assert_array_equal(loaded(x), model(x))
     assert _QuietHandler.requests == [f"/{path.name}"]
+    # The file lands in the cache the user chose, even though that folder did not exist.
+    cached = sorted(p.name for p in (tmp_path / "cache").rglob("*.h5"))
+    assert cached == ["dybnn_reactnet_18_cifar10-test.h5"]
     # The second build reads the verified file from the cache: no new request.
     again = DyBNNReActNet18(weights="cifar10-test", **KWARGS)
     np.testing.assert_array_equal(again(x), model(x))

@@ -113,6 +113,15 @@ def _sha256(path: str | os.PathLike) -> str:
 
 def _download(entry: WeightsEntry) -> str:
     cache_dir = os.environ.get(CACHE_ENV) or None
+    if cache_dir is not None:
+        # Keras silently falls back to /tmp/.keras for a cache dir that does not exist
+        # yet; create it so the user's choice is honoured.
+        try:
+            os.makedirs(cache_dir, exist_ok=True)
+        except OSError as error:
+            raise ValueError(
+                f"{CACHE_ENV}={cache_dir!r} cannot be used as the weights cache: {error}"
+            ) from None
     cache_subdir = os.path.join("larq_dybnn", "models", entry.model)
     try:
         return tf.keras.utils.get_file(
