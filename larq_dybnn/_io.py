@@ -38,3 +38,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def atomic_save_model(model, path: str | os.PathLike) -> Path:
+    """Save a Keras model to `path` (.keras or .h5) through a temporary file.
+
+    Raises:
+        OSError: if the folder is missing or not writable; no file is left behind.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Cannot write '{path}': folder '{folder}' does not exist.")
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=folder)
+    os.close(fd)
+    try:
+        model.save(temporary, overwrite=True)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    return path

@@ -7,15 +7,61 @@ import os
 import sys
 from typing import Sequence
 
+# The parser stays free of TensorFlow imports (fast --help); tests check that these
+# match larq_dybnn.zoo.MODELS and larq_dybnn.distribute.STRATEGIES.
+MODEL_NAMES = (
+    "tiny-dybnn", "tiny-reactnet", "dybnn-reactnet-18", "reactnet-18",
+    "dybnn-reactnet-a", "reactnet-a", "resnet-18",
+)
+STRATEGY_NAMES = ("default", "mirrored", "multiworker")
+
 
 def _demo(args: argparse.Namespace) -> int:
     from larq_dybnn.demo import run_demo
 
     result = run_demo(
-        epochs=args.epochs, batch_size=args.batch_size, output_dir=args.output_dir,
-        seed=args.seed, verbose=2 if args.quiet else "auto",
+        data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+        output_dir=args.output_dir, seed=args.seed, verbose=2 if args.quiet else 1,
     )
     return 0 if result.passed else 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from larq_dybnn.training import TrainConfig, train
+
+    config = TrainConfig(
+        model=args.model, data=args.data, output_dir=args.output_dir,
+        data_dir=args.data_dir, train_split=args.train_split, eval_split=args.eval_split,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        step=args.step, weight_decay=args.weight_decay, init_from=args.init_from,
+        teacher=args.teacher, label_smoothing=args.label_smoothing,
+        width_multiplier=args.width_multiplier, dynamic=args.dynamic,
+        reduction=args.reduction, image_size=args.image_size, preprocess=args.preprocess,
+        seed=args.seed, strategy=args.strategy, logical_cpus=args.logical_cpus,
+        export=args.export, restart=args.restart, verbose=2 if args.quiet else 1,
+    )
+    result = train(config, print_fn=lambda line: print(f"[train] {line}", flush=True))
+    if result.worker.is_chief:
+        print(f"[train] done in {result.seconds:.0f} s; outputs in {result.output_dir}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from larq_dybnn.evaluation import evaluate
+
+    result = evaluate(
+        args.model, data=args.data, split=args.split, data_dir=args.data_dir,
+        batch_size=args.batch_size, preprocess=args.preprocess, limit=args.limit,
+        threads=args.threads,
+    )
+    print(result)
+    if args.json:
+        import json
+
+        from larq_dybnn._io import atomic_write_bytes
+
+        atomic_write_bytes(args.json, json.dumps(result.as_dict(), indent=2).encode())
+    return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -100,6 +146,91 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _add_train_parser(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a model with ReActNet's recipe; resumable, any tf.distribute strategy",
+        description="Train a zoo model on digits, a tfds dataset, an image folder or "
+        ".tar.gz archives with ReActNet's recipe (Adam, learning rate decayed linearly "
+        "to 0; step 1: real weights + conv weight decay, step 2: binary weights; "
+        "distribution loss against --teacher, or cross-entropy). Writes checkpoints, "
+        "TensorBoard logs (with per-layer threshold histograms), history.csv, "
+        "model.keras, plots and report.json to --output-dir; with --export also a "
+        "verified model.tflite. Run again with the same --output-dir to resume after "
+        "an interruption.",
+    )
+    train.add_argument("--model", choices=MODEL_NAMES, default="tiny-dybnn",
+                       help="zoo model; resnet-18 is the real-valued teacher")
+    train.add_argument("--data", default="digits",
+                       help="digits (embedded), a tfds name (cifar10, imagenet2012), an "
+                       "image folder (<split>/<class>/<image>) or .tar.gz archive(s)")
+    train.add_argument("--data-dir", help="tensorflow-datasets data directory")
+    train.add_argument("--train-split", default="train")
+    train.add_argument("--eval-split", default="test")
+    train.add_argument("--output-dir", default="outputs/train")
+    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--batch-size", type=_positive_int, default=64,
+                       help="global batch size, split over replicas")
+    train.add_argument("--learning-rate", type=float, default=2e-3)
+    train.add_argument("--step", type=int, choices=[1, 2], default=2,
+                       help="ReActNet step: 1 = binary activations, real weights, weight "
+                       "decay; 2 = fully binary (default)")
+    train.add_argument("--weight-decay", type=_non_negative_float,
+                       help="conv-kernel weight decay (default: 1e-5 in step 1, 0 in step 2)")
+    train.add_argument("--init-from", metavar="MODEL",
+                       help="transfer every weight from this saved model first (step 1 -> 2)")
+    train.add_argument("--teacher", metavar="MODEL",
+                       help="saved real-valued model for the distribution loss")
+    train.add_argument("--label-smoothing", type=_non_negative_float, default=0.0,
+                       help="cross-entropy label smoothing (without --teacher)")
+    train.add_argument("--width-multiplier", type=float, default=1.0)
+    train.add_argument("--dynamic", choices=["both", "sign", "prelu", "none"],
+                       default="both", help="DyBNN models: which thresholds are dynamic")
+    train.add_argument("--reduction", type=_positive_int,
+                       help="DyBNN models: hyper-function reduction ratio")
+    train.add_argument("--image-size", type=_positive_int,
+                       help="input size (default: the data's, 224 above 64 pixels)")
+    train.add_argument("--preprocess", choices=["digits", "cifar", "imagenet"])
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--strategy", choices=STRATEGY_NAMES, default="default",
+                       help="mirrored: all GPUs (or logical CPUs); multiworker: TF_CONFIG")
+    train.add_argument("--logical-cpus", type=_positive_int,
+                       help="split the CPU into this many devices (mirrored without GPUs)")
+    train.add_argument("--export", action="store_true",
+                       help="also export model.tflite with LCE and verify its parity")
+    train.add_argument("--restart", action="store_true",
+                       help="delete this run's checkpoints and logs and start over")
+    train.add_argument("--quiet", action="store_true", help="one line per epoch")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a .keras model or an LCE .tflite on a dataset",
+        description="Top-1/top-5 accuracy and cross-entropy of a saved Keras model, or "
+        "of an LCE .tflite run by the LCE interpreter, on a split of a dataset.",
+    )
+    evaluate.add_argument("model", help=".keras, .h5, SavedModel or .tflite")
+    evaluate.add_argument("--data", default="digits")
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=100)
+    evaluate.add_argument("--preprocess", choices=["digits", "cifar", "imagenet"])
+    evaluate.add_argument("--limit", type=_positive_int, help="evaluate the first N images")
+    evaluate.add_argument("--threads", type=_positive_int, default=2,
+                          help="LCE interpreter threads (.tflite)")
+    evaluate.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    evaluate.set_defaults(run=_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `larq-dybnn` command."""
     parser = argparse.ArgumentParser(
@@ -109,17 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
-        help="train a small DyBNN on embedded digits, export to LCE, check parity",
-        description="Train TinyDyBNN on scikit-learn's digits (no download), evaluate "
-        "it, convert it with Larq Compute Engine and compare the LCE interpreter with "
-        "Keras. Exits 1 if a binary conv did not convert or parity fails.",
+        help="the main job: train a small DyBNN, evaluate, export to LCE, verify, plot",
+        description="Train TinyDyBNN on scikit-learn's digits (embedded, no download) "
+        "or on --data (e.g. the CIFAR-10 archives), evaluate it, convert it with Larq "
+        "Compute Engine, compare the LCE interpreter with Keras, and plot the training "
+        "curves and the thresholds across samples. Exits 1 if a binary conv did not "
+        "convert or parity fails.",
     )
-    demo.add_argument("--epochs", type=_positive_int, default=8)
+    demo.add_argument("--data", default="digits",
+                      help="digits, or an image folder / .tar.gz archive(s) such as CIFAR-10")
+    demo.add_argument("--epochs", type=_positive_int,
+                      help="default 20 on digits, 5 otherwise")
     demo.add_argument("--batch-size", type=_positive_int, default=64)
     demo.add_argument("--output-dir", default="outputs/demo")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="one line per epoch")
     demo.set_defaults(run=_demo)
+    _add_train_parser(commands)
 
     convert = commands.add_parser(
         "convert",

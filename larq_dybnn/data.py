@@ -27,7 +27,10 @@ import tensorflow as tf
 
 from larq_dybnn import _checks
 
-__all__ = ["LabelledImages", "load", "pipeline", "CIFAR10_MEAN", "CIFAR10_STD"]
+__all__ = [
+    "LabelledImages", "load", "pipeline", "steps_per_epoch", "default_preprocess",
+    "CIFAR10_MEAN", "CIFAR10_STD",
+]
 
 CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
 CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
@@ -78,7 +81,7 @@ def _check_image_bytes(data: bytes, name: str) -> None:
         raise ValueError(f"Unreadable image '{name}': not a JPEG, PNG, GIF or BMP file.")
 
 
-def _digits(split: str) -> LabelledImages:
+def _digits_split(split: str) -> LabelledImages:
     from larq_dybnn.datasets import load_digits
 
     (x_train, y_train), (x_test, y_test) = load_digits()
@@ -204,7 +207,7 @@ def load(
     if text == "digits":
         if split not in ("train", "test"):
             raise ValueError(f"`split` of digits must be 'train' or 'test', got {split!r}.")
-        return _digits(split)
+        return _digits_split(split)
     path = Path(text)
     looks_like_path = path.exists() or os.sep in text or text.endswith((".tar", ".gz"))
     if not looks_like_path:
@@ -228,25 +231,44 @@ def _normalize(image: tf.Tensor, mean: np.ndarray, std: np.ndarray) -> tf.Tensor
     return (tf.cast(image, tf.float32) / 255.0 - mean) / std
 
 
-def _cifar(image, label, training: bool, size: int):
+def _seeds(seed: tf.Tensor | None, count: int) -> list[tf.Tensor | None]:
+    if seed is None:
+        return [None] * count
+    return list(tf.unstack(tf.random.experimental.stateless_split(seed, count)))
+
+
+def _shifted_crop(image: tf.Tensor, size: int, pad: int, seed: tf.Tensor) -> tf.Tensor:
+    image = tf.image.resize_with_crop_or_pad(image, size + 2 * pad, size + 2 * pad)
+    return tf.image.stateless_random_crop(image, [size, size, 3], seed=seed)
+
+
+def _cifar(image, label, training: bool, size: int, seed=None):
     image = tf.image.resize_with_crop_or_pad(image, size, size)
     if training:
-        image = tf.image.resize_with_crop_or_pad(image, size + 8, size + 8)  # pad 4
-        image = tf.image.random_crop(image, [size, size, 3])
-        image = tf.image.random_flip_left_right(image)
+        crop, flip = _seeds(seed, 2)
+        image = _shifted_crop(image, size, 4, crop)
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip)
     return _normalize(image, CIFAR10_MEAN, CIFAR10_STD), label
 
 
-def _imagenet(image, label, training: bool, size: int):
+def _digits_preprocess(image, label, training: bool, size: int, seed=None):
+    image = tf.image.resize_with_crop_or_pad(image, size, size)
+    if training:  # a shift of at most one pixel; no flip (digits are not symmetric)
+        image = _shifted_crop(image, size, 1, _seeds(seed, 1)[0])
+    return tf.cast(image, tf.float32) / 127.5 - 1.0, label
+
+
+def _imagenet(image, label, training: bool, size: int, seed=None):
     if training:
-        begin, crop_size, _ = tf.image.sample_distorted_bounding_box(
-            tf.shape(image), tf.zeros([0, 0, 4], tf.float32),
+        box, flip = _seeds(seed, 2)
+        begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image), tf.zeros([0, 0, 4], tf.float32), seed=box,
             area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
             min_object_covered=0.0, use_image_if_no_bounding_boxes=True,
         )
         image = tf.slice(image, begin, crop_size)
         image = tf.image.resize(image, [size, size])
-        image = tf.image.random_flip_left_right(image)
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip)
     else:
         shape = tf.cast(tf.shape(image)[:2], tf.float32)
         scale = (size / 0.875) / tf.reduce_min(shape)  # resize short side to 256
@@ -255,7 +277,31 @@ def _imagenet(image, label, training: bool, size: int):
     return _normalize(image, IMAGENET_MEAN, IMAGENET_STD), label
 
 
-PREPROCESSING = {"cifar": _cifar, "imagenet": _imagenet}
+PREPROCESSING = {"cifar": _cifar, "imagenet": _imagenet, "digits": _digits_preprocess}
+
+
+def default_preprocess(source: str | os.PathLike, image_size: int) -> str:
+    """The preprocessing that suits a source: "digits" for digits, "cifar" for
+    images of at most 64 pixels, "imagenet" above."""
+    if os.fspath(source) == "digits":
+        return "digits"
+    return "cifar" if image_size <= 64 else "imagenet"
+
+
+def steps_per_epoch(data: LabelledImages, batch_size: int) -> int:
+    """Full batches per training epoch (training pipelines drop the remainder).
+
+    Raises:
+        ValueError: if the split has fewer examples than one batch.
+    """
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    steps = data.num_examples // batch_size
+    if steps == 0:
+        raise ValueError(
+            f"`batch_size`={batch_size} is larger than '{data.source}' "
+            f"({data.num_examples} examples)."
+        )
+    return steps
 
 
 def pipeline(
@@ -268,6 +314,8 @@ def pipeline(
     cache: bool = True,
     shuffle_buffer: int = 10_000,
     seed: int | None = None,
+    first_epoch: int = 0,
+    epochs: int | None = None,
     drop_remainder: bool | None = None,
 ) -> tf.data.Dataset:
     """A batched, prefetched tf.data pipeline with the recipe's preprocessing.
@@ -276,37 +324,79 @@ def pipeline(
     normalization with CIFAR-10's mean and std. "imagenet": random resized crop
     (8%-100% area, 3/4-4/3 aspect) and flip for training, resize of the short side to
     `image_size / 0.875` and centre crop for evaluation; ImageNet mean and std.
+    "digits": pad-1 random crop for training (no flip), scaled to [-1, 1].
+
+    A training pipeline yields epoch after epoch (`first_epoch`, `first_epoch + 1`,
+    ...), each `steps_per_epoch(data, batch_size)` full batches long; fit it with
+    `steps_per_epoch=`. The order and augmentation of an epoch depend only on `seed`
+    and the epoch's index (stateless random ops), so a run resumed at epoch k sees
+    exactly the batches an uninterrupted run sees from epoch k on.
 
     Arguments:
         data: from `load`.
         training: augment and shuffle (training) or not (evaluation).
         batch_size: batch size.
-        preprocess: "cifar" or "imagenet".
+        preprocess: "cifar", "imagenet" or "digits".
         image_size: output height and width.
         cache: cache decoded images in memory before augmentation.
         shuffle_buffer: shuffle buffer size (training).
-        seed: shuffle and augmentation seed.
-        drop_remainder: drop the last partial batch; defaults to `training`.
+        seed: shuffle and augmentation seed (training); None draws one at random.
+        first_epoch: index of the first epoch produced (training).
+        epochs: how many epochs to produce (training); None repeats forever.
+        drop_remainder: drop the last partial batch (evaluation only; training
+            always drops it).
 
     Returns:
         A dataset of `(float32 images (B, S, S, 3), int64 labels (B,))`.
 
     Raises:
-        ValueError: for an unknown `preprocess` or a non-positive size.
+        ValueError: for an unknown `preprocess`, a non-positive size, a negative
+            `first_epoch` or a non-positive `epochs`.
     """
     if preprocess not in PREPROCESSING:
         raise ValueError(f"`preprocess` must be one of {sorted(PREPROCESSING)}, got {preprocess!r}.")
     batch_size = _checks.positive_int("batch_size", batch_size)
     image_size = _checks.positive_int("image_size", image_size)
+    function = PREPROCESSING[preprocess]
     dataset = data.dataset
     if cache:
         dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    function = PREPROCESSING[preprocess]
-    dataset = dataset.map(
-        lambda image, label: function(image, label, training, image_size),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    dataset = dataset.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    if not training:
+        dataset = dataset.map(
+            lambda image, label: function(image, label, False, image_size),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        dataset = dataset.batch(batch_size, drop_remainder=bool(drop_remainder))
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    if first_epoch < 0:
+        raise ValueError(f"`first_epoch` must be >= 0, got {first_epoch!r}.")
+    if epochs is not None:
+        epochs = _checks.positive_int("epochs", epochs)
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**31)
+    base = tf.constant(int(seed) % 2**31, tf.int64)
+
+    graph_seed = int(seed) % (2**31 - 2) + 1  # never 0: TF treats (0, 0) specially
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        # The graph-level seed of this traced function only: shuffling then depends
+        # on `seed` and the epoch, not on the process's global seed.
+        tf.compat.v1.set_random_seed(graph_seed)
+        epoch_seed = base * 1_000_003 + epoch
+        shuffled = dataset.shuffle(
+            shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False
+        )
+
+        def augment(index, element):
+            image, label = element
+            return function(image, label, True, image_size, tf.stack([epoch_seed, index]))
+
+        augmented = shuffled.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        return augmented.batch(batch_size, drop_remainder=True)
+
+    if epochs is None:
+        indices = tf.data.Dataset.counter(first_epoch)
+    else:
+        indices = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
+    return indices.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)

@@ -23,6 +23,7 @@ __all__ = [
     "linear_decay_adam",
     "add_conv_weight_decay",
     "DistributionLoss",
+    "SmoothedCrossentropy",
     "Distiller",
     "transfer_weights",
 ]
@@ -102,6 +103,38 @@ class DistributionLoss(tf.keras.losses.Loss):
     def call(self, y_true, y_pred):
         target = tf.nn.softmax(tf.cast(y_true, tf.float32), axis=-1)
         return -tf.reduce_sum(target * tf.nn.log_softmax(y_pred, axis=-1), axis=-1)
+
+
+@tf.keras.utils.register_keras_serializable(package="larq_dybnn")
+class SmoothedCrossentropy(tf.keras.losses.Loss):
+    """Cross-entropy on integer labels and logits, with optional label smoothing.
+
+    Keras' `SparseCategoricalCrossentropy` has no label smoothing; this is
+    `CategoricalCrossentropy(from_logits=True, label_smoothing=...)` on one-hot labels.
+
+    Arguments:
+        label_smoothing: in [0, 1); the target puts `1 - s + s / K` on the label and
+            `s / K` on each of the other classes.
+
+    Raises:
+        ValueError: for `label_smoothing` outside [0, 1).
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValueError(f"`label_smoothing` must be in [0, 1), got {label_smoothing!r}.")
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        classes = tf.shape(y_pred)[-1]
+        labels = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), classes)
+        smoothing = self.label_smoothing
+        targets = labels * (1.0 - smoothing) + smoothing / tf.cast(classes, tf.float32)
+        return -tf.reduce_sum(targets * tf.nn.log_softmax(y_pred, axis=-1), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
 class Distiller(tf.keras.Model):

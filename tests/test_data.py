@@ -140,7 +140,7 @@ def test_tfds_loading_of_a_locally_prepared_dataset(tmp_path, cifar10_test_batch
 def test_cifar_pipeline():
     digits = data.load("digits", split="test")
     train = data.pipeline(digits, training=True, batch_size=32, preprocess="cifar",
-                          image_size=8, seed=0)
+                          image_size=8, seed=0, epochs=1)
     images, labels = next(iter(train))
     assert images.shape == (32, 8, 8, 3) and images.dtype == tf.float32
     assert labels.dtype == tf.int64

@@ -8,7 +8,9 @@ from larq_zoo import decode_predictions, preprocess_input
 
 from larq_dybnn.zoo.reactnet_18 import DyBNNReActNet18, ReActNet18
 from larq_dybnn.zoo.reactnet_a import DyBNNReActNetA, ReActNetA
+from larq_dybnn.zoo.resnet import ResNet18
 from larq_dybnn.zoo.tiny import TinyDyBNN
+from larq_dybnn.zoo.catalog import MODELS, build_model, is_binary
 from larq_dybnn.zoo.weights import register_weights, registered_weights
 
 __all__ = [
@@ -17,6 +19,10 @@ __all__ = [
     "ReActNet18",
     "DyBNNReActNet18",
     "TinyDyBNN",
+    "ResNet18",
+    "MODELS",
+    "build_model",
+    "is_binary",
     "preprocess_input",
     "decode_predictions",
     "register_weights",

@@ -24,6 +24,7 @@ def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
     reduction: int = 8,
     output_bound: float | None = None,
     kernel_quantizer: str = "magnitude_aware_sign",
+    binary_weights: bool = True,
     name: str | None = None,
 ) -> tf.keras.Model:
     """A small binary network: a float stem, then `blocks` ReActNet basic blocks.
@@ -45,6 +46,9 @@ def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
         output_bound: bound of the dynamic terms (`s * tanh`), None for unbounded.
         kernel_quantizer: binary weight quantizer, "magnitude_aware_sign" (ReActNet)
             or "ste_sign".
+        binary_weights: False keeps the conv weights real-valued (step 1 of
+            ReActNet's recipe); the layer names stay the same, so
+            `larq_dybnn.recipe.transfer_weights` carries step 1 into step 2.
         name: model name; defaults to "tiny_dybnn" or "tiny_reactnet".
 
     Returns:
@@ -63,9 +67,11 @@ def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
         inputs = tf.keras.Input(shape=input_shape)
     else:
         inputs = input_tensor
-    x = tf.keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(inputs)
-    x = tf.keras.layers.BatchNormalization(momentum=0.9)(x)
-    for _ in range(blocks):
+    x = tf.keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(
+        inputs
+    )
+    x = tf.keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    for block in range(1, blocks + 1):
         shortcut = x
         x = lq.layers.QuantConv2D(
             width,
@@ -73,19 +79,22 @@ def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
             padding="same",
             pad_values=1.0,
             input_quantizer=DynamicSign(
-                reduction=reduction, dynamic_threshold=dynamic, output_bound=output_bound
+                reduction=reduction, dynamic_threshold=dynamic, output_bound=output_bound,
+                name=f"block{block}_sign",
             ),
-            kernel_quantizer=kernel_quantizer,
-            kernel_constraint="weight_clip",
+            kernel_quantizer=kernel_quantizer if binary_weights else None,
+            kernel_constraint="weight_clip" if binary_weights else None,
             use_bias=False,
+            name=f"block{block}_conv",
         )(x)
-        x = tf.keras.layers.BatchNormalization(momentum=0.9)(x)
-        x = tf.keras.layers.Add()([x, shortcut])
+        x = tf.keras.layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn")(x)
+        x = tf.keras.layers.Add(name=f"block{block}_add")([x, shortcut])
         x = DynamicPReLU(
-            reduction=reduction, dynamic_shifts=dynamic, output_bound=output_bound
+            reduction=reduction, dynamic_shifts=dynamic, output_bound=output_bound,
+            name=f"block{block}_prelu",
         )(x)
     if include_top:
-        x = tf.keras.layers.GlobalAveragePooling2D()(x)
-        x = tf.keras.layers.Dense(num_classes)(x)
+        x = tf.keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
+        x = tf.keras.layers.Dense(num_classes, name="logits")(x)
     default_name = "tiny_dybnn" if dynamic else "tiny_reactnet"
     return tf.keras.Model(inputs, x, name=name or default_name)

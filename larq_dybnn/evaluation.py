@@ -1,0 +1,132 @@
+"""Evaluate a trained model, Keras or LCE flatbuffer, on a labelled dataset."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from larq_dybnn import _checks, data as data_lib
+
+__all__ = ["Evaluation", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracy of a model on a split.
+
+    Attributes:
+        model: the model file.
+        runtime: "keras" or "lce" (the LCE interpreter, for a `.tflite`).
+        data: the dataset source and split.
+        examples: number of images evaluated.
+        accuracy: top-1 accuracy.
+        top5_accuracy: top-5 accuracy (None with fewer than 6 classes).
+        loss: mean cross-entropy of the logits.
+    """
+
+    model: str
+    runtime: str
+    data: str
+    examples: int
+    accuracy: float
+    top5_accuracy: float | None
+    loss: float
+
+    def as_dict(self) -> dict:
+        """The fields as a JSON-serializable dict."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        top5 = "" if self.top5_accuracy is None else f", top-5 {self.top5_accuracy:.2%}"
+        return (
+            f"{self.model} ({self.runtime}) on {self.data}: {self.examples} images, "
+            f"top-1 {self.accuracy:.2%}{top5}, loss {self.loss:.4f}"
+        )
+
+
+def _predictor(path: Path, threads: int):
+    if path.suffix == ".tflite":
+        from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+        interpreter = Interpreter(path.read_bytes(), num_threads=threads)
+        shape = tuple(interpreter.input_shapes[0][1:])
+        return "lce", shape, lambda x: np.asarray(interpreter.predict(x))
+    from larq_dybnn.converter import load_model
+
+    model = load_model(path)
+    shape = tuple(model.input_shape[1:])
+    return "keras", shape, lambda x: np.asarray(model(x, training=False))
+
+
+def evaluate(
+    model_path: str | os.PathLike,
+    *,
+    data: str | os.PathLike = "digits",
+    split: str = "test",
+    data_dir: str | None = None,
+    batch_size: int = 100,
+    preprocess: str | None = None,
+    limit: int | None = None,
+    threads: int = 2,
+) -> Evaluation:
+    """Evaluate a `.keras` / `.h5` / SavedModel or an LCE `.tflite` on a split.
+
+    Arguments:
+        model_path: the model; a `.tflite` runs in the LCE interpreter.
+        data: a source of `larq_dybnn.data.load`.
+        split: the split to evaluate.
+        data_dir: tensorflow-datasets data directory.
+        batch_size: images per batch.
+        preprocess: "digits", "cifar" or "imagenet"; None picks by data and the
+            model's input size, as `larq-dybnn train` does.
+        limit: evaluate only the first `limit` images.
+        threads: LCE interpreter threads.
+
+    Returns:
+        An `Evaluation`.
+
+    Raises:
+        FileNotFoundError: for a missing model or data.
+        ValueError: for a model that does not load, a model without a fixed square
+            input size, or data whose classes do not fit the model's outputs.
+    """
+    path = Path(model_path)
+    if not path.exists():
+        raise FileNotFoundError(f"No model at '{path}'.")
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    if limit is not None:
+        limit = _checks.positive_int("limit", limit)
+    runtime, shape, predict = _predictor(path, _checks.positive_int("threads", threads))
+    if len(shape) != 3 or shape[0] is None or shape[0] != shape[1]:
+        raise ValueError(f"'{path}' must take square images of a fixed size, takes {shape}.")
+    images = data_lib.load(data, split=split, data_dir=data_dir)
+    size = int(shape[0])
+    preprocess = preprocess or data_lib.default_preprocess(data, size)
+    batches = data_lib.pipeline(images, training=False, batch_size=batch_size,
+                                preprocess=preprocess, image_size=size, cache=False)
+    logits, labels = [], []
+    seen = 0
+    for x, y in batches:
+        if limit is not None and seen >= limit:
+            break
+        out = predict(x.numpy())
+        if not logits:
+            images.check_num_classes(out.shape[-1])
+        logits.append(out)
+        labels.append(y.numpy())
+        seen += len(out)
+    logits = np.concatenate(logits)[:limit]
+    labels = np.concatenate(labels)[:limit]
+    loss = tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    top5 = None
+    if logits.shape[-1] > 5:
+        top5 = float(np.mean(tf.math.in_top_k(labels, logits, 5).numpy()))
+    return Evaluation(
+        model=str(path), runtime=runtime, data=f"{images.source} [{split}]",
+        examples=int(len(labels)), accuracy=float(np.mean(logits.argmax(-1) == labels)),
+        top5_accuracy=top5, loss=float(np.mean(loss)),
+    )

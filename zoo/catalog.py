@@ -1,0 +1,116 @@
+"""The zoo's models by command-line name, built from the options `train` exposes."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+from larq_dybnn.zoo.blocks import scaled
+from larq_dybnn.zoo.reactnet_18 import DyBNNReActNet18, ReActNet18
+from larq_dybnn.zoo.reactnet_a import DyBNNReActNetA, ReActNetA
+from larq_dybnn.zoo.resnet import ResNet18
+from larq_dybnn.zoo.tiny import TinyDyBNN
+
+__all__ = ["MODELS", "build_model", "is_binary"]
+
+
+def _tiny(dynamic: bool) -> Callable[..., tf.keras.Model]:
+    def build(*, input_shape, num_classes, width_multiplier, stem, binary_weights,
+              dynamic_parts, reduction):
+        del stem  # TinyDyBNN keeps the input resolution
+        if dynamic and dynamic_parts not in ("both", "none"):
+            raise ValueError(
+                "The tiny models turn both DynamicSign and DynamicPReLU on or off; "
+                f"`dynamic`={dynamic_parts!r} needs a zoo model (reactnet-18, reactnet-a)."
+            )
+        return TinyDyBNN(
+            input_shape=input_shape, num_classes=num_classes,
+            width=scaled(32, width_multiplier), blocks=2,
+            dynamic=dynamic and dynamic_parts == "both",
+            reduction=reduction or 4, binary_weights=binary_weights,
+        )
+
+    return build
+
+
+def _zoo(builder, dynamic: bool) -> Callable[..., tf.keras.Model]:
+    def build(*, input_shape, num_classes, width_multiplier, stem, binary_weights,
+              dynamic_parts, reduction):
+        extra = {}
+        if dynamic:
+            extra = dict(dynamic=dynamic_parts, reduction=reduction or 16)
+        return builder(
+            input_shape=input_shape, num_classes=num_classes,
+            width_multiplier=width_multiplier, stem=stem, binary_weights=binary_weights,
+            **extra,
+        )
+
+    return build
+
+
+def _float_resnet(*, input_shape, num_classes, width_multiplier, stem, binary_weights,
+                  dynamic_parts, reduction):
+    del binary_weights, dynamic_parts, reduction  # real-valued throughout
+    return ResNet18(
+        input_shape=input_shape, num_classes=num_classes,
+        width_multiplier=width_multiplier, stem=stem,
+    )
+
+
+#: Command-line model names and their builders.
+MODELS: dict[str, Callable[..., tf.keras.Model]] = {
+    "tiny-dybnn": _tiny(True),
+    "tiny-reactnet": _tiny(False),
+    "dybnn-reactnet-18": _zoo(DyBNNReActNet18, True),
+    "reactnet-18": _zoo(ReActNet18, False),
+    "dybnn-reactnet-a": _zoo(DyBNNReActNetA, True),
+    "reactnet-a": _zoo(ReActNetA, False),
+    "resnet-18": _float_resnet,
+}
+
+
+def is_binary(name: str) -> bool:
+    """Whether the named model is a binary network (everything but the teacher)."""
+    return name != "resnet-18"
+
+
+def build_model(
+    name: str,
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    width_multiplier: float = 1.0,
+    stem: str | None = None,
+    binary_weights: bool = True,
+    dynamic: str = "both",
+    reduction: int | None = None,
+) -> tf.keras.Model:
+    """Build a zoo model by its command-line name.
+
+    Arguments:
+        name: one of `MODELS`.
+        input_shape: `(height, width, 3)`.
+        num_classes: classifier outputs.
+        width_multiplier: channel multiplier (the tiny models scale 32 channels).
+        stem: "imagenet" or "cifar"; None picks "cifar" up to 64 pixels.
+        binary_weights: False for step 1 of ReActNet's recipe (real-valued weights).
+        dynamic: DyBNN models only: "both", "sign", "prelu" or "none".
+        reduction: DyBNN models only: hyper-function reduction (None: the model's
+            default, 4 for the tiny models and 16 for the zoo).
+
+    Returns:
+        The model (logits out).
+
+    Raises:
+        ValueError: for an unknown name, or options the model does not take.
+    """
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(MODELS)}.")
+    if stem is None:
+        stem = "cifar" if max(input_shape[:2]) <= 64 else "imagenet"
+    return MODELS[name](
+        input_shape=tuple(input_shape), num_classes=num_classes,
+        width_multiplier=width_multiplier, stem=stem, binary_weights=binary_weights,
+        dynamic_parts=dynamic, reduction=reduction,
+    )
