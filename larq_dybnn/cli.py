@@ -38,7 +38,8 @@ def _train(args: argparse.Namespace) -> int:
         width_multiplier=args.width_multiplier, dynamic=args.dynamic,
         reduction=args.reduction, image_size=args.image_size, preprocess=args.preprocess,
         seed=args.seed, strategy=args.strategy, logical_cpus=args.logical_cpus,
-        export=args.export, restart=args.restart, verbose=2 if args.quiet else 1,
+        export=args.export, restart=args.restart,
+        deterministic=not args.nondeterministic, verbose=2 if args.quiet else 1,
     )
     result = train(config, print_fn=lambda line: print(f"[train] {line}", flush=True))
     if result.worker.is_chief:
@@ -210,6 +211,9 @@ def _add_train_parser(commands) -> None:
                        help="also export model.tflite with LCE and verify its parity")
     train.add_argument("--restart", action="store_true",
                        help="delete this run's checkpoints and logs and start over")
+    train.add_argument("--nondeterministic", action="store_true",
+                       help="allow non-deterministic TensorFlow ops (faster on GPUs; a "
+                       "resumed run then only approximately matches an uninterrupted one)")
     train.add_argument("--quiet", action="store_true", help="one line per epoch")
     train.set_defaults(run=_train)
 

@@ -52,7 +52,8 @@ def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -
     plt = _pyplot()
     epochs = np.asarray(history.get("epoch", range(len(history["loss"])))) + 1
     panels = [name for name in ("loss", "accuracy") if name in history]
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6))
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6),
+                             constrained_layout=True)
     for axis, name in zip(np.atleast_1d(axes), panels):
         axis.plot(epochs, history[name], marker="o", label="training")
         if f"val_{name}" in history:
@@ -95,7 +96,8 @@ def plot_thresholds(
         raise ValueError("No thresholds to plot.")
     plt = _pyplot()
     picks = sorted(set(np.linspace(0, len(stats) - 1, min(layers, len(stats))).round().astype(int)))
-    figure, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 3.6), squeeze=False)
+    figure, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 3.8), squeeze=False,
+                             constrained_layout=True)
     for axis, index in zip(axes[0], picks):
         item = stats[index]
         order = np.argsort(item.spread)[::-1][:channels]

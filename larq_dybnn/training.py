@@ -77,6 +77,9 @@ class TrainConfig:
         logical_cpus: split the CPU into this many devices (mirrored on CPUs).
         export: also export `model.tflite` through the converter and verify it.
         probe_samples: evaluation images used to measure thresholds across samples.
+        deterministic: make TensorFlow's ops deterministic
+            (`tf.config.experimental.enable_op_determinism`, process-wide), so that
+            a resumed run ends exactly where an uninterrupted one does.
         restart: delete this run's checkpoints, history and logs in `output_dir`
             and start over, instead of resuming.
         verbose: Keras progress mode: "auto" (bars), 1, 2 (a line per epoch) or 0.
@@ -107,6 +110,7 @@ class TrainConfig:
     export: bool = False
     probe_samples: int = 256
     restart: bool = False
+    deterministic: bool = True
     verbose: int | str = "auto"
 
 
@@ -238,7 +242,8 @@ def train(config: TrainConfig, *, print_fn: Callable[[str], object] = print) -> 
     strategy = make_strategy(config.strategy, logical_cpus=config.logical_cpus)
     worker = worker_of(strategy)
     tf.keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
     root = Path(config.output_dir)
     out = root if worker.is_chief else root / "workers" / f"worker-{worker.task_id}"
@@ -325,19 +330,19 @@ def train(config: TrainConfig, *, print_fn: Callable[[str], object] = print) -> 
         eval_data, training=False, batch_size=config.batch_size, preprocess=preprocess,
         image_size=size,
     )
-    history_path = root / "history.csv"
-    callbacks: list[tf.keras.callbacks.Callback] = []
-    if worker.is_chief:
-        trim_history(history_path, epochs=initial_epoch)
-        callbacks += [
-            tf.keras.callbacks.CSVLogger(str(history_path), append=True),
-            tf.keras.callbacks.TensorBoard(
-                log_dir=str(root / "logs"), write_graph=False, profile_batch=0
-            ),
-        ]
-        probe = _probe_images(eval_batches, config.probe_samples)
-        if _has_thresholds(model):
-            callbacks.append(ThresholdHistograms(probe, root / "logs"))
+    # Every worker makes the same callbacks (they create variables, which must be
+    # created in the same order everywhere); a non-chief writes into its own folder.
+    history_path = out / "history.csv"
+    trim_history(history_path, epochs=initial_epoch)
+    probe = _probe_images(eval_batches, config.probe_samples)
+    callbacks: list[tf.keras.callbacks.Callback] = [
+        tf.keras.callbacks.CSVLogger(str(history_path), append=True),
+        tf.keras.callbacks.TensorBoard(
+            log_dir=str(out / "logs"), write_graph=False, profile_batch=0
+        ),
+    ]
+    if _has_thresholds(model):
+        callbacks.append(ThresholdHistograms(probe, out / "logs"))
     callbacks.append(checkpoints)  # after the CSV row: a redone epoch is trimmed above
 
     if initial_epoch < config.epochs:
@@ -375,7 +380,9 @@ def train(config: TrainConfig, *, print_fn: Callable[[str], object] = print) -> 
 
 
 #: Options that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = ("verbose", "export", "probe_samples", "restart", "output_dir")
+_RESUMABLE_CHANGES = (
+    "verbose", "export", "probe_samples", "restart", "output_dir", "deterministic",
+)
 
 
 def _clear_run(out: Path) -> None:
