@@ -195,16 +195,24 @@ class Distiller(tf.keras.Model):
 
 
 def _by_name(model: tf.keras.Model, role: str) -> dict[str, tf.Variable]:
+    """Weights keyed by layer name, position in the layer and short name.
+
+    Variable names alone do not work: a model loaded from a `.keras` file names its
+    variables without the layer prefix ("kernel:0"), a freshly built one with it.
+    """
     weights: dict[str, tf.Variable] = {}
-    for weight in model.weights:
-        if weight.name in weights:
-            raise ValueError(f"{role} model '{model.name}' has two weights named '{weight.name}'.")
-        weights[weight.name] = weight
+    for layer in model.layers:
+        for index, weight in enumerate(layer.weights):
+            key = f"{layer.name}/{index}:{weight.name.split('/')[-1]}"
+            if key in weights:
+                raise ValueError(f"{role} model '{model.name}' has two weights keyed '{key}'.")
+            weights[key] = weight
     return weights
 
 
 def transfer_weights(source: tf.keras.Model, target: tf.keras.Model) -> int:
-    """Copy every weight of `source` into the weight of the same name in `target`.
+    """Copy every weight of `source` into its partner in `target`: the weight of the
+    same layer name, position in the layer and short name.
 
     Step 2 of ReActNet starts from step 1's weights; the official code loads them
     with `strict=False` and silently drops what does not match. This fails instead:

@@ -1,0 +1,153 @@
+"""`larq_dybnn.training.train` and `evaluate`: the recipe end to end (teacher, step 1,
+step 2 with weight transfer, export), what a run writes, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from larq_dybnn.cli import MODEL_NAMES, main
+from larq_dybnn.converter import load_model
+from larq_dybnn.evaluation import evaluate
+from larq_dybnn.training import TrainConfig, train
+from larq_dybnn.zoo import MODELS
+
+FAST = dict(data="digits", epochs=2, batch_size=64, verbose=0, deterministic=False,
+            probe_samples=64)
+
+
+def _binary_convs(model):
+    return [layer for layer in model.layers if isinstance(layer, lq.layers.QuantConv2D)]
+
+
+def _event_tags(folder):
+    tags = set()
+    for path in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_cli_model_names_match_the_zoo():
+    assert MODEL_NAMES == tuple(MODELS)
+
+
+def test_teacher_then_step1_then_step2_with_export(tmp_path):
+    lines = []
+    teacher = train(TrainConfig(model="resnet-18", width_multiplier=0.125, label_smoothing=0.1,
+                                output_dir=str(tmp_path / "teacher"), **FAST),
+                    print_fn=lines.append)
+    assert teacher.evaluation["accuracy"] > 0.2  # chance: 0.1
+    assert not _binary_convs(load_model(teacher.model_path))
+    assert any("label smoothing 0.1" in line for line in lines)
+
+    lines.clear()
+    step1 = train(TrainConfig(step=1, teacher=teacher.model_path,
+                              output_dir=str(tmp_path / "step1"), **FAST), print_fn=lines.append)
+    assert any("distribution loss against" in line for line in lines)
+    assert any("weight decay 1e-05 on 3 conv kernels" in line for line in lines)
+    step1_model = load_model(step1.model_path)
+    assert all(layer.kernel_quantizer is None for layer in _binary_convs(step1_model))
+
+    lines.clear()
+    step2 = train(TrainConfig(step=2, teacher=teacher.model_path, init_from=step1.model_path,
+                              export=True, output_dir=str(tmp_path / "step2"), **FAST),
+                  print_fn=lines.append)
+    assert any(line.startswith("Transferred all") for line in lines)
+    assert any("weight decay 0 on" in line for line in lines)
+    model = load_model(step2.model_path)
+    convs = _binary_convs(model)
+    assert len(convs) == 2
+    assert all(isinstance(c.kernel_quantizer, lq.quantizers.MagnitudeAwareSign) for c in convs)
+
+    # What the run wrote.
+    out = tmp_path / "step2"
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["init_from"] == step1.model_path
+    assert len(report["history"]["loss"]) == 2 == len(step2.history["val_accuracy"])
+    assert report["conversion"]["binary"]["lce_bconv2d"] == 2
+    assert report["conversion"]["parity"]["top1_agreement"] >= 0.99
+    assert (out / "model.tflite").stat().st_size > 10_000
+    for name in ("training_curves.png", "thresholds.png"):
+        assert (out / "plots" / name).read_bytes().startswith(b"\x89PNG")
+    assert sorted(step2.threshold_spread) == ["block1_conv", "block2_conv"]
+    assert all(v > 0 for v in step2.threshold_spread.values())  # samples differ
+    tags = _event_tags(out / "logs" / "thresholds")
+    assert {"thresholds/block1_conv", "threshold_spread/block2_conv"} <= tags
+    assert "epoch_loss" in _event_tags(out / "logs" / "train")
+
+    # `evaluate` reproduces the run's accuracy, in Keras and in the LCE interpreter.
+    keras = evaluate(out / "model.keras", data="digits")
+    assert keras.runtime == "keras" and keras.examples == 360
+    assert keras.accuracy == pytest.approx(step2.evaluation["accuracy"], abs=1e-6)
+    lce = evaluate(out / "model.tflite", data="digits")
+    assert lce.runtime == "lce" and abs(lce.accuracy - keras.accuracy) <= 0.01
+    assert lce.top5_accuracy >= lce.accuracy
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path):
+    config = TrainConfig(model="tiny-reactnet", epochs=1, output_dir=str(tmp_path),
+                         **{k: v for k, v in FAST.items() if k != "epochs"})
+    first = train(config)
+    lines = []
+    again = train(config, print_fn=lines.append)
+    assert again.resumed_from == 1
+    assert any("already done" in line for line in lines)
+    assert again.evaluation == pytest.approx(first.evaluation)
+    # A static model has thresholds too, the same for every sample.
+    assert all(v < 1e-6 for v in first.threshold_spread.values())
+
+
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        (dict(model="vgg"), ValueError, "`model` must be one of"),
+        (dict(step=3), ValueError, "`step` must be 1 or 2"),
+        (dict(epochs=0), ValueError, "`epochs`"),
+        (dict(label_smoothing=1.0), ValueError, "`label_smoothing`"),
+        (dict(teacher="t.keras", label_smoothing=0.1), ValueError, "Give one of them"),
+        (dict(teacher="missing.keras"), FileNotFoundError, "`teacher`: no model"),
+        (dict(init_from="missing.keras"), FileNotFoundError, "`init_from`: no model"),
+        (dict(data="no/such/folder"), FileNotFoundError, "no/such/folder"),
+        (dict(batch_size=5000), ValueError, "`batch_size`=5000 is larger than"),
+        (dict(preprocess="mnist"), ValueError, "`preprocess`"),
+        (dict(model="tiny-dybnn", dynamic="sign"), ValueError, "turn both DynamicSign"),
+    ],
+)
+def test_bad_options_are_named(tmp_path, options, error, match):
+    with pytest.raises(error, match=match):
+        train(TrainConfig(**{**FAST, "output_dir": str(tmp_path), **options}))
+
+
+def test_teacher_with_other_input_size_is_refused(tmp_path):
+    teacher = tf.keras.Sequential([tf.keras.Input((16, 16, 3)), tf.keras.layers.Flatten(),
+                                   tf.keras.layers.Dense(10)])
+    teacher.save(tmp_path / "teacher.keras")
+    with pytest.raises(ValueError, match=r"`teacher` takes inputs \(16, 16, 3\)"):
+        train(TrainConfig(**{**FAST, "output_dir": str(tmp_path / "run"),
+                             "teacher": str(tmp_path / "teacher.keras")}))
+
+
+def test_evaluate_errors_name_the_problem(tmp_path):
+    three = tf.keras.Sequential([tf.keras.Input((8, 8, 3)), tf.keras.layers.Flatten(),
+                                 tf.keras.layers.Dense(3)])
+    three.save(tmp_path / "three.keras")
+    with pytest.raises(ValueError, match="model has 3 outputs but 'digits' has 10 classes"):
+        evaluate(tmp_path / "three.keras", data="digits")
+    with pytest.raises(FileNotFoundError, match="No model at"):
+        evaluate(tmp_path / "missing.keras")
+
+
+def test_cli_reports_errors_with_exit_status_2(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "missing.keras")]) == 2
+    assert "larq-dybnn evaluate: error: No model at" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--epochs", "0"])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "vgg"])
+    assert "invalid choice: 'vgg'" in capsys.readouterr().err
