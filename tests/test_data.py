@@ -189,3 +189,53 @@ def test_imagenet_pipeline_shapes(cifar_folder):
         assert images.shape == (16, 24, 24, 3)
     with pytest.raises(ValueError, match="`preprocess`"):
         data.pipeline(test, training=False, batch_size=8, preprocess="mnist")
+
+
+def test_training_epochs_depend_only_on_seed_and_epoch():
+    digits = data.load("digits", split="train")
+    steps = data.steps_per_epoch(digits, 64)
+    assert steps == 1437 // 64
+
+    def batches(first, epochs, seed=3):
+        return [b.numpy() for b, _ in data.pipeline(
+            digits, training=True, batch_size=64, preprocess="digits", image_size=8,
+            seed=seed, first_epoch=first, epochs=epochs)]
+
+    full = batches(0, 3)
+    assert len(full) == 3 * steps
+    resumed = batches(2, 1)  # what a run resumed at epoch 2 sees
+    np.testing.assert_array_equal(np.stack(full[2 * steps:]), np.stack(resumed))
+    assert not np.array_equal(full[0], full[steps])  # epochs differ
+    assert not np.array_equal(full[0], batches(0, 1, seed=4)[0])  # seeds differ
+    tf.keras.utils.set_random_seed(123)  # the process's global seed does not matter
+    np.testing.assert_array_equal(batches(2, 1)[0], resumed[0])
+    forever = data.pipeline(digits, training=True, batch_size=64, preprocess="digits",
+                            image_size=8, seed=3)
+    assert len(list(forever.take(3 * steps + 1))) == 3 * steps + 1
+
+
+def test_digits_preprocessing_shifts_by_at_most_one_pixel_without_flips():
+    digits = data.load("digits", split="test")
+    first = digits.dataset.take(1)
+    image = next(iter(first))[0].numpy().astype(np.float32) / 127.5 - 1.0
+    augmented = data.pipeline(data.LabelledImages(first.repeat(32), 32, digits.class_names, "x"),
+                              training=True, batch_size=32, preprocess="digits",
+                              image_size=8, seed=0, cache=False, epochs=1)
+    batch = next(iter(augmented))[0].numpy()
+    assert batch.min() >= -1.0 and batch.max() <= 1.0
+    padded = np.pad(image, ((1, 1), (1, 1), (0, 0)), constant_values=-1.0)
+    shifts = {(dy, dx) for b in batch for dy in range(3) for dx in range(3)
+              if np.allclose(b, padded[dy:dy + 8, dx:dx + 8])}
+    assert len(shifts) > 1
+    assert all(any(np.allclose(b, padded[dy:dy + 8, dx:dx + 8]) for dy in range(3)
+                   for dx in range(3)) for b in batch)  # never mirrored
+
+
+def test_bad_training_pipeline_arguments():
+    digits = data.load("digits", split="test")
+    with pytest.raises(ValueError, match="`first_epoch` must be >= 0"):
+        data.pipeline(digits, training=True, batch_size=8, first_epoch=-1)
+    with pytest.raises(ValueError, match="`epochs`"):
+        data.pipeline(digits, training=True, batch_size=8, epochs=0)
+    with pytest.raises(ValueError, match="`batch_size`=400 is larger than 'digits'"):
+        data.steps_per_epoch(digits, 400)

@@ -1,0 +1,59 @@
+"""The files a training run keeps: trimmed history on resume, plots, model catalog."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from larq_dybnn.checkpoints import trim_history
+from larq_dybnn.monitoring import ThresholdStats
+from larq_dybnn.plots import plot_history, plot_thresholds, read_history
+from larq_dybnn.zoo import MODELS, build_model, is_binary
+
+
+def test_trim_history_drops_epochs_that_will_be_redone(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,2.0\n1,1.5\n2,1.2\n")
+    trim_history(path, epochs=2)
+    assert path.read_text() == "epoch,loss\n0,2.0\n1,1.5\n"
+    trim_history(path, epochs=5)  # nothing to drop
+    assert read_history(path) == {"epoch": [0.0, 1.0], "loss": [2.0, 1.5]}
+    trim_history(tmp_path / "missing.csv", epochs=0)  # a fresh run has none
+
+
+def test_plots_are_written_atomically_as_png(tmp_path, rng):
+    history = {"epoch": [0, 1, 2], "loss": [2.0, 1.0, 0.5], "val_loss": [2.1, 1.2, 0.8],
+               "accuracy": [0.2, 0.6, 0.8], "val_accuracy": [0.2, 0.5, 0.7]}
+    plot_history(history, tmp_path / "curves.png")
+    stats = [ThresholdStats(f"layer{i}", i > 0, rng.normal(size=(50, 16)).astype(np.float32))
+             for i in range(6)]
+    shown = plot_thresholds(stats, tmp_path / "thresholds.png", layers=3)
+    assert shown == ["layer0", "layer2", "layer5"] or len(shown) == 3
+    for name in ("curves.png", "thresholds.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "thresholds.png"]
+    with pytest.raises(ValueError, match="No thresholds"):
+        plot_thresholds([], tmp_path / "x.png")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("epoch,loss\n")
+    with pytest.raises(ValueError, match="has no epochs"):
+        read_history(empty)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("binary_weights", [True, False], ids=["step2", "step1"])
+def test_every_catalog_model_builds_for_cifar_and_digits(name, binary_weights):
+    if name.endswith("reactnet-a"):  # total stride 16 with the CIFAR stem
+        with pytest.raises(ValueError, match="at least 16x16"):
+            build_model(name, input_shape=(8, 8, 3), num_classes=10)
+    sizes = (32,) if name.endswith("reactnet-a") else (32, 8)
+    for size in sizes:
+        model = build_model(name, input_shape=(size, size, 3), num_classes=10,
+                            width_multiplier=0.125, binary_weights=binary_weights)
+        assert model.output_shape == (None, 10)
+    quantized = [layer.kernel_quantizer for layer in model.layers
+                 if hasattr(layer, "kernel_quantizer")]
+    assert bool(quantized) == is_binary(name)
+    assert all((q is not None) == binary_weights for q in quantized)
+    with pytest.raises(ValueError, match="Unknown model 'vgg'"):
+        build_model("vgg", input_shape=(8, 8, 3), num_classes=10)
