@@ -19,7 +19,6 @@ checkpoints and final model under `workers/worker-<id>/`.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -65,18 +65,3 @@ def test_killed_run_resumes_and_matches_the_uninterrupted_run(tmp_path):
     rows_a, rows_b = _rows(straight / "history.csv"), _rows(killed / "history.csv")
     assert [r["epoch"] for r in rows_b] == [str(e) for e in range(6)]
     assert rows_a == rows_b
-
-
-def test_resuming_with_other_options_is_refused(tmp_path):
-    out = tmp_path / "run"
-    first = subprocess.run(
-        _train_command(out, epochs=1),
-        env=_env(), capture_output=True, text=True, timeout=600,
-    )
-    assert first.returncode == 0, first.stderr[-3000:]
-    changed = subprocess.run(
-        _train_command(out, epochs=2),
-        env=_env(), capture_output=True, text=True, timeout=600,
-    )
-    assert changed.returncode == 2
-    assert "epochs: 1 -> 2" in changed.stderr and "--restart" in changed.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import larq as lq
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -100,6 +99,18 @@ def test_a_finished_run_is_not_trained_again(tmp_path):
     assert again.evaluation == pytest.approx(first.evaluation)
     # A static model has thresholds too, the same for every sample.
     assert all(v < 1e-6 for v in first.threshold_spread.values())
+
+
+def test_resuming_with_other_options_is_refused_and_restart_starts_over(tmp_path):
+    config = TrainConfig(**{**FAST, "epochs": 1, "output_dir": str(tmp_path)})
+    train(config)
+    with pytest.raises(ValueError, match=r"epochs: 1 -> 2.*--restart"):
+        train(TrainConfig(**{**FAST, "epochs": 2, "output_dir": str(tmp_path)}))
+    lines = []
+    again = train(TrainConfig(**{**FAST, "epochs": 2, "output_dir": str(tmp_path),
+                                 "restart": True}), print_fn=lines.append)
+    assert again.resumed_from == 0 and len(again.history["loss"]) == 2
+    assert not any("Resuming" in line for line in lines)
 
 
 @pytest.mark.parametrize(
