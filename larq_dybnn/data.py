@@ -10,6 +10,9 @@ Sources, all giving `LabelledImages` (a dataset of `(uint8 image, int64 label)`)
   CIFAR-10 copy `cifar10-train-jpg.tar.gz` + `cifar10-test-jpg.tar.gz`). Archives are
   read into memory (fine for CIFAR-sized data), nothing is extracted to disk.
 
+Folders and archives are read in class-interleaved order (one image of each class
+in turn), so a shuffle buffer smaller than the dataset still mixes all classes.
+
 Unreadable images: listing checks every file's image signature and size and fails
 with the file's name; an image that passes the check but cannot be decoded fails in
 the pipeline with TensorFlow's decode error.
@@ -91,6 +94,22 @@ def _digits_split(split: str) -> LabelledImages:
     return LabelledImages(dataset, len(y), [str(i) for i in range(10)], "digits")
 
 
+def _round_robin(per_class: list[list]) -> tuple[list, list[int]]:
+    """Items and labels ordered one class after another in turn (a0 b0 c0 a1 b1 ...).
+
+    Folders and archives list images class by class; a shuffle buffer smaller than
+    the dataset would then fill batches with one or two classes (and BatchNorm
+    would learn from that). Interleaving makes any buffer see every class.
+    """
+    items, labels = [], []
+    for index in range(max((len(c) for c in per_class), default=0)):
+        for label, members in enumerate(per_class):
+            if index < len(members):
+                items.append(members[index])
+                labels.append(label)
+    return items, labels
+
+
 def _from_encoded(
     encoded: list[bytes] | list[str], labels: list[int], *, from_files: bool
 ) -> tf.data.Dataset:
@@ -108,14 +127,15 @@ def _from_encoded(
 def _split_folder(root: Path, split: str) -> LabelledImages:
     folder = root / split
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    files, labels = [], []
-    for label, name in enumerate(classes):
+    per_class: list[list[str]] = []
+    for name in classes:
+        per_class.append([])
         for path in sorted((folder / name).iterdir()):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
                 with open(path, "rb") as handle:
                     _check_image_bytes(handle.read(16), str(path))
-                files.append(str(path))
-                labels.append(label)
+                per_class[-1].append(str(path))
+    files, labels = _round_robin(per_class)
     if not files:
         raise ValueError(f"No images in '{folder}' (expected {folder}/<class>/<image>).")
     return LabelledImages(
@@ -148,11 +168,7 @@ def _archives(paths: list[Path], split: str) -> LabelledImages:
             + ", ".join(f"'{p}'" for p in paths)
         )
     classes = sorted(found)
-    encoded, labels = [], []
-    for label, name in enumerate(classes):
-        for _, data in sorted(found[name]):
-            encoded.append(data)
-            labels.append(label)
+    encoded, labels = _round_robin([[data for _, data in sorted(found[c])] for c in classes])
     source = ", ".join(str(p) for p in paths)
     return LabelledImages(
         _from_encoded(encoded, labels, from_files=False), len(encoded), classes, source

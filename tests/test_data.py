@@ -36,6 +36,8 @@ def test_folder_of_archives(cifar_folder):
     assert test.num_examples == 10_000 and test.class_names == list(CIFAR10_CLASSES)
     labels = np.concatenate([y.numpy() for _, y in test.dataset.batch(2048)])
     assert np.bincount(labels).tolist() == [1000] * 10
+    # Class-interleaved order: a shuffle buffer smaller than the data mixes classes.
+    assert labels[:20].tolist() == list(range(10)) * 2
     (image, _), = _first(test.dataset)
     assert image.shape == (32, 32, 3) and image.dtype == np.uint8
 
@@ -62,6 +64,7 @@ def test_image_folder(tmp_path):
     assert train.num_examples == 6 and train.class_names == ["cat", "dog"]
     pairs = _first(train.dataset, 6)
     assert {int(img[0, 0, 0]): int(y) for img, y in pairs} == {10: 0, 200: 1}
+    assert [int(y) for _, y in pairs] == [0, 1, 0, 1, 0, 1]
     assert data.load(tmp_path, split="test").num_examples == 1
     train.check_num_classes(2)
     with pytest.raises(ValueError, match="3 outputs but .* has 2 classes"):
