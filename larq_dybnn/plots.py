@@ -59,6 +59,7 @@ def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -
         if f"val_{name}" in history:
             axis.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
         axis.set_xlabel("epoch")
+        axis.xaxis.get_major_locator().set_params(integer=True)
         axis.set_ylabel(name)
         axis.grid(alpha=0.3)
         axis.legend()
