@@ -14,7 +14,7 @@ constants once, so an untrained DyBNN file would be too small; the benchmark giv
 every hyper-function weight small random values, as training would.
 
 Usage: python benchmarks/export_benchmark.py [--runs 30] [--size 224] [--reduction 16]
-       [--json OUT]
+       [--int8-hyper-weights] [--json OUT]
 On x86 LCE's binary kernels are not ARM-optimized: compare the ratios, not the ms.
 """
 
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--reduction", type=int, default=16,
                         help="hyper-function reduction ratio of the DyBNN model")
+    parser.add_argument("--int8-hyper-weights", action="store_true",
+                        help="export the DyBNN model with int8 hyper-function FC weights")
     parser.add_argument("--json", help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     flatbuffers: dict[str, bytes] = {}
     for name, model in build_models(args.size, args.reduction).items():
         start = time.perf_counter()
-        flatbuffer = export_tflite(model)
+        int8 = args.int8_hyper_weights and name == "DyBNN ReActNet-A"
+        flatbuffer = export_tflite(model, int8_hyper_weights=int8)
         operators = read_operators(flatbuffer)
         flatbuffers[name] = flatbuffer
         results[name] = {
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             results[name][f"median_ms_{threads}t"] = 1e3 * statistics.median(times[name])
 
     print(f"\nExport benchmark, {args.size}x{args.size}, batch 1, median of {args.runs} "
-          f"interleaved runs in the LCE interpreter; DyBNN reduction r={args.reduction}")
+          f"interleaved runs in the LCE interpreter; DyBNN reduction r={args.reduction}, "
+          f"hyper weights {'int8' if args.int8_hyper_weights else 'float32'}")
     header = f"{'model':<22} {'LceBconv2d':>10} {'size KiB':>9} {'1 thread ms':>12} {'2 threads ms':>13}  kernel"
     print(header)
     print("-" * len(header))

@@ -17,6 +17,7 @@ from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.converter.binary import BinaryCheck, check_binary_layers
 from larq_dybnn.converter.export import check_model, export_tflite
 from larq_dybnn.converter.flatbuffer import Operator, layer_of, read_operators
+from larq_dybnn.converter.int8 import Int8Weights, quantize_hyper_weights
 from larq_dybnn.converter.latency import Latency, measure_latency
 from larq_dybnn.converter.parity import Parity, parity_of, run_keras_and_lce
 from larq_dybnn.layers import DynamicPReLU
@@ -125,6 +126,7 @@ class ConversionReport:
         parity_inputs: "random" or where the samples came from.
         latency: LCE interpreter latency, or None when not benchmarked.
         accuracy: `{"keras": ..., "lce": ...}` top-1 when labels were given.
+        int8: what int8 hyper weights changed, or None for float32 hyper weights.
     """
 
     model: str
@@ -138,6 +140,7 @@ class ConversionReport:
     parity_inputs: str
     latency: Latency | None = None
     accuracy: dict[str, float] = field(default_factory=dict)
+    int8: Int8Weights | None = None
 
     def as_dict(self) -> dict:
         """The report as JSON-serializable data."""
@@ -153,6 +156,7 @@ class ConversionReport:
             "parity": {**self.parity.as_dict(), "inputs": self.parity_inputs},
             "latency": self.latency.as_dict() if self.latency else None,
             "accuracy": self.accuracy,
+            "int8_hyper_weights": self.int8.as_dict() if self.int8 else None,
         }
 
     def to_json(self, **kwargs) -> str:
@@ -180,6 +184,11 @@ class ConversionReport:
             f"size             {self.size_bytes / 1024:,.1f} KiB (float-32 weights: "
             f"{self.float32_bytes / 1024:,.1f} KiB, {self.float32_bytes / max(self.size_bytes, 1):.1f}x)"
         )
+        if self.int8:
+            lines.append(
+                f"hyper weights    int8, {self.int8.tensors} FC kernels: "
+                f"{self.int8.float32_bytes / 1024:,.1f} -> {self.int8.int8_bytes / 1024:,.1f} KiB"
+            )
         lines.append(f"parity           {self.parity} ({self.parity_inputs})")
         if self.accuracy:
             lines.append(
@@ -207,6 +216,7 @@ def export_and_verify(
     runs: int = 50,
     threads: Sequence[int] = (1, 2),
     allow_float_fallback: bool = False,
+    int8_hyper_weights: bool = False,
     progress: Callable[[str], object] | None = None,
 ) -> ConversionReport:
     """Convert a model to LCE, check it and optionally time it.
@@ -224,6 +234,9 @@ def export_and_verify(
         runs: timed runs per thread count.
         threads: thread counts to time.
         allow_float_fallback: export even if binary layers fell back to float ops.
+        int8_hyper_weights: store the hyper functions' FC weights in int8 (see
+            `export_tflite`); parity then compares the int8 file with the float
+            Keras model.
         progress: receives one line per step.
 
     Returns:
@@ -247,6 +260,10 @@ def export_and_verify(
         )
     say(f"converting {model.name} with Larq Compute Engine")
     flatbuffer = export_tflite(model)
+    int8 = None
+    if int8_hyper_weights:
+        flatbuffer, int8 = quantize_hyper_weights(flatbuffer, model)
+        say(f"hyper weights to int8: {int8.tensors} FC kernels")
     operators = read_operators(flatbuffer)
     binary = check_binary_layers(model, operators)
     if not binary.ok and not allow_float_fallback:
@@ -290,4 +307,5 @@ def export_and_verify(
         parity_inputs=samples_source,
         latency=latency,
         accuracy=accuracy,
+        int8=int8,
     )
