@@ -57,3 +57,20 @@ def test_every_catalog_model_builds_for_cifar_and_digits(name, binary_weights):
     assert all((q is not None) == binary_weights for q in quantized)
     with pytest.raises(ValueError, match="Unknown model 'vgg'"):
         build_model("vgg", input_shape=(8, 8, 3), num_classes=10)
+
+
+def test_a_failed_model_save_leaves_the_old_file_and_no_temporary(tmp_path):
+    from larq_dybnn._io import atomic_save_model
+
+    class FailsHalfway:
+        def save(self, path, overwrite=True):
+            with open(path, "w") as handle:
+                handle.write("half a model")
+            raise RuntimeError("disk full")
+
+    target = tmp_path / "model.keras"
+    target.write_text("previous model")
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_save_model(FailsHalfway(), target)
+    assert target.read_text() == "previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
