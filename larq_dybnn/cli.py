@@ -224,7 +224,8 @@ def _add_train_parser(commands) -> None:
         "of an LCE .tflite run by the LCE interpreter, on a split of a dataset.",
     )
     evaluate.add_argument("model", help=".keras, .h5, SavedModel or .tflite")
-    evaluate.add_argument("--data", default="digits")
+    evaluate.add_argument("--data", required=True,
+                          help="digits, a tfds name, an image folder or .tar.gz archive(s)")
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--batch-size", type=_positive_int, default=100)

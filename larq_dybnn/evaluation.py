@@ -65,7 +65,7 @@ def _predictor(path: Path, threads: int):
 def evaluate(
     model_path: str | os.PathLike,
     *,
-    data: str | os.PathLike = "digits",
+    data: str | os.PathLike,
     split: str = "test",
     data_dir: str | None = None,
     batch_size: int = 100,

@@ -150,11 +150,11 @@ def test_evaluate_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="model has 3 outputs but 'digits' has 10 classes"):
         evaluate(tmp_path / "three.keras", data="digits")
     with pytest.raises(FileNotFoundError, match="No model at"):
-        evaluate(tmp_path / "missing.keras")
+        evaluate(tmp_path / "missing.keras", data="digits")
 
 
 def test_cli_reports_errors_with_exit_status_2(tmp_path, capsys):
-    assert main(["evaluate", str(tmp_path / "missing.keras")]) == 2
+    assert main(["evaluate", str(tmp_path / "missing.keras"), "--data", "digits"]) == 2
     assert "larq-dybnn evaluate: error: No model at" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--epochs", "0"])
