@@ -4,9 +4,14 @@ LCE's converter keeps FULLY_CONNECTED weights in float32, and the hyper function
 DyBNN model hold most of its float weights (about 2 M at r=16 in ReActNet-A, more than
 the binary convs). TFLite's "hybrid" FULLY_CONNECTED takes int8 weights with a float
 input and output: it quantizes the input on the fly, so the rest of the graph is
-untouched. This module rewrites the hyper functions' FC weights to int8 with one
-symmetric scale per output channel (dynamic-range quantization), in the flatbuffer
-LCE produced. Other FULLY_CONNECTED ops (e.g. the classifier) stay float.
+untouched. This module rewrites the hyper functions' FC weights to int8 with a symmetric
+scale per tensor (as TFLite's own dynamic-range quantization does for fully-connected
+layers) or per output channel, in the flatbuffer LCE produced. Other FULLY_CONNECTED
+ops (e.g. the classifier) stay float.
+
+Per-channel scales cost 12 bytes per output channel (a float32 scale and an int64
+zero point); in ReActNet-A at r=64 that is 0.4 MB, as much as a third of the int8
+kernels themselves, so per-tensor is the default.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ class Int8Weights:
     Attributes:
         tensors: weight tensors rewritten to int8.
         float32_bytes: their size before.
-        int8_bytes: their size after (scales included).
-        max_relative_error: largest |w - dequantized w| / max|w| of any output
-            channel (at most 1/254 for round-to-nearest).
+        int8_bytes: their size after (scales and zero points included).
+        max_relative_error: largest |w - dequantized w| / max|w| over the weights
+            sharing a scale (at most 1/254 for round-to-nearest).
     """
 
     tensors: int
@@ -63,24 +68,34 @@ def hyper_layers(model: tf.keras.Model) -> set[str]:
     return names
 
 
-def _quantize(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Symmetric per-output-channel int8 of a (out, in) FC kernel."""
-    peak = np.abs(weights).max(axis=1)
+def _quantize(weights: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """Symmetric int8 of a (out, in) FC kernel, per tensor or per output channel.
+
+    Returns the int8 kernel, the scales, and the largest error relative to the
+    largest |weight| of the scale's group.
+    """
+    if per_channel:
+        peak = np.abs(weights).max(axis=1)
+    else:
+        peak = np.abs(weights).max(keepdims=True).reshape(1)
     scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    quantized = np.clip(np.round(weights / scale[:, None]), -127, 127).astype(np.int8)
-    error = np.abs(quantized * scale[:, None] - weights).max(axis=1)
+    expanded = scale[:, None] if per_channel else scale[0]
+    quantized = np.clip(np.round(weights / expanded), -127, 127).astype(np.int8)
+    error = np.abs(quantized * expanded - weights)
+    error = error.max(axis=1) if per_channel else error.max(keepdims=True).reshape(1)
     relative = float(np.max(np.where(peak > 0, error / np.where(peak > 0, peak, 1), 0)))
     return quantized, scale, relative
 
 
 def quantize_hyper_weights(
-    flatbuffer: bytes, model: tf.keras.Model
+    flatbuffer: bytes, model: tf.keras.Model, *, per_channel: bool = False
 ) -> tuple[bytes, Int8Weights]:
     """Rewrite the float32 weights of the hyper functions' FULLY_CONNECTED ops to int8.
 
     Arguments:
         flatbuffer: the LCE flatbuffer of `model`.
         model: the Keras model it was converted from (to find the hyper functions).
+        per_channel: one scale per output channel instead of one per kernel.
 
     Returns:
         `(new flatbuffer, Int8Weights)`. Without hyper functions the flatbuffer comes
@@ -122,7 +137,7 @@ def quantize_hyper_weights(
         tensor = subgraph.tensors[index]
         buffer = tree.buffers[tensor.buffer]
         weights = np.frombuffer(bytes(buffer.data), np.float32).reshape(tensor.shape)
-        quantized, scale, error = _quantize(weights)
+        quantized, scale, error = _quantize(weights, per_channel)
         worst = max(worst, error)
         data = np.frombuffer(quantized.tobytes(), np.uint8)
         if users[tensor.buffer] <= chosen:
@@ -139,6 +154,6 @@ def quantize_hyper_weights(
         tensor.type = schema.TensorType.INT8
         tensor.quantization = params
         float_bytes += weights.nbytes
-        int8_bytes += quantized.nbytes + 4 * len(scale)
+        int8_bytes += quantized.nbytes + 12 * len(scale)  # float32 scale, int64 zero point
     rewritten = bytes(flatbuffer_utils.convert_object_to_bytearray(tree))
     return rewritten, Int8Weights(len(chosen), float_bytes, int8_bytes, worst)

@@ -43,21 +43,22 @@ def dybnn18(cifar10_test_batch):
     return model, x
 
 
-def test_only_hyper_kernels_become_int8_per_channel(dybnn18):
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_only_hyper_kernels_become_int8(dybnn18, per_channel):
     model, x = dybnn18
     plain = export_tflite(model)
-    quantized, info = quantize_hyper_weights(plain, model)
+    quantized, info = quantize_hyper_weights(plain, model, per_channel=per_channel)
     assert op_histogram(quantized) == op_histogram(plain)  # same graph
     fcs = _fc_weight_types(quantized)
     classifier = [f for f in fcs if "logits" in f[0] or "StatefulPartitionedCall" in f[0]]
     hyper = [f for f in fcs if f not in classifier]
     assert len(classifier) == 1 and classifier[0][1] == schema.TensorType.FLOAT32
-    assert hyper and all(kind == schema.TensorType.INT8 and scales > 1
-                         for _, kind, scales in hyper)
+    assert hyper and all(kind == schema.TensorType.INT8 for _, kind, _ in hyper)
+    assert all((scales > 1) == per_channel for _, _, scales in hyper)
     assert info.tensors > 0 and info.max_relative_error <= 1 / 254 + 1e-6
-    # A quarter of the bytes, plus one float scale per output channel (a large share
+    # A quarter of the bytes, plus per channel a scale and a zero point (a large share
     # at this small width, where hidden layers have 8 units).
-    assert info.int8_bytes < 0.35 * info.float32_bytes
+    assert info.int8_bytes < (0.55 if per_channel else 0.26) * info.float32_bytes
     # The file shrinks by most of that (re-serializing adds a few hundred bytes of
     # quantization tables and alignment per tensor).
     assert len(plain) - len(quantized) >= 0.6 * (info.float32_bytes - info.int8_bytes)
