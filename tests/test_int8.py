@@ -40,13 +40,12 @@ def dybnn18(cifar10_test_batch):
     model = DyBNNReActNet18(input_shape=(32, 32, 3), num_classes=10, width_multiplier=0.25,
                             stem="cifar")
     randomize_and_calibrate(model, x, seed=5)
-    return model, x
+    return model, export_tflite(model)
 
 
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
 def test_only_hyper_kernels_become_int8(dybnn18, per_channel):
-    model, x = dybnn18
-    plain = export_tflite(model)
+    model, plain = dybnn18
     quantized, info = quantize_hyper_weights(plain, model, per_channel=per_channel)
     assert op_histogram(quantized) == op_histogram(plain)  # same graph
     fcs = _fc_weight_types(quantized)
