@@ -196,15 +196,15 @@ def _load_keras(path: str, role: str) -> tf.keras.Model:
         raise ValueError(f"`{role}`: {error}") from None
 
 
-def _probe_images(dataset: tf.data.Dataset, count: int) -> np.ndarray:
-    batches = []
-    total = 0
-    for images, _ in dataset:
-        batches.append(images.numpy())
-        total += len(batches[-1])
-        if total >= count:
+def _first_examples(dataset: tf.data.Dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` (images, labels) of a batched dataset."""
+    images, labels = [], []
+    for batch_images, batch_labels in dataset:
+        images.append(batch_images.numpy())
+        labels.append(batch_labels.numpy())
+        if sum(map(len, images)) >= count:
             break
-    return np.concatenate(batches)[:count]
+    return np.concatenate(images)[:count], np.concatenate(labels)[:count]
 
 
 def _json_safe(value):
@@ -333,7 +333,7 @@ def train(config: TrainConfig, *, print_fn: Callable[[str], object] = print) -> 
     # created in the same order everywhere); a non-chief writes into its own folder.
     history_path = out / "history.csv"
     trim_history(history_path, epochs=initial_epoch)
-    probe = _probe_images(eval_batches, config.probe_samples)
+    probe, _ = _first_examples(eval_batches, config.probe_samples)
     callbacks: list[tf.keras.callbacks.Callback] = [
         tf.keras.callbacks.CSVLogger(str(history_path), append=True),
         tf.keras.callbacks.TensorBoard(
@@ -443,13 +443,7 @@ def _finish(config, result, root, history_path, probe, eval_batches, say) -> Non
     if config.export:
         from larq_dybnn.converter import export_and_verify
 
-        samples, labels = [], []
-        for images, batch_labels in eval_batches:
-            samples.append(images.numpy())
-            labels.append(batch_labels.numpy())
-            if sum(map(len, samples)) >= 500:
-                break
-        samples, labels = np.concatenate(samples)[:500], np.concatenate(labels)[:500]
+        samples, labels = _first_examples(eval_batches, 500)
         tflite_path = root / "model.tflite"
         report = export_and_verify(
             saved, output_path=tflite_path, samples=samples, labels=labels,
