@@ -1,17 +1,23 @@
 """Export benchmark: DyBNN ReActNet-A against ReActNet-A, QuickNet and MobileNetV1.
 
-Converts each model at 224x224 with random weights, then times all of them side by side in one process, interleaving the runs so that
-machine noise hits every model alike, and prints:
+Converts each model at 224x224 with random weights, then times all of them side by
+side in one process, interleaving the runs so that machine noise hits every model
+alike, and prints:
 
 - the float ops each DynamicSign adds (target: MEAN, FULLY_CONNECTED with fused
   ReLU, FULLY_CONNECTED, SUB; nothing else);
 - median latency in the LCE interpreter, 1 and 2 threads, batch 1, with the fastest
-  kernel choice per model, and the DyBNN / ReActNet ratio (target <= 1.05);
+  kernel choice per model and thread count, and the DyBNN / ReActNet ratio (target <= 1.05);
 - .tflite sizes and the DyBNN / ReActNet ratio (target <= 1.10).
 
-The hyper functions' output layers start at zero, and the converter stores identical
-constants once, so an untrained DyBNN file would be too small; the benchmark gives
-every hyper-function weight small random values, as training would.
+Every model is compared as it would be after training. At initialisation the RSign
+thresholds and RPReLU shifts of ReActNet-A are zero, and the converter drops an ADD or
+SUB of zeros, so an untrained ReActNet-A converts to 52 fewer float ops than any trained
+one and is not the model a user ships. Likewise the hyper functions' output layers start
+at zero and the converter stores identical constants once, so an untrained DyBNN file
+would be too small. The benchmark therefore gives the thresholds, shifts, PReLU slopes,
+hyper-function weights and batch-norm offsets of every model small random values, as
+training would, and also times the untrained ReActNet-A as a reference row.
 
 Usage: python benchmarks/export_benchmark.py [--runs 30] [--size 224] [--reduction 16]
        [--int8-hyper-weights] [--json OUT]
@@ -33,24 +39,42 @@ from larq_zoo.sota import QuickNet
 
 from larq_dybnn.converter import export_tflite, read_operators, threshold_ops
 from larq_dybnn.converter.latency import arm_note, fastest_kernel, make_runner
+from larq_dybnn import DynamicPReLU, DynamicSign
 from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
 
 
 def trained_like(model: tf.keras.Model, seed: int = 0) -> tf.keras.Model:
-    """Give the hyper functions small random weights (distinct, non-zero constants)."""
+    """Give learned offsets the non-zero values training gives them.
+
+    Adds small random values to every weight of the threshold and PReLU layers
+    (DynamicSign, static or dynamic, and DynamicPReLU: thresholds, shifts, slopes,
+    hyper-function weights) and to batch-norm offsets, so that no constant is zero or
+    shared and the converter keeps every op a trained model has.
+    """
     rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        if "hyper_function" in weight.name:
-            weight.assign(rng.normal(0.0, 0.02, size=weight.shape).astype(np.float32))
+    weights = []
+    for layer in model.submodules:
+        if isinstance(layer, (DynamicSign, DynamicPReLU)):
+            weights += layer.weights
+        elif isinstance(layer, tf.keras.layers.BatchNormalization):
+            weights += [layer.beta, layer.moving_mean]
+    for weight in {id(w): w for w in weights}.values():
+        noise = rng.normal(0.0, 0.02, size=weight.shape).astype(np.float32)
+        weight.assign(weight.numpy() + noise)
     return model
+
+
+#: The DyBNN model and the static model it is compared with.
+DYNAMIC, STATIC = "DyBNN ReActNet-A", "ReActNet-A"
 
 
 def build_models(size: int, reduction: int) -> dict[str, tf.keras.Model]:
     shape = (size, size, 3)
     return {
-        "DyBNN ReActNet-A": trained_like(DyBNNReActNetA(input_shape=shape, reduction=reduction)),
-        "ReActNet-A": ReActNetA(input_shape=shape),
+        DYNAMIC: trained_like(DyBNNReActNetA(input_shape=shape, reduction=reduction)),
+        STATIC: trained_like(ReActNetA(input_shape=shape)),
+        "ReActNet-A at init": ReActNetA(input_shape=shape),
         "QuickNet (larq-zoo)": QuickNet(input_shape=shape, weights=None),
         "MobileNetV1 (float)": tf.keras.applications.MobileNet(input_shape=shape, weights=None),
     }
@@ -71,26 +95,26 @@ def main(argv: list[str] | None = None) -> int:
     flatbuffers: dict[str, bytes] = {}
     for name, model in build_models(args.size, args.reduction).items():
         start = time.perf_counter()
-        int8 = args.int8_hyper_weights and name == "DyBNN ReActNet-A"
+        int8 = args.int8_hyper_weights and name == DYNAMIC
         flatbuffer = export_tflite(model, int8_hyper_weights=int8)
         operators = read_operators(flatbuffer)
         flatbuffers[name] = flatbuffer
         results[name] = {
             "size_bytes": len(flatbuffer),
+            "ops": len(operators),
             "bconv": sum(op.name == "LceBconv2d" for op in operators),
             "thresholds": threshold_ops(model, operators),
         }
         print(f"converted {name} in {time.perf_counter() - start:.0f} s", flush=True)
 
-    print("\nchoosing the fastest kernel per model ...", flush=True)
-    for name, flatbuffer in flatbuffers.items():
-        results[name]["kernel"] = fastest_kernel(flatbuffer)
-
     for threads in (1, 2):
-        runners = {
-            name: make_runner(fb, kernel=results[name]["kernel"], threads=threads)
-            for name, fb in flatbuffers.items()
-        }
+        print(f"\n{threads} thread(s): choosing the fastest kernel per model, then "
+              f"timing ...", flush=True)
+        runners = {}
+        for name, flatbuffer in flatbuffers.items():
+            kernel = fastest_kernel(flatbuffer, threads=threads)
+            results[name][f"kernel_{threads}t"] = kernel
+            runners[name] = make_runner(flatbuffer, kernel=kernel, threads=threads)
         times: dict[str, list[float]] = {name: [] for name in runners}
         for runner in runners.values():
             for _ in range(3):
@@ -104,14 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nExport benchmark, {args.size}x{args.size}, batch 1, median of {args.runs} "
           f"interleaved runs in the LCE interpreter; DyBNN reduction r={args.reduction}, "
           f"hyper weights {'int8' if args.int8_hyper_weights else 'float32'}")
-    header = f"{'model':<22} {'LceBconv2d':>10} {'size KiB':>9} {'1 thread ms':>12} {'2 threads ms':>13}  kernel"
+    header = (f"{'model':<22} {'ops':>4} {'LceBconv2d':>10} {'size KiB':>9} "
+              f"{'1 thread ms':>12} {'2 threads ms':>13}  kernels (1 / 2 threads)")
     print(header)
     print("-" * len(header))
     for name, r in results.items():
-        print(f"{name:<22} {r['bconv']:>10} {r['size_bytes'] / 1024:>9,.0f} "
-              f"{r['median_ms_1t']:>12.2f} {r['median_ms_2t']:>13.2f}  {r['kernel']}")
+        print(f"{name:<22} {r['ops']:>4} {r['bconv']:>10} {r['size_bytes'] / 1024:>9,.0f} "
+              f"{r['median_ms_1t']:>12.2f} {r['median_ms_2t']:>13.2f}  "
+              f"{r['kernel_1t']} / {r['kernel_2t']}")
 
-    dynamic, static = results["DyBNN ReActNet-A"], results["ReActNet-A"]
+    dynamic, static = results[DYNAMIC], results[STATIC]
     t = dynamic["thresholds"]
     per_sign = next(iter(t["per_dynamic_sign"].values()), [])
     print(f"\nDynamicSign layers: {t['dynamic_sign_layers']}, DynamicPReLU layers: "

@@ -60,11 +60,19 @@ def make_runner(flatbuffer: bytes, *, kernel: str, threads: int) -> Callable[[],
     return once
 
 
-def fastest_kernel(flatbuffer: bytes, *, trials: int = 3) -> str:
-    """Pick the kernel choice with the lowest single-thread time over a few runs."""
+def fastest_kernel(flatbuffer: bytes, *, threads: int = 1, trials: int = 3) -> str:
+    """Pick the kernel choice with the lowest time on `threads` threads over a few runs.
+
+    The best choice can differ between thread counts: XNNPACK spreads even tiny float
+    ops over its threads, which pays off for big ops and costs for many small ones.
+
+    Raises:
+        ValueError: for a non-positive `threads` or `trials`.
+    """
+    trials = _checks.positive_int("trials", trials)
     best, best_time = "bgemm", float("inf")
     for kernel in KERNELS:
-        runner = make_runner(flatbuffer, kernel=kernel, threads=1)
+        runner = make_runner(flatbuffer, kernel=kernel, threads=threads)
         runner()  # warm-up
         elapsed = min(runner() for _ in range(trials))
         if elapsed < best_time:
@@ -79,19 +87,24 @@ class Latency:
     Attributes:
         median_ms: `{threads: median milliseconds}`.
         runs: timed runs per thread count (after warm-up).
-        kernel: the kernel choice used (see `KERNELS`), the fastest on this machine.
+        kernel: `{threads: kernel choice}` (see `KERNELS`): the fastest on this
+            machine for each thread count, or the one the caller fixed.
         machine: `platform.machine()`.
         note: whether the binary kernels are ARM-optimized here.
     """
 
     median_ms: dict[int, float]
     runs: int
-    kernel: str
+    kernel: dict[int, str]
     machine: str
     note: str
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "median_ms": {str(k): v for k, v in self.median_ms.items()}}
+        return {
+            **asdict(self),
+            "median_ms": {str(k): v for k, v in self.median_ms.items()},
+            "kernel": {str(k): v for k, v in self.kernel.items()},
+        }
 
 
 def measure_latency(
@@ -109,7 +122,8 @@ def measure_latency(
         threads: thread counts to measure.
         runs: timed runs per thread count.
         warmup: untimed runs first.
-        kernel: a `KERNELS` key, or None to pick the fastest on this machine.
+        kernel: a `KERNELS` key, or None to pick the fastest on this machine for
+            each thread count.
 
     Returns:
         A `Latency`.
@@ -118,11 +132,14 @@ def measure_latency(
         ValueError: for a non-positive `runs`, an unknown `kernel` or bad `threads`.
     """
     runs = _checks.positive_int("runs", runs)
-    kernel = kernel or fastest_kernel(flatbuffer)
-    medians = {}
+    if kernel is not None and kernel not in KERNELS:
+        raise ValueError(f"`kernel` must be one of {sorted(KERNELS)}, got {kernel!r}.")
+    medians, kernels = {}, {}
     for count in threads:
-        runner = make_runner(flatbuffer, kernel=kernel, threads=count)
+        count = _checks.positive_int("threads", count)
+        kernels[count] = kernel or fastest_kernel(flatbuffer, threads=count)
+        runner = make_runner(flatbuffer, kernel=kernels[count], threads=count)
         for _ in range(warmup):
             runner()
-        medians[int(count)] = 1e3 * statistics.median(runner() for _ in range(runs))
-    return Latency(medians, runs, kernel, platform.machine(), arm_note())
+        medians[count] = 1e3 * statistics.median(runner() for _ in range(runs))
+    return Latency(medians, runs, kernels, platform.machine(), arm_note())

@@ -196,10 +196,11 @@ class ConversionReport:
                 + ", ".join(f"{k} {v:.2%}" for k, v in self.accuracy.items())
             )
         if self.latency:
-            medians = ", ".join(f"{t} thread{'s' if t > 1 else ''}: {ms:.2f} ms"
-                                for t, ms in self.latency.median_ms.items())
-            lines.append(f"latency          median of {self.latency.runs} runs, "
-                         f"{self.latency.kernel}: {medians}")
+            medians = ", ".join(
+                f"{t} thread{'s' if t > 1 else ''}: {ms:.2f} ms ({self.latency.kernel[t]})"
+                for t, ms in self.latency.median_ms.items()
+            )
+            lines.append(f"latency          median of {self.latency.runs} runs, {medians}")
             lines.append(f"                 {self.latency.note}")
         return "\n".join(lines)
 
