@@ -38,7 +38,7 @@ import tensorflow as tf
 from larq_zoo.sota import QuickNet
 
 from larq_dybnn.converter import export_tflite, read_operators, threshold_ops
-from larq_dybnn.converter.latency import arm_note, fastest_kernel, make_runner
+from larq_dybnn.converter.latency import SETTLE_MS, arm_note, fastest_kernel, make_runner
 from larq_dybnn import DynamicPReLU, DynamicSign
 from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
@@ -114,14 +114,17 @@ def main(argv: list[str] | None = None) -> int:
         for name, flatbuffer in flatbuffers.items():
             kernel = fastest_kernel(flatbuffer, threads=threads)
             results[name][f"kernel_{threads}t"] = kernel
-            runners[name] = make_runner(flatbuffer, kernel=kernel, threads=threads)
+            runners[name] = make_runner(flatbuffer, kernel=kernel, threads=threads,
+                                        settle_ms=SETTLE_MS)
         times: dict[str, list[float]] = {name: [] for name in runners}
         for runner in runners.values():
             for _ in range(3):
                 runner()  # warm-up
-        for _ in range(args.runs):  # interleaved: noise hits every model alike
-            for name, runner in runners.items():
-                times[name].append(runner())
+        names = list(runners)
+        for round_ in range(args.runs):  # interleaved: noise hits every model alike
+            # Rotate the order so that no model always runs after the same neighbour.
+            for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+                times[name].append(runners[name]())
         for name in runners:
             results[name][f"median_ms_{threads}t"] = 1e3 * statistics.median(times[name])
 

@@ -13,7 +13,7 @@ from larq_compute_engine.tflite.python.interpreter import Interpreter
 
 from larq_dybnn import _checks
 
-__all__ = ["KERNELS", "Latency", "measure_latency", "make_runner", "arm_note"]
+__all__ = ["KERNELS", "SETTLE_MS", "Latency", "measure_latency", "make_runner", "arm_note"]
 
 #: Interpreter options per kernel choice: LCE's binary GEMM, its indirect binary
 #: GEMM, each with or without TFLite's XNNPACK delegate for the float ops.
@@ -38,21 +38,41 @@ def arm_note() -> str:
     )
 
 
-def make_runner(flatbuffer: bytes, *, kernel: str, threads: int) -> Callable[[], float]:
+#: Pause before each timed run when several multi-threaded interpreters take turns:
+#: TFLite's and XNNPACK's worker threads spin for a while after each run, and on a
+#: small machine the spinning threads of the previous interpreter slow the next one.
+SETTLE_MS = 20.0
+
+
+def make_runner(
+    flatbuffer: bytes, *, kernel: str, threads: int, settle_ms: float = 0.0
+) -> Callable[[], float]:
     """An interpreter ready to run one random sample; each call returns seconds taken.
 
+    Arguments:
+        flatbuffer: the LCE model.
+        kernel: a `KERNELS` key.
+        threads: interpreter threads.
+        settle_ms: untimed pause before each run (see `SETTLE_MS`).
+
     Raises:
-        ValueError: for an unknown `kernel` or a non-positive `threads`.
+        ValueError: for an unknown `kernel`, a non-positive `threads` or a negative
+            `settle_ms`.
     """
     if kernel not in KERNELS:
         raise ValueError(f"`kernel` must be one of {sorted(KERNELS)}, got {kernel!r}.")
     threads = _checks.positive_int("threads", threads)
+    if not settle_ms >= 0:
+        raise ValueError(f"`settle_ms` must be >= 0, got {settle_ms!r}.")
     interpreter = Interpreter(flatbuffer, num_threads=threads, **KERNELS[kernel])
     shape = [1, *interpreter.input_shapes[0][1:]]
     sample = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     run = interpreter.interpreter.predict  # the C++ call, without per-call numpy work
+    pause = settle_ms / 1e3
 
     def once() -> float:
+        if pause:
+            time.sleep(pause)
         start = time.perf_counter()
         run([sample])
         return time.perf_counter() - start
@@ -72,7 +92,8 @@ def fastest_kernel(flatbuffer: bytes, *, threads: int = 1, trials: int = 3) -> s
     trials = _checks.positive_int("trials", trials)
     best, best_time = "bgemm", float("inf")
     for kernel in KERNELS:
-        runner = make_runner(flatbuffer, kernel=kernel, threads=threads)
+        runner = make_runner(flatbuffer, kernel=kernel, threads=threads,
+                             settle_ms=SETTLE_MS if threads > 1 else 0.0)
         runner()  # warm-up
         elapsed = min(runner() for _ in range(trials))
         if elapsed < best_time:
