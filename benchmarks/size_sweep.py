@@ -24,7 +24,7 @@ import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
 from export_benchmark import trained_like
 
 from larq_dybnn._io import atomic_write_bytes
-from larq_dybnn.converter import export_tflite
+from larq_dybnn.converter import export_tflite, quantize_hyper_weights
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
 
 
@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                 int(w.shape.num_elements()) for w in model.weights if "hyper_function" in w.name
             )
             row = {"dynamic": dynamic, "reduction": reduction, "hyper_weights": hyper}
-            for int8 in (False, True):
-                size = len(export_tflite(model, int8_hyper_weights=int8))
-                row["int8" if int8 else "float32"] = size
+            flatbuffer = export_tflite(model)
+            row["float32"] = len(flatbuffer)
+            row["int8"] = len(quantize_hyper_weights(flatbuffer, model)[0])
             rows.append(row)
             print(f"converted dynamic={dynamic} r={reduction} in "
                   f"{time.perf_counter() - start:.0f} s", flush=True)

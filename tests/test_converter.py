@@ -230,6 +230,7 @@ def test_image_sample_reader(tmp_path):
 
 def test_parity_and_latency_reject_bad_arguments(tiny):
     from larq_dybnn.converter import compare_with_lce, measure_latency
+    from larq_dybnn.converter.latency import fastest_kernel, make_runner
 
     flatbuffer = export_tflite(tiny)
     with pytest.raises(ValueError, match="`inputs` must be a non-empty batch of shape"):
@@ -242,3 +243,7 @@ def test_parity_and_latency_reject_bad_arguments(tiny):
         measure_latency(flatbuffer, threads=(0,), kernel="bgemm")
     with pytest.raises(ValueError, match="`runs`"):
         measure_latency(flatbuffer, runs=0)
+    with pytest.raises(ValueError, match="`settle_ms`"):
+        make_runner(flatbuffer, kernel="bgemm", threads=1, settle_ms=-1.0)
+    with pytest.raises(ValueError, match="`trials`"):
+        fastest_kernel(flatbuffer, trials=0)
