@@ -7,7 +7,8 @@ alike, and prints:
 - the float ops each DynamicSign adds (target: MEAN, FULLY_CONNECTED with fused
   ReLU, FULLY_CONNECTED, SUB; nothing else);
 - median latency in the LCE interpreter, 1 and 2 threads, batch 1, with the fastest
-  kernel choice per model and thread count, and the DyBNN / ReActNet ratio (target <= 1.05);
+  kernel choice per model and thread count, and the DyBNN / ReActNet ratio
+  (target <= 1.05);
 - .tflite sizes and the DyBNN / ReActNet ratio (target <= 1.10).
 
 Every model is compared as it would be after training. At initialisation the RSign
@@ -37,10 +38,10 @@ import numpy as np
 import tensorflow as tf
 from larq_zoo.sota import QuickNet
 
-from larq_dybnn.converter import export_tflite, read_operators, threshold_ops
-from larq_dybnn.converter.latency import SETTLE_MS, arm_note, fastest_kernel, make_runner
 from larq_dybnn import DynamicPReLU, DynamicSign
 from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn.converter import export_tflite, read_operators, threshold_ops
+from larq_dybnn.converter.latency import SETTLE_MS, arm_note, fastest_kernel, make_runner
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
 
 

@@ -83,8 +83,8 @@ def make_runner(
 def fastest_kernel(flatbuffer: bytes, *, threads: int = 1, trials: int = 3) -> str:
     """Pick the kernel choice with the lowest time on `threads` threads over a few runs.
 
-    The best choice can differ between thread counts: XNNPACK spreads even tiny float
-    ops over its threads, which pays off for big ops and costs for many small ones.
+    The best choice can differ between thread counts (XNNPACK, for one, runs the
+    float ops on its own thread pool), so pick it for the count you will use.
 
     Raises:
         ValueError: for a non-positive `threads` or `trials`.
