@@ -8,6 +8,7 @@ import larq_compute_engine as lce
 import tensorflow as tf
 
 from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn.converter.int8 import quantize_hyper_weights
 
 __all__ = ["check_model", "export_tflite"]
 
@@ -39,10 +40,10 @@ def export_tflite(
         model: a tf.keras model built from Larq and larq_dybnn layers.
         path: where to write the `.tflite` file, atomically; None to only return it.
         target: LCE target, "arm" (phones, Raspberry Pi) or "xcore".
-        int8_hyper_weights: store the hyper functions' FC weights in int8
-            (per-channel dynamic-range quantization, see
-            `larq_dybnn.converter.int8`); about 4x smaller hyper functions, and the
-            thresholds move by up to ~0.4% of each channel's weight range.
+        int8_hyper_weights: store the hyper functions' FC weights in int8 (one
+            symmetric scale per kernel, see `larq_dybnn.converter.int8`); about 4x
+            smaller hyper functions, each weight off by at most 1/254 of its
+            kernel's largest |weight|.
 
     Returns:
         The flatbuffer bytes.
@@ -57,8 +58,6 @@ def export_tflite(
         raise ValueError(f"`target` must be 'arm' or 'xcore', got {target!r}.")
     flatbuffer = lce.convert_keras_model(model, target=target)
     if int8_hyper_weights:
-        from larq_dybnn.converter.int8 import quantize_hyper_weights
-
         flatbuffer, _ = quantize_hyper_weights(flatbuffer, model)
     if path is not None:
         atomic_write_bytes(path, flatbuffer)

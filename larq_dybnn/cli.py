@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write the file even if binary layers fell back to float")
     convert.add_argument("--int8-hyper-weights", action="store_true",
                          help="store the hyper functions' FC weights in int8 (about 4x "
-                         "smaller; thresholds move by up to ~0.4%% of each weight range)")
+                         "smaller; each weight off by at most 1/254 of its kernel's "
+                         "largest weight)")
     convert.add_argument("--report", metavar="JSON", help="also write the report as JSON")
     convert.set_defaults(run=_convert)
 
