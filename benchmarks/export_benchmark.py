@@ -40,6 +40,7 @@ from larq_zoo.sota import QuickNet
 
 from larq_dybnn import DynamicPReLU, DynamicSign
 from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn.cli import _positive_int as positive_int
 from larq_dybnn.converter import export_tflite, read_operators, threshold_ops
 from larq_dybnn.converter.latency import SETTLE_MS, arm_note, fastest_kernel, make_runner
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
@@ -83,9 +84,9 @@ def build_models(size: int, reduction: int) -> dict[str, tf.keras.Model]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=30, help="timed rounds per model")
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--reduction", type=int, default=16,
+    parser.add_argument("--runs", type=positive_int, default=30, help="timed rounds per model")
+    parser.add_argument("--size", type=positive_int, default=224)
+    parser.add_argument("--reduction", type=positive_int, default=16,
                         help="hyper-function reduction ratio of the DyBNN model")
     parser.add_argument("--int8-hyper-weights", action="store_true",
                         help="export the DyBNN model with int8 hyper-function FC weights")

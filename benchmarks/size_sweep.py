@@ -24,14 +24,15 @@ import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
 from export_benchmark import trained_like
 
 from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn.cli import _positive_int as positive_int
 from larq_dybnn.converter import export_tflite, quantize_hyper_weights
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=64, help="input height and width")
-    parser.add_argument("--reductions", type=int, nargs="+", default=[8, 16, 32, 64])
+    parser.add_argument("--size", type=positive_int, default=64, help="input height and width")
+    parser.add_argument("--reductions", type=positive_int, nargs="+", default=[8, 16, 32, 64])
     parser.add_argument("--dynamic", nargs="+", default=["both", "sign"],
                         choices=["both", "sign", "prelu"])
     parser.add_argument("--json", help="also write the figures as JSON")

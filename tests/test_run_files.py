@@ -28,7 +28,7 @@ def test_plots_are_written_atomically_as_png(tmp_path, rng):
     stats = [ThresholdStats(f"layer{i}", i > 0, rng.normal(size=(50, 16)).astype(np.float32))
              for i in range(6)]
     shown = plot_thresholds(stats, tmp_path / "thresholds.png", layers=3)
-    assert shown == ["layer0", "layer2", "layer5"] or len(shown) == 3
+    assert shown == ["layer0", "layer2", "layer5"]  # first, middle and last
     for name in ("curves.png", "thresholds.png"):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "thresholds.png"]
