@@ -3,7 +3,8 @@
 For each hyper-function reduction ratio r and each choice of dynamic terms ("both":
 DynamicSign and DynamicPReLU, "sign": DynamicSign only), converts DyBNN ReActNet-A
 with float32 and with int8 hyper-function weights and prints its size as a ratio of
-ReActNet-A's (target <= 1.10). All models get trained-like parameters (see
+ReActNet-A's (target <= 1.10); int8 with one scale per kernel (the default) and, in the
+last column, per output channel. All models get trained-like parameters (see
 export_benchmark.py), because zeros and repeated constants would shrink the files.
 
 Weights do not depend on the input resolution, so the sweep converts at a small size
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             flatbuffer = export_tflite(model)
             row["float32"] = len(flatbuffer)
             row["int8"] = len(quantize_hyper_weights(flatbuffer, model)[0])
+            row["int8_per_channel"] = len(
+                quantize_hyper_weights(flatbuffer, model, per_channel=True)[0]
+            )
             rows.append(row)
             print(f"converted dynamic={dynamic} r={reduction} in "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
@@ -61,13 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nSize sweep, DyBNN ReActNet-A against ReActNet-A ({static_bytes / 1024:,.0f} "
           f"KiB), both with trained-like parameters, converted at {args.size}x{args.size}")
     header = (f"{'dynamic':<8} {'r':>3} {'hyper weights':>14} {'float32 KiB':>12} "
-              f"{'ratio':>6} {'int8 KiB':>9} {'ratio':>6}")
+              f"{'ratio':>6} {'int8 KiB':>9} {'ratio':>6} {'per-channel ratio':>18}")
     print(header)
     print("-" * len(header))
     for row in rows:
         print(f"{row['dynamic']:<8} {row['reduction']:>3} {row['hyper_weights']:>14,} "
               f"{row['float32'] / 1024:>12,.0f} {row['float32'] / static_bytes:>6.3f} "
-              f"{row['int8'] / 1024:>9,.0f} {row['int8'] / static_bytes:>6.3f}")
+              f"{row['int8'] / 1024:>9,.0f} {row['int8'] / static_bytes:>6.3f} "
+              f"{row['int8_per_channel'] / static_bytes:>18.3f}")
     print("target: ratio <= 1.10")
     if args.json:
         figures = {"static_bytes": static_bytes, "size": args.size, "rows": rows}
