@@ -8,7 +8,6 @@ import larq_compute_engine as lce
 import tensorflow as tf
 
 from larq_dybnn._io import atomic_write_bytes
-from larq_dybnn.converter.int8 import quantize_hyper_weights
 
 __all__ = ["check_model", "export_tflite"]
 
@@ -58,6 +57,9 @@ def export_tflite(
         raise ValueError(f"`target` must be 'arm' or 'xcore', got {target!r}.")
     flatbuffer = lce.convert_keras_model(model, target=target)
     if int8_hyper_weights:
+        # Imported here: the int8 module uses this module's `check_model`.
+        from larq_dybnn.converter.int8 import quantize_hyper_weights
+
         flatbuffer, _ = quantize_hyper_weights(flatbuffer, model)
     if path is not None:
         atomic_write_bytes(path, flatbuffer)

@@ -23,6 +23,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
+from larq_dybnn.converter.export import check_model
 from larq_dybnn.converter.flatbuffer import layer_of
 from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
@@ -102,9 +103,10 @@ def quantize_hyper_weights(
         back unchanged.
 
     Raises:
+        TypeError: if `model` is not a tf.keras model.
         ValueError: if `flatbuffer` is not a TFLite model.
     """
-    layers = hyper_layers(model)
+    layers = hyper_layers(check_model(model))
     try:
         tree = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
     except Exception as error:  # flatbuffers raises plain errors on bad input

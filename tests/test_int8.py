@@ -92,3 +92,5 @@ def test_models_without_hyper_functions_are_unchanged():
     assert quantized == plain and info.tensors == 0
     with pytest.raises(ValueError, match="not a valid TFLite model"):
         quantize_hyper_weights(b"TFL3" * 10, model)
+    with pytest.raises(TypeError, match="`model` must be a tf.keras.Model"):
+        quantize_hyper_weights(plain, "model.keras")
