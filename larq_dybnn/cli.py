@@ -47,6 +47,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from larq_dybnn.sweep import load_spec, run_sweep
+
+    spec = load_spec(args.spec, data=args.data)
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    states = run_sweep(
+        spec, args.output_dir, only=only, train=not args.skip_training,
+        evaluate=not args.skip_evaluation, dry_run=args.dry_run,
+        print_fn=lambda line: print(f"[sweep] {line}", flush=True),
+    )
+    counts = {state: sum(1 for _, s in states if s == state) for state in ("done", "partial", "new")}
+    print(f"[sweep] {len(states)} runs: {counts['done']} finished, {counts['partial']} "
+          f"unfinished, {counts['new']} not started")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from larq_dybnn.evaluation import evaluate
 
@@ -217,6 +233,31 @@ def _add_train_parser(commands) -> None:
                        "resumed run then only approximately matches an uninterrupted one)")
     train.add_argument("--quiet", action="store_true", help="one line per epoch")
     train.set_defaults(run=_train)
+
+    sweep = commands.add_parser(
+        "sweep", help="train a grid of configurations x seeds at one budget, evaluate, "
+        "aggregate",
+        description="Run the experiment campaign described by a TOML sweep file: every "
+        "configuration x seed is an ordinary `larq-dybnn train` run in "
+        "OUTPUT_DIR/<configuration>/seed-<seed>/. Finished runs are skipped and "
+        "unfinished ones resumed, so run the same command again to continue. Finished "
+        "runs are evaluated on the test split in Keras and in the LCE interpreter "
+        "(float32 and int8 hyper weights), and all evaluated runs are aggregated into "
+        "results.csv, results.md and results.png in OUTPUT_DIR. Choices are made on the "
+        "validation split (eval_split), never on the test split.",
+    )
+    sweep.add_argument("spec", help="the sweep's TOML file")
+    sweep.add_argument("--output-dir", required=True, help="the sweep's folder")
+    sweep.add_argument("--only", metavar="NAMES",
+                       help="comma-separated configurations to work on (default: all)")
+    sweep.add_argument("--data", help="override the data of every run")
+    sweep.add_argument("--skip-training", action="store_true",
+                       help="only evaluate finished runs and aggregate")
+    sweep.add_argument("--skip-evaluation", action="store_true",
+                       help="only train; evaluate and aggregate later")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="print each run's state and train command, do nothing")
+    sweep.set_defaults(run=_sweep)
 
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a .keras model or an LCE .tflite on a dataset",

@@ -13,6 +13,12 @@ Sources, all giving `LabelledImages` (a dataset of `(uint8 image, int64 label)`)
 Folders and archives are read in class-interleaved order (one image of each class
 in turn), so a shuffle buffer smaller than the dataset still mixes all classes.
 
+Splits may be sliced as in tensorflow-datasets: `"train[:45000]"`, `"train[45000:]"`,
+`"train[:90%]"`, `"train[-10%:]"`. For folders and archives a slice of the
+class-interleaved order keeps the classes balanced, so `"train[:90%]"` and
+`"train[90%:]"` are a stratified training / validation split of the training images
+(tfds names pass the slice on to tfds).
+
 Unreadable images: listing checks every file's image signature and size and fails
 with the file's name; an image that passes the check but cannot be decoded fails in
 the pipeline with TensorFlow's decode error.
@@ -21,6 +27,7 @@ the pipeline with TensorFlow's decode error.
 from __future__ import annotations
 
 import os
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -32,7 +39,7 @@ from larq_dybnn import _checks
 
 __all__ = [
     "LabelledImages", "load", "pipeline", "steps_per_epoch", "default_preprocess",
-    "CIFAR10_MEAN", "CIFAR10_STD",
+    "CIFAR10_MEAN", "CIFAR10_STD", "parse_split", "slice_indices",
 ]
 
 CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
@@ -79,6 +86,52 @@ class LabelledImages:
             )
 
 
+_SLICE = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<start>-?\d+%?)?:(?P<stop>-?\d+%?)?\]$")
+
+
+def parse_split(split: str) -> tuple[str, str | None, str | None]:
+    """Split `"name[start:stop]"` into its name and bounds (None where absent).
+
+    Bounds are integers (negative counts from the end) or percentages ("90%").
+
+    Raises:
+        ValueError: for text that is neither a split name nor a slice of one.
+    """
+    if not isinstance(split, str) or not split:
+        raise ValueError(f"`split` must be a non-empty string, got {split!r}.")
+    if "[" not in split and "]" not in split:
+        return split, None, None
+    match = _SLICE.match(split)
+    if match is None:
+        raise ValueError(
+            f"`split` {split!r} is not a split name or a slice such as 'train[:45000]', "
+            "'train[45000:]' or 'train[:90%]'."
+        )
+    return match["name"], match["start"], match["stop"]
+
+
+def _bound(text: str | None, count: int, default: int) -> int:
+    if text is None:
+        return default
+    value = round(count * int(text[:-1]) / 100) if text.endswith("%") else int(text)
+    if value < 0:
+        value += count
+    return min(max(value, 0), count)
+
+
+def slice_indices(split: str, count: int) -> range:
+    """The element indices that `split` (maybe sliced) selects from `count` elements.
+
+    Raises:
+        ValueError: for a malformed split, or a slice that selects nothing.
+    """
+    name, start, stop = parse_split(split)
+    selected = range(_bound(start, count, 0), _bound(stop, count, count))
+    if len(selected) == 0:
+        raise ValueError(f"`split` {split!r} selects no images of the {count} in '{name}'.")
+    return selected
+
+
 def _check_image_bytes(data: bytes, name: str) -> None:
     if len(data) < 8 or not data.startswith(_SIGNATURES):
         raise ValueError(f"Unreadable image '{name}': not a JPEG, PNG, GIF or BMP file.")
@@ -87,8 +140,13 @@ def _check_image_bytes(data: bytes, name: str) -> None:
 def _digits_split(split: str) -> LabelledImages:
     from larq_dybnn.datasets import load_digits
 
+    name = parse_split(split)[0]
+    if name not in ("train", "test"):
+        raise ValueError(f"`split` of digits must be 'train' or 'test', got {split!r}.")
     (x_train, y_train), (x_test, y_test) = load_digits()
-    x, y = {"train": (x_train, y_train), "test": (x_test, y_test)}[split]
+    x, y = {"train": (x_train, y_train), "test": (x_test, y_test)}[name]
+    keep = np.asarray(slice_indices(split, len(y)))
+    x, y = x[keep], y[keep]
     rgb = np.repeat(np.round((x + 1.0) * 127.5).astype(np.uint8), 3, axis=-1)
     dataset = tf.data.Dataset.from_tensor_slices((rgb, y.astype(np.int64)))
     return LabelledImages(dataset, len(y), [str(i) for i in range(10)], "digits")
@@ -125,7 +183,7 @@ def _from_encoded(
 
 
 def _split_folder(root: Path, split: str) -> LabelledImages:
-    folder = root / split
+    folder = root / parse_split(split)[0]
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     per_class: list[list[str]] = []
     for name in classes:
@@ -138,12 +196,16 @@ def _split_folder(root: Path, split: str) -> LabelledImages:
     files, labels = _round_robin(per_class)
     if not files:
         raise ValueError(f"No images in '{folder}' (expected {folder}/<class>/<image>).")
+    keep = slice_indices(split, len(files))
+    files, labels = files[keep.start:keep.stop], labels[keep.start:keep.stop]
     return LabelledImages(
         _from_encoded(files, labels, from_files=True), len(files), classes, str(folder)
     )
 
 
 def _archives(paths: list[Path], split: str) -> LabelledImages:
+    full_split = split
+    split = parse_split(split)[0]
     found: dict[str, list[tuple[str, bytes]]] = {}
     for archive in paths:
         try:
@@ -169,6 +231,8 @@ def _archives(paths: list[Path], split: str) -> LabelledImages:
         )
     classes = sorted(found)
     encoded, labels = _round_robin([[data for _, data in sorted(found[c])] for c in classes])
+    keep = slice_indices(full_split, len(encoded))
+    encoded, labels = encoded[keep.start:keep.stop], labels[keep.start:keep.stop]
     source = ", ".join(str(p) for p in paths)
     return LabelledImages(
         _from_encoded(encoded, labels, from_files=False), len(encoded), classes, source
@@ -207,7 +271,8 @@ def load(
         source: "digits", a tensorflow-datasets name, an image folder
             (`<split>/<class>/<image>` below it), a `.tar.gz` of that layout, or a
             folder holding such archives.
-        split: "train", "test", or another split name of the source.
+        split: "train", "test", or another split name of the source, optionally
+            sliced as in tensorflow-datasets ("train[:45000]", "train[90%:]").
         data_dir: tensorflow-datasets data directory (tfds names only).
 
     Returns:
@@ -221,8 +286,6 @@ def load(
     """
     text = os.fspath(source)
     if text == "digits":
-        if split not in ("train", "test"):
-            raise ValueError(f"`split` of digits must be 'train' or 'test', got {split!r}.")
         return _digits_split(split)
     path = Path(text)
     looks_like_path = path.exists() or os.sep in text or text.endswith((".tar", ".gz"))
@@ -232,7 +295,8 @@ def load(
         raise FileNotFoundError(f"No dataset at '{path}'.")
     if path.is_file():
         return _archives([path], split)
-    if (path / split).is_dir():
+    parse_split(split)  # a malformed split is an error before any reading
+    if (path / parse_split(split)[0]).is_dir():
         return _split_folder(path, split)
     archives = sorted(p for p in path.iterdir() if p.name.endswith((".tar.gz", ".tgz", ".tar")))
     if archives:

@@ -32,6 +32,7 @@ from larq_dybnn._io import atomic_save_model, atomic_write_bytes
 from larq_dybnn.checkpoints import EpochCheckpoints, trim_history
 from larq_dybnn.distribute import Worker, data_options, make_strategy, worker_of
 from larq_dybnn.monitoring import ThresholdHistograms, ThresholdProbe
+from larq_dybnn.timing import EpochTimer
 from larq_dybnn.recipe import (
     Distiller,
     SmoothedCrossentropy,
@@ -207,6 +208,16 @@ def _first_examples(dataset: tf.data.Dataset, count: int) -> tuple[np.ndarray, n
     return np.concatenate(images)[:count], np.concatenate(labels)[:count]
 
 
+def _sample_batches(data: data_lib.LabelledImages, preprocess: str, size: int):
+    """Evaluation batches without a cache, for taking the first few examples.
+
+    Reading part of a cached dataset discards the partial cache (with a warning);
+    this pipeline leaves the evaluation pipeline's cache alone.
+    """
+    return data_lib.pipeline(data, training=False, batch_size=256, preprocess=preprocess,
+                             image_size=size, cache=False)
+
+
 def _json_safe(value):
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -333,8 +344,10 @@ def train(config: TrainConfig, *, print_fn: Callable[[str], object] = print) -> 
     # created in the same order everywhere); a non-chief writes into its own folder.
     history_path = out / "history.csv"
     trim_history(history_path, epochs=initial_epoch)
-    probe, _ = _first_examples(eval_batches, config.probe_samples)
+    probe, _ = _first_examples(_sample_batches(eval_data, preprocess, size),
+                               config.probe_samples)
     callbacks: list[tf.keras.callbacks.Callback] = [
+        EpochTimer(batch_size=config.batch_size),  # first: the loggers record its figures
         tf.keras.callbacks.CSVLogger(str(history_path), append=True),
         tf.keras.callbacks.TensorBoard(
             log_dir=str(out / "logs"), write_graph=False, profile_batch=0
@@ -373,7 +386,8 @@ def train(config: TrainConfig, *, print_fn: Callable[[str], object] = print) -> 
         history={}, evaluation=evaluation, worker=worker, seconds=0.0,
     )
     if worker.is_chief:
-        _finish(config, result, root, history_path, probe, eval_batches, say)
+        _finish(config, result, root, history_path, probe,
+                _sample_batches(eval_data, preprocess, size), say)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -418,7 +432,7 @@ def _has_thresholds(model: tf.keras.Model) -> bool:
     return True
 
 
-def _finish(config, result, root, history_path, probe, eval_batches, say) -> None:
+def _finish(config, result, root, history_path, probe, sample_batches, say) -> None:
     """The chief's extras: plots, optional export, report.json."""
     from larq_dybnn import plots
 
@@ -443,7 +457,7 @@ def _finish(config, result, root, history_path, probe, eval_batches, say) -> Non
     if config.export:
         from larq_dybnn.converter import export_and_verify
 
-        samples, labels = _first_examples(eval_batches, 500)
+        samples, labels = _first_examples(sample_batches, 500)
         tflite_path = root / "model.tflite"
         report = export_and_verify(
             saved, output_path=tflite_path, samples=samples, labels=labels,

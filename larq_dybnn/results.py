@@ -1,0 +1,254 @@
+"""Aggregate the runs of a sweep into a CSV, a markdown table and a plot.
+
+Everything is regenerated from the run directories alone (`config.json`,
+`report.json`, `evaluation.json`, `provenance.json`, `history.csv` of each
+`<config>/seed-<seed>/`), so results can be rebuilt wherever the runs are.
+
+The markdown table gives, per configuration, the mean, standard deviation and count
+over seeds of the validation accuracy (the split choices are made on) and of the test
+accuracy in Keras and in the LCE interpreter, and the difference of the means to the
+baseline configuration with its standard error, `sqrt(s_a^2 / n_a + s_b^2 / n_b)`.
+Runs of different protocols (data, splits, epochs, batch, optimizer, schedule,
+augmentation, loss, width) are never put in one table: that is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+from pathlib import Path
+from typing import Sequence
+
+from larq_dybnn._io import atomic_write_bytes
+
+__all__ = ["collect", "PROTOCOL", "summarize", "markdown_table", "write_results"]
+
+#: TrainConfig options that define a protocol: every run of one table shares them.
+PROTOCOL = (
+    "data", "train_split", "eval_split", "epochs", "batch_size", "learning_rate", "step",
+    "weight_decay", "init_from", "teacher", "label_smoothing", "width_multiplier",
+    "image_size", "preprocess", "strategy",
+)
+
+#: Columns of results.csv.
+COLUMNS = (
+    "config", "seed", "model", "dynamic", "reduction", "val_accuracy", "test_accuracy",
+    "lce_accuracy", "lce_int8_accuracy", "lce_agreement", "lce_int8_agreement",
+    "tflite_bytes", "tflite_int8_bytes", "threshold_spread", "train_seconds", "commit",
+    "dirty", *(f"protocol_{k}" for k in PROTOCOL),
+)
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def collect(output_dir: str | os.PathLike) -> list[dict]:
+    """One row per evaluated run below `output_dir` (folders `<config>/seed-<seed>`)."""
+    rows = []
+    for evaluation_path in sorted(Path(output_dir).glob("*/seed-*/evaluation.json")):
+        folder = evaluation_path.parent
+        config = _read(folder / "config.json")
+        report = _read(folder / "report.json")
+        evaluation = _read(evaluation_path)
+        sessions = _read(folder / "provenance.json").get("sessions", [{}])
+        history = report.get("history", {})
+        spread = report.get("threshold_spread") or {}
+        row = {
+            "config": folder.parent.name, "seed": config.get("seed"),
+            "model": config.get("model"),
+            "dynamic": config.get("dynamic") if "dybnn" in str(config.get("model")) else "none",
+            "reduction": config.get("reduction"),
+            "val_accuracy": report.get("evaluation", {}).get("accuracy"),
+            **{k: evaluation.get(k) for k in (
+                "test_accuracy", "lce_accuracy", "lce_int8_accuracy", "lce_agreement",
+                "lce_int8_agreement", "tflite_bytes", "tflite_int8_bytes")},
+            "threshold_spread": statistics.fmean(spread.values()) if spread else None,
+            "train_seconds": sum(history.get("train_seconds", [])) or None,
+            "commit": sessions[-1].get("commit"), "dirty": sessions[-1].get("dirty"),
+            **{f"protocol_{k}": config.get(k) for k in PROTOCOL},
+        }
+        rows.append(row)
+    return rows
+
+
+def _check_one_protocol(rows: Sequence[dict]) -> None:
+    keys = [f"protocol_{k}" for k in PROTOCOL]
+    protocols = {tuple(str(row[k]) for k in keys) for row in rows}
+    if len(protocols) > 1:
+        differing = [k[len("protocol_"):] for k in keys if len({str(r[k]) for r in rows}) > 1]
+        raise ValueError(
+            "The runs do not share one protocol (they differ in "
+            + ", ".join(differing) + "); put runs of different protocols in different "
+            "sweep folders."
+        )
+
+
+def _stats(values: list[float]) -> tuple[float, float, int]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return math.nan, math.nan, 0
+    std = statistics.stdev(values) if len(values) > 1 else math.nan
+    return statistics.fmean(values), std, len(values)
+
+
+def summarize(rows: Sequence[dict], *, baseline: str, configs: Sequence[str] | None = None
+              ) -> list[dict]:
+    """Per configuration: mean/std/count of each accuracy, difference to `baseline`.
+
+    Raises:
+        ValueError: if the rows are of more than one protocol.
+    """
+    _check_one_protocol(rows)
+    names = list(configs or dict.fromkeys(r["config"] for r in rows))
+    by_config = {n: [r for r in rows if r["config"] == n] for n in names}
+    metrics = ("val_accuracy", "test_accuracy", "lce_accuracy", "lce_int8_accuracy")
+    summary = []
+    base = by_config.get(baseline, [])
+    for name in names:
+        group = by_config[name]
+        if not group:
+            continue
+        entry = {"config": name, "runs": len(group), "seeds": sorted(r["seed"] for r in group)}
+        for metric in metrics:
+            mean, std, count = _stats([r[metric] for r in group])
+            entry[metric] = (mean, std, count)
+            b_mean, b_std, b_count = _stats([r[metric] for r in base])
+            if name != baseline and count and b_count:
+                se = math.sqrt((0 if math.isnan(std) else std) ** 2 / count
+                               + (0 if math.isnan(b_std) else b_std) ** 2 / b_count)
+                se = se if count > 1 and b_count > 1 else math.nan
+                entry[f"{metric}_delta"] = (mean - b_mean, se)
+        entry["min_agreement"] = min(r["lce_agreement"] for r in group)
+        entry["min_int8_agreement"] = min(r["lce_int8_agreement"] for r in group)
+        entry["tflite_kib"] = statistics.fmean(r["tflite_bytes"] for r in group) / 1024
+        entry["tflite_int8_kib"] = statistics.fmean(r["tflite_int8_bytes"] for r in group) / 1024
+        spreads = [r["threshold_spread"] for r in group if r["threshold_spread"] is not None]
+        entry["threshold_spread"] = statistics.fmean(spreads) if spreads else None
+        summary.append(entry)
+    return summary
+
+
+def _pct(stat: tuple[float, float, int]) -> str:
+    mean, std, _ = stat
+    if math.isnan(mean):
+        return "-"
+    return f"{100 * mean:.2f}" + ("" if math.isnan(std) else f" ± {100 * std:.2f}")
+
+
+def _delta(value: tuple[float, float] | None) -> str:
+    if value is None:
+        return "(baseline)"
+    delta, se = value
+    text = f"{100 * delta:+.2f}"
+    if not math.isnan(se):
+        text += f" ± {100 * se:.2f}" + (f" ({abs(delta) / se:.1f} SE)" if se > 0 else "")
+    return text
+
+
+def markdown_table(summary: Sequence[dict], *, baseline: str) -> str:
+    """The summary as a markdown table (accuracies in %, mean ± std over seeds)."""
+    header = (
+        "| configuration | runs | val top-1 | test top-1 (Keras) | Δ test vs "
+        f"{baseline} ± SE | Δ val ± SE | LCE top-1 | LCE int8 top-1 | Keras/LCE agreement "
+        "(min) | .tflite KiB (int8) | threshold spread |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for e in summary:
+        spread = "-" if e["threshold_spread"] is None else f"{e['threshold_spread']:.3f}"
+        lines.append(
+            f"| {e['config']} | {e['runs']} | {_pct(e['val_accuracy'])} | "
+            f"{_pct(e['test_accuracy'])} | {_delta(e.get('test_accuracy_delta'))} | "
+            f"{_delta(e.get('val_accuracy_delta'))} | {_pct(e['lce_accuracy'])} | "
+            f"{_pct(e['lce_int8_accuracy'])} | {100 * e['min_agreement']:.2f}% | "
+            f"{e['tflite_kib']:,.0f} ({e['tflite_int8_kib']:,.0f}) | {spread} |"
+        )
+    return header + "\n".join(lines) + "\n"
+
+
+def _plot(rows: Sequence[dict], summary: Sequence[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [e["config"] for e in summary]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, name in enumerate(names):
+        accs = [100 * r["test_accuracy"] for r in rows if r["config"] == name]
+        left.scatter([i] * len(accs), accs, color=f"C{i}", zorder=3)
+        left.hlines(statistics.fmean(accs), i - 0.25, i + 0.25, color=f"C{i}")
+        group = [r for r in rows if r["config"] == name]
+        right.scatter([r["tflite_bytes"] / 1024 for r in group],
+                      [100 * r["lce_accuracy"] for r in group], color=f"C{i}", marker="o",
+                      label=f"{name} (float32)")
+        right.scatter([r["tflite_int8_bytes"] / 1024 for r in group],
+                      [100 * r["lce_int8_accuracy"] for r in group], color=f"C{i}",
+                      marker="x", label=f"{name} (int8 hyper weights)")
+    left.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    left.set_ylabel("test top-1 (%), Keras")
+    left.set_title("Per seed (points) and mean (bar)")
+    left.grid(axis="y", alpha=0.3)
+    right.set_xlabel(".tflite size (KiB)")
+    right.set_ylabel("test top-1 (%), LCE interpreter")
+    right.set_title("Accuracy against file size")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_results(
+    output_dir: str | os.PathLike,
+    *,
+    baseline: str,
+    configs: Sequence[str] | None = None,
+    destination: str | os.PathLike | None = None,
+) -> list[Path]:
+    """Write results.csv, results.md and results.png for the runs below `output_dir`.
+
+    Arguments:
+        output_dir: the sweep's folder.
+        baseline: the configuration the others are compared with.
+        configs: configuration order in the table (default: as found).
+        destination: folder to write to (default `output_dir`).
+
+    Returns:
+        The files written (none if no run is evaluated yet).
+
+    Raises:
+        ValueError: if the runs are of more than one protocol.
+    """
+    rows = collect(output_dir)
+    if not rows:
+        return []
+    destination = Path(destination or output_dir)
+    destination.mkdir(parents=True, exist_ok=True)
+    summary = summarize(rows, baseline=baseline, configs=configs)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    written = [atomic_write_bytes(destination / "results.csv", buffer.getvalue().encode())]
+    protocol = {k: rows[0][f"protocol_{k}"] for k in PROTOCOL}
+    commits = sorted({str(r["commit"]) for r in rows})
+    text = (
+        markdown_table(summary, baseline=baseline)
+        + "\nAccuracies in %, mean ± standard deviation over seeds; Δ is the difference "
+        "of the means to the baseline with its standard error. Choices are made on "
+        "the validation split (`eval_split`); the test split is evaluated once per run.\n\n"
+        + "Protocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items() if v is not None)
+        + f"\n\nCommits: {', '.join(commits)}\n"
+    )
+    written.append(atomic_write_bytes(destination / "results.md", text.encode()))
+    _plot(rows, summary, destination / "results.png")
+    written.append(destination / "results.png")
+    return written

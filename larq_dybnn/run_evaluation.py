@@ -1,0 +1,112 @@
+"""Evaluate a finished training run on the test split: Keras and the LCE interpreter.
+
+`evaluate_run(run_dir)` reads the run's `model.keras` and `config.json`, exports the
+model twice (float32 and int8 hyper-function weights, both checked to keep every
+binary conv binary), runs the whole test split through Keras and through the LCE
+interpreter, and writes `evaluation.json` beside the run's other files:
+
+    test_accuracy              Keras top-1 on the test split
+    lce_accuracy               LCE interpreter, float32 hyper weights
+    lce_int8_accuracy          LCE interpreter, int8 hyper weights
+    lce_agreement              share of test images where Keras and LCE agree on top-1
+    lce_int8_agreement         the same for the int8 file
+    tflite_bytes, tflite_int8_bytes
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from larq_dybnn._io import atomic_write_bytes
+
+__all__ = ["evaluate_run", "lce_logits"]
+
+
+def lce_logits(flatbuffer: bytes, images: np.ndarray, *, threads: int = 2,
+               batch: int = 500) -> np.ndarray:
+    """Run `images` through the LCE interpreter (batched calls, one interpreter)."""
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    interpreter = Interpreter(flatbuffer, num_threads=threads)
+    return np.concatenate([
+        np.asarray(interpreter.predict(images[i : i + batch]))
+        for i in range(0, len(images), batch)
+    ])
+
+
+def _test_images(config: dict, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    from larq_dybnn import data as data_lib
+
+    images = data_lib.load(config["data"], split=split, data_dir=config.get("data_dir"))
+    preprocess = config.get("preprocess") or data_lib.default_preprocess(config["data"], size)
+    batches = data_lib.pipeline(images, training=False, batch_size=500, preprocess=preprocess,
+                                image_size=size, cache=False)
+    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in batches))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    *,
+    split: str = "test",
+    threads: int = 2,
+    print_fn: Callable[[str], object] = print,
+) -> dict:
+    """Evaluate a finished `larq-dybnn train` run on `split` and write evaluation.json.
+
+    Arguments:
+        run_dir: the run's output directory (with `config.json` and `model.keras`).
+        split: the split to evaluate (the test split; the run chose nothing on it).
+        threads: LCE interpreter threads.
+        print_fn: receives progress lines.
+
+    Returns:
+        The evaluation as a dict (also written to `run_dir/evaluation.json`).
+
+    Raises:
+        FileNotFoundError: if the run has no `config.json` or `model.keras`.
+        FloatFallbackError: if a binary conv of the model did not convert.
+    """
+    import tensorflow as tf
+
+    from larq_dybnn.converter import export_tflite, load_model, read_operators
+    from larq_dybnn.converter.binary import check_binary_layers
+
+    run_dir = Path(run_dir)
+    for name in ("config.json", "model.keras"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"'{run_dir}' is not a finished run: no {name}.")
+    config = json.loads((run_dir / "config.json").read_text())
+    model = load_model(run_dir / "model.keras")
+    size = int(model.input_shape[1])
+    x, y = _test_images(config, split, size)
+    print_fn(f"  {len(y)} '{split}' images; Keras")
+    keras = np.concatenate([np.asarray(model(x[i : i + 500], training=False))
+                            for i in range(0, len(x), 500)])
+    result = {
+        "split": split, "examples": int(len(y)),
+        "test_accuracy": float(np.mean(keras.argmax(-1) == y)),
+        "test_loss": float(np.mean(tf.keras.losses.sparse_categorical_crossentropy(
+            y, keras, from_logits=True))),
+    }
+    for suffix, int8 in (("", False), ("_int8", True)):
+        flatbuffer = export_tflite(model, int8_hyper_weights=int8)
+        check = check_binary_layers(model, read_operators(flatbuffer))
+        if not check.ok:
+            raise check.error()
+        atomic_write_bytes(run_dir / f"model{suffix}.tflite", flatbuffer)
+        print_fn(f"  LCE interpreter{' (int8 hyper weights)' if int8 else ''}")
+        lce = lce_logits(flatbuffer, x, threads=threads)
+        result[f"lce{suffix}_accuracy"] = float(np.mean(lce.argmax(-1) == y))
+        result[f"lce{suffix}_agreement"] = float(np.mean(lce.argmax(-1) == keras.argmax(-1)))
+        result[f"tflite{suffix}_bytes"] = len(flatbuffer)
+        result["lce_bconv2d"] = check.lce_bconv2d
+    atomic_write_bytes(run_dir / "evaluation.json", json.dumps(result, indent=2).encode())
+    print_fn("  " + ", ".join(
+        f"{k} {v:.4f}" for k, v in result.items() if k.endswith(("accuracy", "agreement"))))
+    return result

@@ -1,0 +1,385 @@
+"""Experiment campaigns: a grid of training configurations x seeds at one budget.
+
+A sweep is described by a TOML file:
+
+    name = "cifar10-reactnet18"
+    baseline = "static"          # the configuration the others are compared with
+    test_split = "test"          # evaluated once per finished run, never selected on
+
+    [train]                      # options every run shares (TrainConfig fields)
+    data = "../shared/data/cifar10"
+    train_split = "train[:45000]"
+    eval_split = "train[45000:]"   # validation: held out from the training images
+    epochs = 10
+    seeds = [0, 1, 2]
+
+    [configs.static]             # one table per configuration: its own options
+    model = "reactnet-18"
+
+    [configs.dybnn]
+    model = "dybnn-reactnet-18"
+    reduction = 16
+    seeds = [0, 1]               # a configuration may have its own seeds
+
+Every run is an ordinary `larq-dybnn train` output directory,
+`<output_dir>/<configuration>/seed-<seed>/`, trained by the real command in a
+subprocess (its output goes to `train.log` there). `run_sweep` skips finished runs and
+resumes unfinished ones (train's own epoch checkpoints), so a campaign can span
+several sittings; runs go seed by seed (every configuration's first seed, then every
+second seed, ...), so a campaign stopped early stays balanced. Each run records the
+commit and versions it was trained with in `provenance.json`.
+
+Choices (reduction, bounds, learning rate) are made on `eval_split`, a slice of the
+training images; `test_split` is only evaluated (`larq_dybnn.run_evaluation`) and
+aggregated (`larq_dybnn.results`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from larq_dybnn._io import atomic_write_bytes
+
+__all__ = ["RunSpec", "SweepSpec", "load_spec", "run_sweep", "train_command", "run_state"]
+
+#: TrainConfig fields a sweep sets per run, not per configuration.
+_PER_RUN = ("seed", "output_dir", "restart", "verbose")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep.
+
+    Attributes:
+        config: the configuration's name.
+        seed: the run's seed.
+        options: TrainConfig options (without `seed` and `output_dir`).
+    """
+
+    config: str
+    seed: int
+    options: dict
+
+    @property
+    def key(self) -> str:
+        """The run's folder below the sweep's output directory."""
+        return f"{self.config}/seed-{self.seed}"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed sweep file.
+
+    Attributes:
+        name: the sweep's name.
+        baseline: the configuration the others are compared with.
+        test_split: the split evaluated after training (never used for choices).
+        configs: configuration names in file order.
+        runs: every run, in execution order (seed by seed).
+        source: the file it was read from.
+    """
+
+    name: str
+    baseline: str
+    test_split: str
+    configs: list[str]
+    runs: list[RunSpec]
+    source: str
+
+    def select(self, only: Sequence[str] | None) -> list[RunSpec]:
+        """The runs of the configurations in `only` (all runs for None).
+
+        Raises:
+            ValueError: naming a configuration that the sweep does not have.
+        """
+        if not only:
+            return list(self.runs)
+        unknown = [name for name in only if name not in self.configs]
+        if unknown:
+            raise ValueError(
+                f"`only`: no configuration {', '.join(map(repr, unknown))} in "
+                f"'{self.source}' (it has {', '.join(self.configs)})."
+            )
+        return [run for run in self.runs if run.config in only]
+
+
+def _train_fields() -> dict[str, object]:
+    from larq_dybnn.training import TrainConfig
+
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def _seeds(value: object, where: str) -> list[int]:
+    if (
+        not isinstance(value, list) or not value
+        or any(isinstance(s, bool) or not isinstance(s, int) for s in value)
+        or len(set(value)) != len(value)
+    ):
+        raise ValueError(f"{where}: `seeds` must be a non-empty list of distinct integers, "
+                         f"got {value!r}.")
+    return list(value)
+
+
+def _check_options(options: dict, where: str, fields: dict) -> None:
+    for key in options:
+        if key in _PER_RUN:
+            raise ValueError(f"{where}: `{key}` is set by the sweep for each run; remove it.")
+        if key not in fields:
+            raise ValueError(
+                f"{where}: unknown option `{key}` (options are larq-dybnn train's: "
+                f"{', '.join(k for k in fields if k not in _PER_RUN)})."
+            )
+
+
+def load_spec(path: str | os.PathLike, *, data: str | None = None) -> SweepSpec:
+    """Read and check a sweep file.
+
+    Arguments:
+        path: the TOML file.
+        data: overrides the `data` option of every run (e.g. another copy of the
+            data set).
+
+    Returns:
+        A `SweepSpec`.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist.
+        ValueError: for a file that is not TOML, an unknown option (named with its
+            table), missing or bad seeds, an unknown baseline, or a validation split
+            that is the test split.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No sweep file at '{path}'.")
+    try:
+        text = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"'{path}' is not valid TOML: {error}") from None
+    fields = _train_fields()
+    allowed = {"name", "baseline", "test_split", "train", "configs"}
+    extra = sorted(set(text) - allowed)
+    if extra:
+        raise ValueError(f"'{path}': unknown top-level keys {extra} (allowed: {sorted(allowed)}).")
+    common = dict(text.get("train", {}))
+    default_seeds = common.pop("seeds", [0])
+    _check_options(common, f"'{path}' [train]", fields)
+    configs = text.get("configs")
+    if not isinstance(configs, dict) or not configs:
+        raise ValueError(f"'{path}': needs at least one [configs.<name>] table.")
+    test_split = text.get("test_split", "test")
+    per_config: dict[str, tuple[dict, list[int]]] = {}
+    for name, table in configs.items():
+        where = f"'{path}' [configs.{name}]"
+        if not isinstance(table, dict):
+            raise ValueError(f"{where} must be a table of options.")
+        table = dict(table)
+        seeds = _seeds(table.pop("seeds", default_seeds), where)
+        _check_options(table, where, fields)
+        options = {**common, **table}
+        if data is not None:
+            options["data"] = data
+        from larq_dybnn.data import parse_split
+
+        eval_split = options.get("eval_split", fields["eval_split"])
+        if parse_split(eval_split)[0] == parse_split(test_split)[0]:
+            raise ValueError(
+                f"{where}: `eval_split` {eval_split!r} comes from the test split "
+                f"{test_split!r}; choices must be made on images held out from the "
+                "training split (e.g. eval_split = \"train[45000:]\")."
+            )
+        per_config[name] = (options, seeds)
+    baseline = text.get("baseline", next(iter(configs)))
+    if baseline not in configs:
+        raise ValueError(f"'{path}': `baseline` {baseline!r} is not a configuration "
+                         f"({', '.join(configs)}).")
+    runs = []
+    for round_ in range(max(len(seeds) for _, seeds in per_config.values())):
+        for name, (options, seeds) in per_config.items():
+            if round_ < len(seeds):
+                runs.append(RunSpec(name, seeds[round_], options))
+    return SweepSpec(
+        name=str(text.get("name", path.stem)), baseline=baseline, test_split=test_split,
+        configs=list(configs), runs=runs, source=str(path),
+    )
+
+
+def train_command(run: RunSpec, output_dir: str | os.PathLike) -> list[str]:
+    """The `larq-dybnn train` arguments of `run`, writing to `output_dir`."""
+    fields = _train_fields()
+    args = ["train"]
+    for key, value in {**run.options, "seed": run.seed}.items():
+        flag = "--" + key.replace("_", "-")
+        if key == "deterministic":
+            args += [] if value else ["--nondeterministic"]
+        elif key == "probe_samples":
+            continue  # no flag; the default is used
+        elif isinstance(fields[key], bool) or isinstance(value, bool):
+            args += [flag] if value else []
+        elif value is not None:
+            args += [flag, str(value)]
+    return args + ["--output-dir", os.fspath(output_dir), "--quiet"]
+
+
+def run_state(folder: Path) -> str:
+    """"done" (report.json written), "partial" (checkpoints, no report) or "new"."""
+    if (folder / "report.json").is_file():
+        return "done"
+    if (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir()):
+        return "partial"
+    return "new"
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def provenance() -> dict:
+    """The commit (of the current folder's git checkout) and versions a run uses.
+
+    `LARQ_DYBNN_COMMIT` in the environment overrides the commit (for installs made
+    outside a checkout).
+    """
+    import larq
+    import larq_compute_engine
+    import tensorflow as tf
+
+    import larq_dybnn
+
+    commit = os.environ.get("LARQ_DYBNN_COMMIT") or _git("rev-parse", "HEAD")
+    dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
+    return {
+        "commit": commit, "dirty": dirty, "larq_dybnn": larq_dybnn.__version__,
+        "package_path": str(Path(larq_dybnn.__file__).parent),
+        "tensorflow": tf.__version__, "larq": larq.__version__,
+        "larq_compute_engine": larq_compute_engine.__version__,
+        "python": platform.python_version(), "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def _record_session(folder: Path, run: RunSpec, sweep: SweepSpec, info: dict) -> None:
+    path = folder / "provenance.json"
+    record = json.loads(path.read_text()) if path.is_file() else {
+        "sweep": sweep.name, "sweep_file": sweep.source, "config": run.config,
+        "seed": run.seed, "options": run.options, "sessions": [],
+    }
+    record["sessions"].append({**info, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                               "state_before": run_state(folder)})
+    atomic_write_bytes(path, json.dumps(record, indent=2).encode())
+
+
+@contextlib.contextmanager
+def _lock(output_dir: Path) -> Iterator[None]:
+    import fcntl
+
+    handle = open(output_dir / ".sweep.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ValueError(f"Another sweep is running in '{output_dir}'.") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def run_sweep(
+    spec: SweepSpec,
+    output_dir: str | os.PathLike,
+    *,
+    only: Sequence[str] | None = None,
+    train: bool = True,
+    evaluate: bool = True,
+    dry_run: bool = False,
+    print_fn: Callable[[str], object] = print,
+) -> list[tuple[RunSpec, str]]:
+    """Train, evaluate and aggregate the runs of `spec`.
+
+    Arguments:
+        spec: from `load_spec`.
+        output_dir: the sweep's folder (runs below it, results in it).
+        only: configuration names to work on (None: all).
+        train: train new runs and resume unfinished ones.
+        evaluate: evaluate finished runs on the test split (Keras, LCE float, LCE int8
+            hyper weights) and aggregate every evaluated run into results.csv,
+            results.md and results.png.
+        dry_run: only print what would be done.
+        print_fn: receives progress lines.
+
+    Returns:
+        `(run, state)` for every selected run, the state after this call ("done",
+        "partial" or "new").
+
+    Raises:
+        ValueError: for an unknown configuration in `only`, another sweep running in
+            `output_dir`, or a run whose `larq-dybnn train` failed (its log named).
+    """
+    runs = spec.select(only)
+    output_dir = Path(output_dir)
+    if dry_run:
+        for run in runs:
+            folder = output_dir / run.key
+            print_fn(f"{run.key}: {run_state(folder)}: larq-dybnn "
+                     + " ".join(train_command(run, folder)))
+        return [(run, run_state(output_dir / run.key)) for run in runs]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with _lock(output_dir):
+        if train:
+            info = provenance()
+            atomic_write_bytes(output_dir / "sweep.toml", Path(spec.source).read_bytes())
+            for index, run in enumerate(runs, 1):
+                folder = output_dir / run.key
+                state = run_state(folder)
+                if state == "done":
+                    print_fn(f"[{index}/{len(runs)}] {run.key}: finished, skipped")
+                    continue
+                folder.mkdir(parents=True, exist_ok=True)
+                _record_session(folder, run, spec, info)
+                print_fn(f"[{index}/{len(runs)}] {run.key}: "
+                         f"{'resuming' if state == 'partial' else 'training'}")
+                _train(run, folder)
+                print_fn(f"[{index}/{len(runs)}] {run.key}: finished")
+        if evaluate:
+            from larq_dybnn.results import write_results
+            from larq_dybnn.run_evaluation import evaluate_run
+
+            for run in runs:
+                folder = output_dir / run.key
+                if run_state(folder) == "done" and not (folder / "evaluation.json").is_file():
+                    print_fn(f"{run.key}: evaluating on '{spec.test_split}'")
+                    evaluate_run(folder, split=spec.test_split, print_fn=print_fn)
+            written = write_results(output_dir, baseline=spec.baseline, configs=spec.configs)
+            for path in written:
+                print_fn(f"Wrote {path}")
+    return [(run, run_state(output_dir / run.key)) for run in runs]
+
+
+def _train(run: RunSpec, folder: Path) -> None:
+    command = [sys.executable, "-m", "larq_dybnn.cli", *train_command(run, folder)]
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with open(folder / "train.log", "a") as log:
+        log.write(f"\n$ {' '.join(command)}\n")
+        log.flush()
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if done.returncode:
+        raise ValueError(
+            f"Run {run.key} failed (exit {done.returncode}); see '{folder / 'train.log'}'."
+        )

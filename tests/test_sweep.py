@@ -1,0 +1,155 @@
+"""The experiment runner: sweep files, resumable runs, evaluation and aggregation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from larq_dybnn import results
+from larq_dybnn.sweep import load_spec, run_state, run_sweep, train_command
+
+SPEC = """
+name = "tiny"
+baseline = "static"
+[train]
+data = "digits"
+train_split = "train[:1024]"
+eval_split = "train[1024:]"
+epochs = 1
+batch_size = 128
+seeds = [0, 1]
+[configs.static]
+model = "tiny-reactnet"
+[configs.dynamic]
+model = "tiny-dybnn"
+seeds = [0]
+"""
+
+
+def _spec(tmp_path, text=SPEC):
+    path = tmp_path / "sweep.toml"
+    path.write_text(text)
+    return path
+
+
+def test_spec_orders_runs_seed_by_seed(tmp_path):
+    spec = load_spec(_spec(tmp_path))
+    assert [run.key for run in spec.runs] == [
+        "static/seed-0", "dynamic/seed-0", "static/seed-1"]
+    assert spec.baseline == "static" and spec.test_split == "test"
+    assert [r.key for r in spec.select(["dynamic"])] == ["dynamic/seed-0"]
+    command = train_command(spec.runs[1], tmp_path / "out")
+    assert command[:1] == ["train"] and "--model" in command
+    assert command[command.index("--model") + 1] == "tiny-dybnn"
+    assert command[command.index("--seed") + 1] == "0"
+    assert command[command.index("--train-split") + 1] == "train[:1024]"
+    # The override reaches every run.
+    assert {r.options["data"] for r in load_spec(_spec(tmp_path), data="x").runs} == {"x"}
+
+
+@pytest.mark.parametrize("text, match", [
+    (SPEC.replace('epochs = 1', 'epochz = 1'), r"\[train\]: unknown option `epochz`"),
+    (SPEC.replace('model = "tiny-dybnn"', 'model = "tiny-dybnn"\nseed = 3'),
+     r"\[configs.dynamic\]: `seed` is set by the sweep"),
+    (SPEC.replace('seeds = [0]', 'seeds = [0, 0]'), "distinct integers"),
+    (SPEC.replace('eval_split = "train[1024:]"', 'eval_split = "test[:100]"'),
+     "held out from the training split"),
+    (SPEC.replace('baseline = "static"', 'baseline = "nope"'), "`baseline` 'nope'"),
+    ("name = 'x'", r"needs at least one \[configs.<name>\]"),
+    ("name = ", "not valid TOML"),
+])
+def test_bad_spec_is_a_clear_error(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match):
+        load_spec(_spec(tmp_path, text))
+
+
+def test_unknown_configuration_and_missing_file(tmp_path):
+    spec = load_spec(_spec(tmp_path))
+    with pytest.raises(ValueError, match="`only`: no configuration 'other'"):
+        spec.select(["other"])
+    with pytest.raises(FileNotFoundError, match="No sweep file"):
+        load_spec(tmp_path / "missing.toml")
+
+
+def test_sweep_trains_skips_evaluates_and_aggregates(tmp_path):
+    spec = load_spec(_spec(tmp_path))
+    out = tmp_path / "runs"
+    lines = []
+    states = run_sweep(spec, out, print_fn=lines.append)
+    assert [state for _, state in states] == ["done"] * 3
+    for run in spec.runs:
+        folder = out / run.key
+        # Each run is an ordinary train output directory with its provenance.
+        for name in ("config.json", "history.csv", "model.keras", "report.json",
+                     "evaluation.json", "provenance.json", "train.log"):
+            assert (folder / name).is_file(), (run.key, name)
+        provenance = json.loads((folder / "provenance.json").read_text())
+        assert provenance["config"] == run.config and provenance["seed"] == run.seed
+        assert "commit" in provenance["sessions"][0]
+        evaluation = json.loads((folder / "evaluation.json").read_text())
+        assert evaluation["examples"] == 360  # the whole digits test split
+        # Keras and the LCE interpreter agree on the trained tiny models.
+        assert evaluation["lce_agreement"] >= 0.99
+        assert evaluation["tflite_int8_bytes"] <= evaluation["tflite_bytes"]
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((r["config"], r["seed"]) for r in rows) == [
+        ("dynamic", "0"), ("static", "0"), ("static", "1")]
+    table = (out / "results.md").read_text()
+    assert "| static | 2 |" in table and "| dynamic | 1 |" in table
+    assert (out / "results.png").stat().st_size > 1000
+    # A second call finds everything finished: nothing is trained again.
+    mtime = (out / "static/seed-0/model.keras").stat().st_mtime
+    lines.clear()
+    run_sweep(spec, out, print_fn=lines.append)
+    assert sum("finished, skipped" in line for line in lines) == 3
+    assert (out / "static/seed-0/model.keras").stat().st_mtime == mtime
+
+
+def test_summary_statistics_and_protocol_check():
+    base = {f"protocol_{k}": 1 for k in results.PROTOCOL}
+
+    def row(config, seed, acc):
+        return {**base, "config": config, "seed": seed, "val_accuracy": acc,
+                "test_accuracy": acc, "lce_accuracy": acc, "lce_int8_accuracy": acc,
+                "lce_agreement": 1.0, "lce_int8_agreement": 1.0, "tflite_bytes": 1024,
+                "tflite_int8_bytes": 512, "threshold_spread": None}
+
+    rows = [row("a", 0, 0.60), row("a", 1, 0.62), row("b", 0, 0.63), row("b", 1, 0.67)]
+    summary = results.summarize(rows, baseline="a")
+    b = summary[1]
+    assert b["test_accuracy"][0] == pytest.approx(0.65)
+    assert b["test_accuracy"][1] == pytest.approx(math.sqrt(0.0008))
+    delta, se = b["test_accuracy_delta"]
+    assert delta == pytest.approx(0.04)
+    assert se == pytest.approx(math.sqrt(0.0002 / 2 + 0.0008 / 2))
+    assert "+4.00 ±" in results.markdown_table(summary, baseline="a")
+    with pytest.raises(ValueError, match="differ in epochs"):
+        results.summarize(rows + [{**row("b", 2, 0.5), "protocol_epochs": 2}], baseline="a")
+
+
+def test_resumes_an_unfinished_run(tmp_path):
+    spec = load_spec(_spec(tmp_path, SPEC.replace("epochs = 1", "epochs = 2")))
+    out = tmp_path / "runs"
+    run = spec.select(["dynamic"])[0]
+    # A run interrupted after its first epoch: train 1 of 2 epochs by hand with the
+    # same options, then let the sweep finish it.
+    folder = out / run.key
+    folder.mkdir(parents=True)
+    command = [sys.executable, "-m", "larq_dybnn.cli", *train_command(run, folder)]
+    command[command.index("--epochs") + 1] = "1"
+    subprocess.run(command, check=True, capture_output=True,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    (folder / "report.json").unlink()
+    (folder / "config.json").write_text(
+        (folder / "config.json").read_text().replace('"epochs": 1', '"epochs": 2'))
+    assert run_state(folder) == "partial"
+    run_sweep(spec, out, only=["dynamic"], evaluate=False, print_fn=lambda _: None)
+    assert run_state(folder) == "done"
+    assert "Resuming from the checkpoint after epoch 1" in (folder / "train.log").read_text()
