@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn.contract import InputContract, add_to_flatbuffer, read_contract
 from larq_dybnn.converter.binary import BinaryCheck, check_binary_layers
 from larq_dybnn.converter.export import check_model, export_tflite
 from larq_dybnn.converter.flatbuffer import Operator, layer_of, read_operators
@@ -127,6 +128,7 @@ class ConversionReport:
         latency: LCE interpreter latency, or None when not benchmarked.
         accuracy: `{"keras": ..., "lce": ...}` top-1 when labels were given.
         int8: what int8 hyper weights changed, or None for float32 hyper weights.
+        contract: the input contract written into the file's metadata, or None.
     """
 
     model: str
@@ -141,6 +143,7 @@ class ConversionReport:
     latency: Latency | None = None
     accuracy: dict[str, float] = field(default_factory=dict)
     int8: Int8Weights | None = None
+    contract: InputContract | None = None
 
     def as_dict(self) -> dict:
         """The report as JSON-serializable data."""
@@ -157,6 +160,7 @@ class ConversionReport:
             "latency": self.latency.as_dict() if self.latency else None,
             "accuracy": self.accuracy,
             "int8_hyper_weights": self.int8.as_dict() if self.int8 else None,
+            "input_contract": self.contract.as_dict() if self.contract else None,
         }
 
     def to_json(self, **kwargs) -> str:
@@ -189,6 +193,10 @@ class ConversionReport:
                 f"hyper weights    int8, {self.int8.tensors} FC kernels: "
                 f"{self.int8.float32_bytes / 1024:,.1f} -> {self.int8.int8_bytes / 1024:,.1f} KiB"
             )
+        lines.append(
+            "input contract   " + (self.contract.describe() if self.contract else
+                                   "none recorded (consumers must guess the preprocessing)")
+        )
         lines.append(f"parity           {self.parity} ({self.parity_inputs})")
         if self.accuracy:
             lines.append(
@@ -218,6 +226,7 @@ def export_and_verify(
     threads: Sequence[int] = (1, 2),
     allow_float_fallback: bool = False,
     int8_hyper_weights: bool = False,
+    contract: InputContract | None = None,
     progress: Callable[[str], object] | None = None,
 ) -> ConversionReport:
     """Convert a model to LCE, check it and optionally time it.
@@ -238,6 +247,8 @@ def export_and_verify(
         int8_hyper_weights: store the hyper functions' FC weights in int8 (see
             `export_tflite`); parity then compares the int8 file with the float
             Keras model.
+        contract: the input contract to write into the file's metadata; None reads
+            it from `model` when that is a path (`larq_dybnn.contract`).
         progress: receives one line per step.
 
     Returns:
@@ -253,7 +264,9 @@ def export_and_verify(
     say = progress or (lambda _: None)
     if isinstance(model, (str, os.PathLike)):
         say(f"loading {model}")
-        model = load_model(model)
+        path, model = model, load_model(model)
+        if contract is None:
+            contract = read_contract(path)
     model = check_model(model)
     if output_path is not None and not Path(output_path).parent.is_dir():
         raise FileNotFoundError(
@@ -265,6 +278,8 @@ def export_and_verify(
     if int8_hyper_weights:
         flatbuffer, int8 = quantize_hyper_weights(flatbuffer, model)
         say(f"hyper weights to int8: {int8.tensors} FC kernels")
+    if contract is not None:
+        flatbuffer = add_to_flatbuffer(flatbuffer, contract)
     operators = read_operators(flatbuffer)
     binary = check_binary_layers(model, operators)
     if not binary.ok and not allow_float_fallback:
@@ -309,4 +324,5 @@ def export_and_verify(
         latency=latency,
         accuracy=accuracy,
         int8=int8,
+        contract=contract,
     )

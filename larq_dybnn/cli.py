@@ -68,8 +68,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(
         args.model, data=args.data, split=args.split, data_dir=args.data_dir,
-        batch_size=args.batch_size, preprocess=args.preprocess, limit=args.limit,
-        threads=args.threads,
+        batch_size=args.batch_size, preprocess=args.preprocess, resize=args.resize,
+        limit=args.limit, threads=args.threads,
     )
     print(result)
     if args.json:
@@ -82,6 +82,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    import warnings
+
+    from larq_dybnn.contract import read_contract
     from larq_dybnn.converter import export_and_verify, load_model
     from larq_dybnn.images import PREPROCESSING, read_image_sample
 
@@ -89,6 +92,8 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"[convert] {line}", flush=True)
 
     model = load_model(args.model)
+    contract = read_contract(args.model)
+    say("input contract: " + (contract.describe() if contract else "none recorded"))
     samples = labels = None
     source = "given samples"
     if args.verify:
@@ -99,11 +104,26 @@ def _convert(args: argparse.Namespace) -> int:
                 "the images"
             )
         say(f"reading up to {args.samples} images from {args.verify}")
+        keep_size = contract is not None and contract.resize == "none" and not args.resize
         images, labels, classes = read_image_sample(
-            args.verify, limit=args.samples, size=(height, width)
+            args.verify, limit=args.samples, size=None if keep_size else (height, width)
         )
-        samples = PREPROCESSING[args.preprocess](images).astype("float32")
-        source = f"{len(images)} images from {args.verify}, preprocess={args.preprocess}"
+        if contract is not None:
+            contract.check_classes(classes, source=args.verify)
+            contract.check_image_size(images.shape[1:3], source=args.verify, resize=args.resize)
+        preprocess = args.preprocess
+        if preprocess is None and contract is not None:
+            samples, preprocess = contract.normalize(images), contract.preprocess
+        else:
+            if preprocess is None:
+                preprocess = "cifar"
+                warnings.warn(f"'{args.model}' records no input contract; the "
+                              "preprocessing 'cifar' was guessed", stacklevel=1)
+                say("no input contract: preprocessing 'cifar' guessed (--preprocess sets it)")
+            elif contract is not None:
+                say(f"--preprocess {preprocess} overrides the recorded '{contract.preprocess}'")
+            samples = PREPROCESSING[preprocess](images).astype("float32")
+        source = f"{len(images)} images from {args.verify}, preprocess={preprocess}"
         if model.output_shape[-1] != len(classes):
             say(f"{len(classes)} classes in the images, {model.output_shape[-1]} model "
                 "outputs: accuracy not reported")
@@ -118,6 +138,7 @@ def _convert(args: argparse.Namespace) -> int:
         runs=args.runs,
         allow_float_fallback=args.allow_float_fallback,
         int8_hyper_weights=args.int8_hyper_weights,
+        contract=contract,
         progress=say,
     )
     print(report.format())
@@ -147,6 +168,11 @@ def _inspect(args: argparse.Namespace) -> int:
     width = max(len(name) for name in counts)
     for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
         print(f"  {name:<{width}}  {count:>5}")
+    from larq_dybnn.contract import read_contract
+
+    contract = read_contract(path.read_bytes())
+    print("Input contract: " + (contract.describe() if contract else
+                                "none recorded (consumers must guess the preprocessing)"))
     custom = [n for n in counts if n.startswith("Lce")]
     if custom:
         print("Needs Larq Compute Engine's runtime (plain TFLite cannot run "
@@ -270,7 +296,10 @@ def _add_train_parser(commands) -> None:
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--batch-size", type=_positive_int, default=100)
-    evaluate.add_argument("--preprocess", choices=["digits", "cifar", "imagenet"])
+    evaluate.add_argument("--preprocess", choices=["digits", "cifar", "imagenet"],
+                          help="override the preprocessing recorded in the model")
+    evaluate.add_argument("--resize", action="store_true",
+                          help="resize images of another size to the model's input size")
     evaluate.add_argument("--limit", type=_positive_int, help="evaluate the first N images")
     evaluate.add_argument("--threads", type=_positive_int, default=2,
                           help="LCE interpreter threads (.tflite)")
@@ -324,8 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="images to read for --verify (default 100)")
     convert.add_argument(
         "--preprocess", choices=["cifar", "imagenet", "unit", "signed", "none"],
-        default="cifar", help="how the model expects images scaled (default cifar)",
+        help="override how the images are scaled for --verify (default: the model's "
+        "recorded input contract; 'cifar' for a model without one, with a warning)",
     )
+    convert.add_argument("--resize", action="store_true",
+                         help="resize --verify images of another size to the model's input")
     convert.add_argument("--benchmark", action="store_true",
                          help="time the model in the LCE interpreter (1 and 2 threads)")
     convert.add_argument("--runs", type=_positive_int, default=50,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from larq_dybnn import _checks, data as data_lib
+from larq_dybnn.contract import read_contract
 
 __all__ = ["Evaluation", "evaluate"]
 
@@ -26,6 +29,8 @@ class Evaluation:
         accuracy: top-1 accuracy.
         top5_accuracy: top-5 accuracy (None with fewer than 6 classes).
         loss: mean cross-entropy of the logits.
+        preprocess: the preprocessing applied.
+        notes: what was overridden or guessed (see `evaluate`).
     """
 
     model: str
@@ -35,6 +40,8 @@ class Evaluation:
     accuracy: float
     top5_accuracy: float | None
     loss: float
+    preprocess: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def as_dict(self) -> dict:
         """The fields as a JSON-serializable dict."""
@@ -42,9 +49,11 @@ class Evaluation:
 
     def __str__(self) -> str:
         top5 = "" if self.top5_accuracy is None else f", top-5 {self.top5_accuracy:.2%}"
+        notes = "".join(f"\nnote: {note}" for note in self.notes)
         return (
             f"{self.model} ({self.runtime}) on {self.data}: {self.examples} images, "
-            f"top-1 {self.accuracy:.2%}{top5}, loss {self.loss:.4f}"
+            f"preprocess '{self.preprocess}', top-1 {self.accuracy:.2%}{top5}, "
+            f"loss {self.loss:.4f}{notes}"
         )
 
 
@@ -70,6 +79,7 @@ def evaluate(
     data_dir: str | None = None,
     batch_size: int = 100,
     preprocess: str | None = None,
+    resize: bool = False,
     limit: int | None = None,
     threads: int = 2,
 ) -> Evaluation:
@@ -81,8 +91,12 @@ def evaluate(
         split: the split to evaluate.
         data_dir: tensorflow-datasets data directory.
         batch_size: images per batch.
-        preprocess: "digits", "cifar" or "imagenet"; None picks by data and the
-            model's input size, as `larq-dybnn train` does.
+        preprocess: "digits", "cifar" or "imagenet"; None applies the preprocessing
+            recorded in the model's input contract (`larq_dybnn.contract`). A model
+            without a record gets a guess by data and input size, with a warning.
+        resize: resize images of another size to the model's input (bilinear);
+            without it such images are an error for a model whose contract says
+            they must have its size.
         limit: evaluate only the first `limit` images.
         threads: LCE interpreter threads.
 
@@ -92,7 +106,10 @@ def evaluate(
     Raises:
         FileNotFoundError: for a missing model or data.
         ValueError: for a model that does not load, a model without a fixed square
-            input size, or data whose classes do not fit the model's outputs.
+            input size, data whose classes do not fit the model's outputs, or data
+            that does not fit the recorded contract (other class names or order,
+            other image size without `resize`); the message names what the model
+            expects and what the data has.
     """
     path = Path(model_path)
     if not path.exists():
@@ -105,7 +122,26 @@ def evaluate(
         raise ValueError(f"'{path}' must take square images of a fixed size, takes {shape}.")
     images = data_lib.load(data, split=split, data_dir=data_dir)
     size = int(shape[0])
-    preprocess = preprocess or data_lib.default_preprocess(data, size)
+    contract = read_contract(path)
+    first = next(iter(images.dataset.take(1)))[0]
+    data_size = (int(first.shape[0]), int(first.shape[1]))
+    notes = []
+    if contract is not None:
+        contract.check_classes(images.class_names, source=images.source)
+        contract.check_image_size(data_size, source=images.source, resize=resize)
+        if preprocess is not None and preprocess != contract.preprocess:
+            notes.append(f"--preprocess {preprocess} overrides the recorded "
+                         f"'{contract.preprocess}'")
+        preprocess = preprocess or contract.preprocess
+    elif preprocess is None:
+        preprocess = data_lib.default_preprocess(data, size)
+        notes.append(f"'{path}' records no input contract; the preprocessing "
+                     f"'{preprocess}' was guessed from the data and the input size")
+        warnings.warn(notes[-1], stacklevel=2)
+    if resize and data_size != (size, size):
+        notes.append(f"images resized from {data_size[0]}x{data_size[1]} to {size}x{size}")
+        images = dataclasses.replace(images, dataset=images.dataset.map(
+            lambda x, y: (tf.cast(tf.round(tf.image.resize(x, [size, size])), tf.uint8), y)))
     batches = data_lib.pipeline(images, training=False, batch_size=batch_size,
                                 preprocess=preprocess, image_size=size, cache=False)
     logits, labels = [], []
@@ -128,5 +164,6 @@ def evaluate(
     return Evaluation(
         model=str(path), runtime=runtime, data=f"{images.source} [{split}]",
         examples=int(len(labels)), accuracy=float(np.mean(logits.argmax(-1) == labels)),
-        top5_accuracy=top5, loss=float(np.mean(loss)),
+        top5_accuracy=top5, loss=float(np.mean(loss)), preprocess=preprocess,
+        notes=tuple(notes),
     )

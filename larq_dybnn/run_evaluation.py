@@ -74,6 +74,7 @@ def evaluate_run(
     """
     import tensorflow as tf
 
+    from larq_dybnn.contract import add_to_flatbuffer, read_contract
     from larq_dybnn.converter import export_tflite, load_model, read_operators
     from larq_dybnn.converter.binary import check_binary_layers
 
@@ -83,6 +84,7 @@ def evaluate_run(
             raise FileNotFoundError(f"'{run_dir}' is not a finished run: no {name}.")
     config = json.loads((run_dir / "config.json").read_text())
     model = load_model(run_dir / "model.keras")
+    contract = read_contract(run_dir / "model.keras")
     size = int(model.input_shape[1])
     x, y = _test_images(config, split, size)
     print_fn(f"  {len(y)} '{split}' images; Keras")
@@ -96,6 +98,8 @@ def evaluate_run(
     }
     for suffix, int8 in (("", False), ("_int8", True)):
         flatbuffer = export_tflite(model, int8_hyper_weights=int8)
+        if contract is not None:
+            flatbuffer = add_to_flatbuffer(flatbuffer, contract)
         check = check_binary_layers(model, read_operators(flatbuffer))
         if not check.ok:
             raise check.error()

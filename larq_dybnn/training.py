@@ -30,6 +30,7 @@ import tensorflow as tf
 from larq_dybnn import _checks, data as data_lib
 from larq_dybnn._io import atomic_save_model, atomic_write_bytes
 from larq_dybnn.checkpoints import EpochCheckpoints, trim_history
+from larq_dybnn.contract import contract_for, read_contract, write_contract
 from larq_dybnn.distribute import Worker, data_options, make_strategy, worker_of
 from larq_dybnn.monitoring import ThresholdHistograms, ThresholdProbe
 from larq_dybnn.timing import EpochTimer
@@ -380,7 +381,9 @@ def train(config: TrainConfig, *, print_fn: Callable[[str], object] = print) -> 
     say(f"Evaluation on '{config.eval_split}': " +
         ", ".join(f"{k} {v:.4f}" for k, v in evaluation.items()))
     model_path = atomic_save_model(model, out / "model.keras")
-    say(f"Saved {model_path}")
+    contract = contract_for(preprocess, image_size=size, class_names=train_data.class_names)
+    write_contract(model_path, contract)
+    say(f"Saved {model_path} (input contract: {contract.describe()})")
     result = TrainResult(
         output_dir=str(out), model_path=str(model_path), resumed_from=initial_epoch,
         history={}, evaluation=evaluation, worker=worker, seconds=0.0,
@@ -461,6 +464,7 @@ def _finish(config, result, root, history_path, probe, sample_batches, say) -> N
         tflite_path = root / "model.tflite"
         report = export_and_verify(
             saved, output_path=tflite_path, samples=samples, labels=labels,
+            contract=read_contract(result.model_path),
             samples_source=f"{len(samples)} '{config.eval_split}' images",
             benchmark=False, progress=lambda line: say(f"[export] {line}"),
         )

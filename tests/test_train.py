@@ -80,8 +80,17 @@ def test_teacher_then_step1_then_step2_with_export(tmp_path):
     assert "epoch_loss" in _event_tags(out / "logs" / "train")
 
     # `evaluate` reproduces the run's accuracy, in Keras and in the LCE interpreter.
+    # The run records its input contract in the model and in the exported file.
+    from larq_dybnn.contract import read_contract
+
+    contract = read_contract(out / "model.keras")
+    assert contract.preprocess == "digits" and contract.image_size == (8, 8)
+    assert contract.class_names == tuple(str(i) for i in range(10))
+    assert read_contract(out / "model.tflite") == contract
+    assert report["conversion"]["input_contract"]["preprocess"] == "digits"
     keras = evaluate(out / "model.keras", data="digits")
     assert keras.runtime == "keras" and keras.examples == 360
+    assert keras.preprocess == "digits" and keras.notes == ()
     assert keras.accuracy == pytest.approx(step2.evaluation["accuracy"], abs=1e-6)
     lce = evaluate(out / "model.tflite", data="digits")
     assert lce.runtime == "lce" and abs(lce.accuracy - keras.accuracy) <= 0.01

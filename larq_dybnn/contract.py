@@ -1,0 +1,306 @@
+"""The input contract of a trained model: image size, preprocessing, class names.
+
+A model trained by `larq-dybnn train` records how its inputs must be prepared, so that
+every consumer (evaluate, convert --verify, notebooks, an app on a phone) applies the
+same preprocessing instead of guessing, and data that does not fit is an error.
+
+    image_size      (height, width) the model takes
+    channels        3 (RGB)
+    preprocess      the name of the recipe ("cifar", "imagenet", "digits")
+    mean, std       per channel, on pixels scaled to [0, 1]: x = (p / 255 - mean) / std
+    resize          how images of another size are brought to `image_size`:
+                    "none" (they must already have it) or "short_side_centre_crop"
+    class_names     the labels in output order
+
+Where it is stored (`write_contract` / `read_contract`, one format everywhere, JSON):
+
+- `.keras`: a member `larq_dybnn_input_contract.json` of the zip archive;
+- `.h5`: the root attribute `larq_dybnn_input_contract`;
+- SavedModel folder: `assets/larq_dybnn_input_contract.json`;
+- `.tflite`: an entry `larq_dybnn.input_contract` of the flatbuffer's metadata table
+  (a buffer holding the JSON). TFLite's standard NormalizationOptions metadata needs
+  tflite-support, which does not install beside TensorFlow 2.16's pinned stack; the
+  JSON entry carries the same numbers (mean/std on 0..255 pixels are `255 * mean`,
+  `255 * std`) and the labels, and runtimes ignore metadata they do not know.
+
+Every write is atomic: a reader sees the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from larq_dybnn._io import atomic_write_bytes
+
+__all__ = [
+    "InputContract", "contract_for", "read_contract", "write_contract", "add_to_flatbuffer",
+    "CONTRACT_NAME",
+]
+
+#: Name of the contract in every format (file member, attribute, metadata entry).
+CONTRACT_NAME = "larq_dybnn.input_contract"
+_MEMBER = "larq_dybnn_input_contract.json"
+_H5_ATTRIBUTE = "larq_dybnn_input_contract"
+
+#: Per-channel mean and std (on [0, 1] pixels) and resize mode of each recipe.
+RECIPES = {
+    "cifar": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "none"),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "short_side_centre_crop"),
+    "digits": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "none"),
+}
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """How a model's inputs must be prepared (see the module docstring).
+
+    Attributes:
+        image_size: `(height, width)`.
+        channels: input channels (3).
+        preprocess: recipe name, a key of `larq_dybnn.data.PREPROCESSING`.
+        mean, std: per channel, on [0, 1]-scaled pixels.
+        resize: "none" or "short_side_centre_crop".
+        class_names: labels in output order.
+    """
+
+    image_size: tuple[int, int]
+    channels: int
+    preprocess: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize: str
+    class_names: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        """JSON-ready fields, with the 0..255 form of mean and std for runtimes."""
+        return {
+            **asdict(self), "image_size": list(self.image_size), "mean": list(self.mean),
+            "std": list(self.std), "class_names": list(self.class_names),
+            "mean_255": [255 * m for m in self.mean], "std_255": [255 * s for s in self.std],
+            "format": 1,
+        }
+
+    @classmethod
+    def from_dict(cls, value: dict, *, source: str = "the record") -> "InputContract":
+        """Build from `as_dict()` output.
+
+        Raises:
+            ValueError: naming `source` and the field, for a malformed record.
+        """
+        try:
+            contract = cls(
+                image_size=tuple(int(v) for v in value["image_size"]),
+                channels=int(value["channels"]), preprocess=str(value["preprocess"]),
+                mean=tuple(float(v) for v in value["mean"]),
+                std=tuple(float(v) for v in value["std"]), resize=str(value["resize"]),
+                class_names=tuple(str(v) for v in value["class_names"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"The input contract in {source} is malformed: {error!r}") from None
+        if len(contract.image_size) != 2 or len(contract.mean) != contract.channels \
+                or len(contract.std) != contract.channels or not contract.class_names:
+            raise ValueError(f"The input contract in {source} is malformed: {value!r}")
+        return contract
+
+    def describe(self) -> str:
+        """One line for reports and `larq-dybnn inspect`."""
+        height, width = self.image_size
+        names = ", ".join(self.class_names[:5]) + (", ..." if len(self.class_names) > 5 else "")
+        return (
+            f"{height}x{width}x{self.channels}, preprocess '{self.preprocess}' "
+            f"(x = (pixel / 255 - mean) / std, mean {_fmt(self.mean)}, std "
+            f"{_fmt(self.std)}), resize {self.resize}, {len(self.class_names)} classes "
+            f"({names})"
+        )
+
+    def normalize(self, images: np.ndarray) -> np.ndarray:
+        """Apply the recorded normalization to 0..255 images (float32 out)."""
+        mean = np.asarray(self.mean, np.float32)
+        std = np.asarray(self.std, np.float32)
+        return ((np.asarray(images, np.float32) / 255.0 - mean) / std).astype(np.float32)
+
+    def check_classes(self, class_names: Sequence[str], *, source: str) -> None:
+        """Raise if `class_names` (of data) are not the model's, in the same order.
+
+        Raises:
+            ValueError: naming what the model expects and what `source` has.
+        """
+        given = tuple(class_names)
+        if given == self.class_names:
+            return
+        if sorted(given) == sorted(self.class_names):
+            problem = "the same classes in another order"
+        else:
+            problem = f"other classes ({_names(given)})"
+        raise ValueError(
+            f"The model was trained on the classes {_names(self.class_names)} in this "
+            f"order, but '{source}' has {problem}; its labels would be read wrong."
+        )
+
+    def check_image_size(self, size: tuple[int, int], *, source: str, resize: bool) -> None:
+        """Raise if images of `size` do not fit and no resize was asked for.
+
+        Raises:
+            ValueError: naming the model's size and the data's.
+        """
+        if tuple(size) == tuple(self.image_size) or resize or self.resize != "none":
+            return
+        raise ValueError(
+            f"The model takes {self.image_size[0]}x{self.image_size[1]} images "
+            f"(preprocess '{self.preprocess}'), but '{source}' has "
+            f"{size[0]}x{size[1]} images. Pass --image-size / resize=True to resize "
+            "them anyway, or use data of the size the model was trained on."
+        )
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+
+
+def contract_for(preprocess: str, *, image_size: int | tuple[int, int],
+                 class_names: Sequence[str], channels: int = 3) -> InputContract:
+    """The contract of a model trained with `preprocess` at `image_size`.
+
+    Raises:
+        ValueError: for an unknown `preprocess`.
+    """
+    if preprocess not in RECIPES:
+        raise ValueError(f"`preprocess` must be one of {sorted(RECIPES)}, got {preprocess!r}.")
+    mean, std, resize = RECIPES[preprocess]
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    return InputContract(tuple(int(s) for s in size), channels, preprocess, mean, std,
+                         resize, tuple(str(c) for c in class_names))
+
+
+def _kind(path: Path) -> str:
+    if path.is_dir():
+        return "savedmodel"
+    suffix = path.suffix.lower()
+    if suffix in (".keras", ".h5", ".tflite"):
+        return suffix[1:]
+    raise ValueError(
+        f"'{path}': the input contract is kept in .keras, .h5, SavedModel folders and "
+        ".tflite files only."
+    )
+
+
+def add_to_flatbuffer(flatbuffer: bytes, contract: InputContract) -> bytes:
+    """Return `flatbuffer` with the contract in its metadata table (replacing one)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(contract.as_dict()).encode(), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = CONTRACT_NAME.encode()
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != entry.name] + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _from_flatbuffer(flatbuffer: bytes, source: str) -> InputContract | None:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() == CONTRACT_NAME.encode():
+            data = model.Buffers(entry.Buffer()).DataAsNumpy()
+            return InputContract.from_dict(json.loads(bytes(data)), source=source)
+    return None
+
+
+def write_contract(path: str | os.PathLike, contract: InputContract) -> Path:
+    """Record `contract` in a saved model file (see the module docstring), atomically.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist.
+        ValueError: for a file type that cannot hold the contract.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No model at '{path}'.")
+    text = json.dumps(contract.as_dict(), indent=2)
+    kind = _kind(path)
+    if kind == "savedmodel":
+        (path / "assets").mkdir(exist_ok=True)
+        return atomic_write_bytes(path / "assets" / _MEMBER, text.encode())
+    if kind == "tflite":
+        return atomic_write_bytes(path, add_to_flatbuffer(path.read_bytes(), contract))
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
+                                     dir=path.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(path, temporary)
+        if kind == "keras":
+            with zipfile.ZipFile(path) as source, zipfile.ZipFile(temporary, "w") as target:
+                for item in source.infolist():
+                    if item.filename != _MEMBER:
+                        target.writestr(item, source.read(item.filename))
+                target.writestr(_MEMBER, text)
+        else:
+            import h5py
+
+            with h5py.File(temporary, "a") as handle:
+                handle.attrs[_H5_ATTRIBUTE] = text
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_contract(source: str | os.PathLike | bytes) -> InputContract | None:
+    """The input contract recorded in a model file or flatbuffer; None without one.
+
+    Arguments:
+        source: a `.keras`, `.h5`, SavedModel folder or `.tflite` path, or the bytes
+            of a flatbuffer.
+
+    Raises:
+        FileNotFoundError: if the path does not exist.
+        ValueError: for a malformed record (naming the file).
+    """
+    if isinstance(source, (bytes, bytearray)):
+        return _from_flatbuffer(bytes(source), "the flatbuffer")
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"No model at '{path}'.")
+    kind = _kind(path)
+    text = None
+    if kind == "savedmodel":
+        member = path / "assets" / _MEMBER
+        text = member.read_text() if member.is_file() else None
+    elif kind == "tflite":
+        return _from_flatbuffer(path.read_bytes(), f"'{path}'")
+    elif kind == "keras":
+        with zipfile.ZipFile(path) as archive:
+            if _MEMBER in archive.namelist():
+                text = archive.read(_MEMBER).decode()
+    else:
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            value = handle.attrs.get(_H5_ATTRIBUTE)
+            text = value.decode() if isinstance(value, bytes) else value
+    if text is None:
+        return None
+    try:
+        return InputContract.from_dict(json.loads(text), source=f"'{path}'")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"The input contract in '{path}' is not JSON: {error}") from None
