@@ -16,4 +16,7 @@ setup(
         "larq_dybnn.zoo": "zoo",
         "larq_dybnn.converter": "converter",
     },
+    # Trained weights shipped with the zoo (see zoo/pretrained/manifest.json).
+    package_data={"larq_dybnn.zoo": ["pretrained/manifest.json", "pretrained/*.h5"]},
+    include_package_data=False,
 )

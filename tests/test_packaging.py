@@ -3,6 +3,7 @@ top-level `zoo` or `converter`, for editable and regular installs alike."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,14 @@ def test_regular_install_from_outside_the_repo(tmp_path):
     assert not top_level & {"zoo", "converter", "tests", "notebooks"}, top_level
     assert (target / "larq_dybnn" / "zoo" / "tiny.py").exists()
     assert (target / "larq_dybnn" / "converter" / "export.py").exists()
+    # The shipped weights are package data of the built wheel, not only source files.
+    shipped = REPO / "zoo" / "pretrained"
+    for item in (json.loads((shipped / "manifest.json").read_text())
+                 if (shipped / "manifest.json").exists() else []):
+        installed = target / "larq_dybnn" / "zoo" / "pretrained" / item["file"]
+        assert installed.read_bytes() == (shipped / item["file"]).read_bytes()
+    if (shipped / "manifest.json").exists():
+        assert (target / "larq_dybnn" / "zoo" / "pretrained" / "manifest.json").exists()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     package_file, zoo_file = _run_check(elsewhere, extra_path=str(target))

@@ -18,6 +18,7 @@ def finish_model(
     weights: str | None,
     name: str | None,
     default_name: str,
+    options: dict | None = None,
 ) -> tf.keras.Model:
     """Add the head (global pooling, float Dense "logits"), make the model, load weights.
 
@@ -30,6 +31,7 @@ def finish_model(
         weights: as the zoo builders' `weights`.
         name: model name, or None for `default_name`.
         default_name: the builder's model name, also its weights-registry key.
+        options: the builder's options, checked against those of named weights.
 
     Returns:
         The model.
@@ -45,6 +47,6 @@ def finish_model(
     model = tf.keras.Model(model_inputs, x, name=name or default_name)
     load_weights(
         model, weights, model_name=default_name, include_top=include_top,
-        num_classes=num_classes,
+        num_classes=num_classes, options=options,
     )
     return model

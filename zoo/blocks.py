@@ -66,6 +66,16 @@ class Thresholds:
             output_bound=_checks.optional_positive_float("output_bound", output_bound),
         )
 
+    def options(self) -> dict:
+        """The builder options these thresholds stand for (`dynamic`, and for a
+        DyBNN model `reduction` and `output_bound`)."""
+        names = {parts: name for name, parts in DYNAMIC_PARTS.items()}
+        dynamic = names[(self.dynamic_sign, self.dynamic_prelu)]
+        if dynamic == "none":
+            return {"dynamic": dynamic}
+        return {"dynamic": dynamic, "reduction": self.reduction,
+                "output_bound": self.output_bound}
+
     def sign(self, name: str) -> DynamicSign:
         """An RSign or DynamicSign quantizer."""
         return DynamicSign(

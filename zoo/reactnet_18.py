@@ -83,6 +83,9 @@ def _reactnet_18(
     return finish_model(
         inputs, x, input_tensor=input_tensor, include_top=include_top,
         num_classes=num_classes, weights=weights, name=name, default_name=default_name,
+        options={"width_multiplier": width_multiplier, "stem": stem,
+                 "input_shape": tuple(inputs.shape[1:]), "binary_weights": binary_weights,
+                 **thresholds.options()},
     )
 
 

@@ -104,4 +104,6 @@ def ResNet18(  # noqa: N802 - larq-zoo names models like classes
     return finish_model(
         inputs, x, input_tensor=input_tensor, include_top=include_top,
         num_classes=num_classes, weights=weights, name=name, default_name="resnet_18",
+        options={"width_multiplier": width_multiplier, "stem": stem,
+                 "input_shape": tuple(inputs.shape[1:])},
     )

@@ -5,16 +5,22 @@ weights file (as written by `model.save_weights("file.h5")`), or a name register
 here for that model. Downloads go through `tf.keras.utils.get_file`, are verified
 against their sha256, and a file that does not match is deleted.
 
-No pretrained DyBNN/ReActNet weights for these Keras models are published yet, so the
-registry starts empty; `register_weights` adds entries (for your own releases, or
-for tests that serve a file on loopback).
+Weights trained by this project ship inside the package (`pretrained/`, listed in
+`pretrained/manifest.json`) and are registered at import: for example
+`DyBNNReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
+num_classes=10, weights="cifar10")` loads them without network access, after checking
+their sha256 as a download would be checked. Each entry also records the builder
+options it was trained with (width, stem, input shape, dynamic terms, reduction); a
+model built with other options is a clear error. `register_weights` adds entries
+(for your own releases, or for tests that serve a file on loopback).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tensorflow as tf
@@ -42,6 +48,10 @@ class WeightsEntry:
         sha256: hex digest of the file.
         num_classes: classifier outputs the weights were trained with.
         include_top: whether the file holds the classifier (False: a no-top file).
+        options: builder options the weights were trained with; a model built with
+            other values of these options cannot load them.
+        path: a file shipped with the package (used instead of `url`).
+        accuracy: documented accuracies (e.g. `{"keras": 0.62, "lce": 0.62}`).
     """
 
     model: str
@@ -50,6 +60,9 @@ class WeightsEntry:
     sha256: str
     num_classes: int
     include_top: bool = True
+    options: dict = field(default_factory=dict)
+    path: str | None = None
+    accuracy: dict = field(default_factory=dict)
 
     @property
     def filename(self) -> str:
@@ -68,6 +81,9 @@ def register_weights(
     sha256: str,
     num_classes: int,
     include_top: bool = True,
+    options: dict | None = None,
+    path: str | os.PathLike | None = None,
+    accuracy: dict | None = None,
 ) -> WeightsEntry:
     """Register a weights file under `name` for zoo model `model`.
 
@@ -78,6 +94,11 @@ def register_weights(
         sha256: its hex sha256 digest.
         num_classes: classifier outputs of the weights.
         include_top: False for a no-top file.
+        options: builder options the weights need (e.g. `{"width_multiplier": 0.25,
+            "stem": "cifar"}`); other values are refused with a clear error.
+        path: a local file to load instead of downloading `url` (still checked
+            against `sha256`).
+        accuracy: documented accuracies, shown by `registered_weights`.
 
     Returns:
         The entry.
@@ -87,13 +108,15 @@ def register_weights(
             a `name` that is an existing file path (which `weights=` would take as a
             local file).
     """
-    if not name or not url:
-        raise ValueError("`name` and `url` must be non-empty.")
+    if not name or not (url or path):
+        raise ValueError("`name` and one of `url` or `path` must be non-empty.")
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower()):
         raise ValueError(f"`sha256` must be 64 hex digits, got {sha256!r}.")
     if os.path.exists(name):
         raise ValueError(f"`name` {name!r} is also a local path; choose another name.")
-    entry = WeightsEntry(model, name, url, sha256.lower(), int(num_classes), include_top)
+    entry = WeightsEntry(model, name, url or "", sha256.lower(), int(num_classes),
+                         include_top, dict(options or {}),
+                         None if path is None else os.fspath(path), dict(accuracy or {}))
     _REGISTRY[(model, name, include_top)] = entry
     return entry
 
@@ -109,6 +132,22 @@ def _sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _local(entry: WeightsEntry) -> str:
+    """A shipped file, checked against its sha256 like a download."""
+    if not os.path.isfile(entry.path):
+        raise ValueError(
+            f"Weights '{entry.name}' for {entry.model}: the shipped file '{entry.path}' "
+            "is missing; reinstall larq-dybnn."
+        )
+    actual = _sha256(entry.path)
+    if actual != entry.sha256:
+        raise ValueError(
+            f"Weights '{entry.name}' for {entry.model} in '{entry.path}' have sha256 "
+            f"{actual}, expected {entry.sha256}; the file is damaged, reinstall larq-dybnn."
+        )
+    return entry.path
 
 
 def _download(entry: WeightsEntry) -> str:
@@ -145,6 +184,25 @@ def _download(entry: WeightsEntry) -> str:
             f"have sha256 {actual}, expected {entry.sha256}. The file was deleted; "
             "check the URL or the registered hash."
         ) from None
+
+
+def _check_options(entry: WeightsEntry, options: dict | None) -> None:
+    if not entry.options or options is None:
+        return
+    wrong = {k: options.get(k) for k, v in entry.options.items()
+             if _normal(options.get(k)) != _normal(v)}
+    if wrong:
+        raise ValueError(
+            f"`weights`='{entry.name}' of {entry.model} were trained with "
+            + ", ".join(f"{k}={v!r}" for k, v in entry.options.items())
+            + "; this model was built with "
+            + ", ".join(f"{k}={v!r}" for k, v in wrong.items())
+            + ". Build it with the options of the weights, or weights=None."
+        )
+
+
+def _normal(value):
+    return list(value) if isinstance(value, (tuple, list)) else value
 
 
 def check_weights(
@@ -200,6 +258,7 @@ def load_weights(
     model_name: str,
     include_top: bool,
     num_classes: int,
+    options: dict | None = None,
 ) -> None:
     """Load `weights` into a freshly built zoo model.
 
@@ -210,10 +269,11 @@ def load_weights(
         include_top: whether the model has its classifier; a no-top model loads a
             full file by layer name, skipping the classifier.
         num_classes: classifier outputs of the model.
+        options: the builder's options, checked against the entry's.
 
     Raises:
-        ValueError: for an unknown name, a `num_classes` that does not fit, a hash
-            mismatch, or a file whose weights do not fit the model.
+        ValueError: for an unknown name, a `num_classes` or builder options that do
+            not fit, a hash mismatch, or a file whose weights do not fit the model.
     """
     if weights is None:
         return
@@ -221,7 +281,12 @@ def load_weights(
     entry, by_name = _entry(
         weights, model=model_name, include_top=include_top, num_classes=num_classes
     )
-    path = weights if entry is None else _download(entry)
+    if entry is not None:
+        _check_options(entry, options)
+    if entry is None:
+        path = weights
+    else:
+        path = _local(entry) if entry.path else _download(entry)
     try:
         model.load_weights(path, by_name=by_name)
     except (ValueError, KeyError) as error:
@@ -229,3 +294,22 @@ def load_weights(
             f"`weights` '{weights}' do not fit {model.name} (include_top="
             f"{include_top}, num_classes={num_classes}): {error}"
         ) from None
+
+
+#: The folder of the weights shipped with the package.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def _register_shipped() -> None:
+    manifest = PRETRAINED_DIR / "manifest.json"
+    if not manifest.is_file():
+        return
+    for item in json.loads(manifest.read_text()):
+        register_weights(
+            model=item["model"], name=item["name"], url="", sha256=item["sha256"],
+            num_classes=item["num_classes"], options=item["options"],
+            path=PRETRAINED_DIR / item["file"], accuracy=item.get("accuracy", {}),
+        )
+
+
+_register_shipped()

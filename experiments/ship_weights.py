@@ -1,0 +1,104 @@
+"""Ship the best trained runs of a sweep as the zoo's `weights="cifar10"`.
+
+For each configuration given, picks the finished run with the best *validation*
+accuracy (never the test accuracy), saves its weights as an `.h5` file in
+`zoo/pretrained/`, and writes `zoo/pretrained/manifest.json` with the file's sha256,
+the builder options the weights need, and the accuracies a user can check: on the
+whole test split (Keras, LCE interpreter) and on the first `--check-images` test
+images (what the test suite re-measures).
+
+Usage (from the repository root):
+    python experiments/ship_weights.py runs/cifar10-reactnet18 \
+        --config static=reactnet_18 --config dybnn-both-r16=dybnn_reactnet_18
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
+import numpy as np
+
+from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn.contract import read_contract
+from larq_dybnn.converter import export_tflite, load_model
+from larq_dybnn.run_evaluation import _test_images, lce_logits
+
+REPO = Path(__file__).resolve().parents[1]
+PRETRAINED = REPO / "zoo" / "pretrained"
+
+
+def _best_run(sweep: Path, config: str) -> Path:
+    runs = []
+    for report in sorted((sweep / config).glob("seed-*/report.json")):
+        accuracy = json.loads(report.read_text())["evaluation"]["accuracy"]
+        runs.append((accuracy, report.parent))
+    if not runs:
+        raise SystemExit(f"no finished run of '{config}' in '{sweep}'")
+    return max(runs)[1]
+
+
+def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
+    config = json.loads((run / "config.json").read_text())
+    model = load_model(run / "model.keras")
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    x, y = _test_images(config, f"test[:{check_images}]", int(model.input_shape[1]))
+    keras = np.concatenate([np.asarray(model(x[i:i + 500], training=False))
+                            for i in range(0, len(x), 500)])
+    lce = lce_logits(export_tflite(model), x)
+    file = f"{model_name}_{name}_x{config['width_multiplier']}.h5"
+    PRETRAINED.mkdir(parents=True, exist_ok=True)
+    model.save_weights(PRETRAINED / file)
+    digest = hashlib.sha256((PRETRAINED / file).read_bytes()).hexdigest()
+    options = {"width_multiplier": config["width_multiplier"], "stem": "cifar",
+               "input_shape": list(model.input_shape[1:]), "binary_weights": True}
+    if "dybnn" in model_name:
+        options.update(dynamic=config["dynamic"], reduction=config["reduction"] or 16,
+                       output_bound=None)
+    else:
+        options.update(dynamic="none")
+    contract = read_contract(run / "model.keras")
+    provenance = json.loads((run / "provenance.json").read_text())
+    return {
+        "model": model_name, "name": name, "file": file, "sha256": digest,
+        "num_classes": int(model.output_shape[-1]), "options": options,
+        "accuracy": {
+            "test_keras": evaluation["test_accuracy"], "test_lce": evaluation["lce_accuracy"],
+            "test_lce_int8": evaluation["lce_int8_accuracy"],
+            "check_split": f"test[:{check_images}]",
+            "check_keras": float(np.mean(keras.argmax(-1) == y)),
+            "check_lce": float(np.mean(lce.argmax(-1) == y)),
+            "validation": json.loads((run / "report.json").read_text())["evaluation"]["accuracy"],
+        },
+        "input_contract": contract.as_dict() if contract else None,
+        "trained": {"run": f"{run.parent.name}/{run.name}", "commit":
+                    provenance["sessions"][-1].get("commit"), "options": config},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", type=Path)
+    parser.add_argument("--config", action="append", required=True,
+                        metavar="CONFIG=MODEL", help="sweep configuration = zoo model name")
+    parser.add_argument("--name", default="cifar10")
+    parser.add_argument("--check-images", type=int, default=2000)
+    args = parser.parse_args(argv)
+    entries = []
+    for pair in args.config:
+        config, model_name = pair.split("=")
+        run = _best_run(args.sweep, config)
+        print(f"{config}: best validation run {run}")
+        entries.append(ship(run, model_name=model_name, name=args.name,
+                            check_images=args.check_images))
+    atomic_write_bytes(PRETRAINED / "manifest.json", json.dumps(entries, indent=2).encode())
+    print(json.dumps(entries, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

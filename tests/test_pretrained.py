@@ -1,0 +1,93 @@
+"""Weights shipped with the package: they load offline, are checked against their
+sha256, give the documented accuracy in Keras and in the LCE interpreter, and refuse
+models built with other options."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import CIFAR10_DIR
+
+from larq_dybnn.converter import export_tflite
+from larq_dybnn.run_evaluation import _test_images, lce_logits
+from larq_dybnn.zoo import DyBNNReActNet18, ReActNet18, registered_weights
+from larq_dybnn.zoo import weights as weights_lib
+
+MANIFEST = weights_lib.PRETRAINED_DIR / "manifest.json"
+ENTRIES = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else []
+BUILDERS = {"reactnet_18": ReActNet18, "dybnn_reactnet_18": DyBNNReActNet18}
+
+
+def _build(entry, **changes):
+    options = {k: v for k, v in entry["options"].items()
+               if k not in ("binary_weights", "output_bound")}
+    if entry["model"] == "reactnet_18":
+        options.pop("dynamic")
+    options["input_shape"] = tuple(options["input_shape"])
+    return BUILDERS[entry["model"]](num_classes=entry["num_classes"], weights=entry["name"],
+                                    **{**options, **changes})
+
+
+def test_shipped_weights_are_registered():
+    assert ENTRIES, "no weights shipped in zoo/pretrained/manifest.json"
+    assert {e["model"] for e in ENTRIES} == {"reactnet_18", "dybnn_reactnet_18"}
+    for entry in ENTRIES:
+        registered = {(r.model, r.name) for r in registered_weights(entry["model"])}
+        assert (entry["model"], "cifar10") in registered
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["model"] for e in ENTRIES])
+def test_documented_accuracy_in_keras_and_lce(entry):
+    if not (CIFAR10_DIR / "cifar10-test-jpg.tar.gz").exists():
+        pytest.skip("no CIFAR-10 copy")
+    model = _build(entry)
+    accuracy = entry["accuracy"]
+    config = {"data": str(CIFAR10_DIR), "preprocess": entry["input_contract"]["preprocess"]}
+    x, y = _test_images(config, accuracy["check_split"], 32)
+    keras = np.concatenate([np.asarray(model(x[i:i + 500], training=False))
+                            for i in range(0, len(x), 500)])
+    lce = lce_logits(export_tflite(model), x)
+    assert abs(np.mean(keras.argmax(-1) == y) - accuracy["check_keras"]) <= 0.005
+    assert abs(np.mean(lce.argmax(-1) == y) - accuracy["check_lce"]) <= 0.005
+    assert accuracy["check_keras"] > 0.5  # a trained model, far above chance (0.1)
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"width_multiplier": 0.5}, "width_multiplier=0.5"),
+    ({"stem": "imagenet", "input_shape": (224, 224, 3)}, "stem='imagenet'"),
+    ({"input_shape": (64, 64, 3)}, r"input_shape=\(64, 64, 3\)"),
+])
+def test_other_options_with_the_weights_are_a_clear_error(changes, match):
+    entry = ENTRIES[0]
+    with pytest.raises(ValueError, match=f"were trained with .*{match}"):
+        _build(entry, **changes)
+
+
+def test_dynamic_options_must_match():
+    entry = next(e for e in ENTRIES if e["model"] == "dybnn_reactnet_18")
+    with pytest.raises(ValueError, match="reduction=64"):
+        _build(entry, reduction=64)
+    with pytest.raises(ValueError, match="dynamic='sign'"):
+        _build(entry, dynamic="sign")
+
+
+def test_a_damaged_file_is_refused(tmp_path, monkeypatch):
+    entry = ENTRIES[0]
+    damaged = tmp_path / entry["file"]
+    shutil.copy(weights_lib.PRETRAINED_DIR / entry["file"], damaged)
+    with open(damaged, "r+b") as handle:
+        handle.seek(-1, 2)
+        last = handle.read(1)
+        handle.seek(-1, 2)
+        handle.write(bytes([last[0] ^ 1]))
+    key = (entry["model"], entry["name"], True)
+    original = weights_lib._REGISTRY[key]
+    import dataclasses
+
+    monkeypatch.setitem(weights_lib._REGISTRY, key,
+                        dataclasses.replace(original, path=str(damaged)))
+    with pytest.raises(ValueError, match="the file is damaged"):
+        _build(entry)
