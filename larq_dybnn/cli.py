@@ -55,7 +55,7 @@ def _sweep(args: argparse.Namespace) -> int:
     states = run_sweep(
         spec, args.output_dir, only=only, train=not args.skip_training,
         evaluate=not args.skip_evaluation, dry_run=args.dry_run,
-        print_fn=lambda line: print(f"[sweep] {line}", flush=True),
+        results_dir=args.results_dir, print_fn=lambda line: print(f"[sweep] {line}", flush=True),
     )
     counts = {state: sum(1 for _, s in states if s == state) for state in ("done", "partial", "new")}
     print(f"[sweep] {len(states)} runs: {counts['done']} finished, {counts['partial']} "
@@ -281,6 +281,9 @@ def _add_train_parser(commands) -> None:
                        help="only evaluate finished runs and aggregate")
     sweep.add_argument("--skip-evaluation", action="store_true",
                        help="only train; evaluate and aggregate later")
+    sweep.add_argument("--results-dir", metavar="DIR",
+                       help="also write the results and each run's small record files "
+                       "(no weights) there, e.g. a folder to commit")
     sweep.add_argument("--dry-run", action="store_true",
                        help="print each run's state and train command, do nothing")
     sweep.set_defaults(run=_sweep)

@@ -146,6 +146,18 @@ class InputContract:
             f"order, but '{source}' has {problem}; its labels would be read wrong."
         )
 
+    def check_channels(self, channels: int, *, source: str) -> None:
+        """Raise if images with `channels` channels do not fit the model.
+
+        Raises:
+            ValueError: naming the model's channels and the data's.
+        """
+        if int(channels) != self.channels:
+            raise ValueError(
+                f"The model takes {self.channels}-channel images, but '{source}' gives "
+                f"{channels}-channel images."
+            )
+
     def check_image_size(self, size: tuple[int, int], *, source: str, resize: bool) -> None:
         """Raise if images of `size` do not fit and no resize was asked for.
 

@@ -128,6 +128,7 @@ def evaluate(
     notes = []
     if contract is not None:
         contract.check_classes(images.class_names, source=images.source)
+        contract.check_channels(int(first.shape[-1]), source=images.source)
         contract.check_image_size(data_size, source=images.source, resize=resize)
         if preprocess is not None and preprocess != contract.preprocess:
             notes.append(f"--preprocess {preprocess} overrides the recorded "

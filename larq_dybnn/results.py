@@ -25,7 +25,13 @@ from typing import Sequence
 
 from larq_dybnn._io import atomic_write_bytes
 
-__all__ = ["collect", "PROTOCOL", "summarize", "markdown_table", "write_results"]
+__all__ = [
+    "collect", "PROTOCOL", "summarize", "markdown_table", "write_results", "copy_records",
+    "RECORDS",
+]
+
+#: The small files of a run that results are computed from (no weights, no logs).
+RECORDS = ("config.json", "report.json", "evaluation.json", "provenance.json", "history.csv")
 
 #: TrainConfig options that define a protocol: every run of one table shares them.
 PROTOCOL = (
@@ -204,6 +210,27 @@ def _plot(rows: Sequence[dict], summary: Sequence[dict], path: Path) -> None:
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def copy_records(output_dir: str | os.PathLike, destination: str | os.PathLike) -> int:
+    """Copy each evaluated run's `RECORDS` to `destination/<config>/seed-<seed>/`.
+
+    The copies are enough to regenerate the results (`write_results(destination)`)
+    without checkpoints or models, so they can be committed beside the results.
+
+    Returns:
+        How many runs were copied.
+    """
+    count = 0
+    for evaluation in sorted(Path(output_dir).glob("*/seed-*/evaluation.json")):
+        folder = evaluation.parent
+        target = Path(destination) / folder.parent.name / folder.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RECORDS:
+            if (folder / name).is_file():
+                atomic_write_bytes(target / name, (folder / name).read_bytes())
+        count += 1
+    return count
 
 
 def write_results(

@@ -308,6 +308,7 @@ def run_sweep(
     train: bool = True,
     evaluate: bool = True,
     dry_run: bool = False,
+    results_dir: str | os.PathLike | None = None,
     print_fn: Callable[[str], object] = print,
 ) -> list[tuple[RunSpec, str]]:
     """Train, evaluate and aggregate the runs of `spec`.
@@ -321,6 +322,9 @@ def run_sweep(
             hyper weights) and aggregate every evaluated run into results.csv,
             results.md and results.png.
         dry_run: only print what would be done.
+        results_dir: also write the results there, with a copy of each evaluated
+            run's small record files (`larq_dybnn.results.RECORDS`, enough to
+            regenerate the results; no weights), e.g. a folder to commit.
         print_fn: receives progress lines.
 
     Returns:
@@ -357,7 +361,7 @@ def run_sweep(
                 _train(run, folder)
                 print_fn(f"[{index}/{len(runs)}] {run.key}: finished")
         if evaluate:
-            from larq_dybnn.results import write_results
+            from larq_dybnn.results import copy_records, write_results
             from larq_dybnn.run_evaluation import evaluate_run
 
             for run in runs:
@@ -366,6 +370,11 @@ def run_sweep(
                     print_fn(f"{run.key}: evaluating on '{spec.test_split}'")
                     evaluate_run(folder, split=spec.test_split, print_fn=print_fn)
             written = write_results(output_dir, baseline=spec.baseline, configs=spec.configs)
+            if results_dir is not None:
+                copied = copy_records(output_dir, Path(results_dir) / "runs")
+                written += write_results(Path(results_dir) / "runs", baseline=spec.baseline,
+                                         configs=spec.configs, destination=results_dir)
+                print_fn(f"Copied the records of {copied} runs to {Path(results_dir) / 'runs'}")
             for path in written:
                 print_fn(f"Wrote {path}")
     return [(run, run_state(output_dir / run.key)) for run in runs]

@@ -117,6 +117,15 @@ def test_other_image_size_needs_an_explicit_resize(tmp_path, saved):
     assert any("--preprocess digits overrides the recorded 'cifar'" in n for n in result.notes)
 
 
+def test_other_channels_is_an_error(tmp_path, tiny):
+    path = tmp_path / "gray.keras"
+    tiny.save(path)
+    write_contract(path, InputContract((8, 8), 1, "digits", (0.5,), (0.5,), "none",
+                                       tuple(str(i) for i in range(10))))
+    with pytest.raises(ValueError, match="takes 1-channel images, but 'digits' gives 3"):
+        evaluate(path, data="digits")
+
+
 def test_recorded_preprocessing_is_applied(tmp_path, saved):
     data = _folder(tmp_path / "ok", [f"c{i}" for i in range(10)], (8, 8))
     result = evaluate(saved, data=data)

@@ -81,7 +81,7 @@ def test_sweep_trains_skips_evaluates_and_aggregates(tmp_path):
     spec = load_spec(_spec(tmp_path))
     out = tmp_path / "runs"
     lines = []
-    states = run_sweep(spec, out, print_fn=lines.append)
+    states = run_sweep(spec, out, results_dir=tmp_path / "committed", print_fn=lines.append)
     assert [state for _, state in states] == ["done"] * 3
     for run in spec.runs:
         folder = out / run.key
@@ -104,6 +104,11 @@ def test_sweep_trains_skips_evaluates_and_aggregates(tmp_path):
     table = (out / "results.md").read_text()
     assert "| static | 2 |" in table and "| dynamic | 1 |" in table
     assert (out / "results.png").stat().st_size > 1000
+    # The committed copy holds each run's small records, enough to rebuild the results.
+    committed = tmp_path / "committed"
+    assert (committed / "results.md").read_text() == table
+    assert sorted(p.name for p in (committed / "runs/static/seed-0").iterdir()) == sorted(
+        results.RECORDS)
     # A second call finds everything finished: nothing is trained again.
     mtime = (out / "static/seed-0/model.keras").stat().st_mtime
     lines.clear()
