@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import larq as lq
+from larq.layers_base import BaseLayer as _LarqLayer
 import tensorflow as tf
 
 from larq_dybnn.converter.flatbuffer import Operator, layer_of
@@ -45,6 +46,40 @@ def binary_conv_layers(model: tf.keras.Model) -> list[lq.layers.QuantConv2D]:
     ]
 
 
+def float_quantized_layers(model: tf.keras.Model) -> list[tuple[str, str]]:
+    """Quantized Larq layers that are not binary, so LCE runs them as float ops.
+
+    Returns:
+        `(layer name, why)` for every Larq quantized layer (QuantConv2D,
+        QuantDepthwiseConv2D, QuantDense, ...) whose input or kernel quantizer is not
+        1-bit, e.g. DoReFa with k_bit=2: LCE has no kernel for them and keeps them as
+        float convolutions (with the quantizers' arithmetic as float ops).
+    """
+    found = []
+    for layer in model.submodules:
+        if not isinstance(layer, _LarqLayer):
+            continue
+        input_q = getattr(layer, "input_quantizer", None)
+        kernel_q = getattr(layer, "kernel_quantizer", None) or getattr(
+            layer, "depthwise_quantizer", None)
+        if input_q is None and kernel_q is None:
+            continue
+        if isinstance(layer, lq.layers.QuantConv2D) and _is_binary(input_q) \
+                and _is_binary(kernel_q):
+            continue
+        parts = []
+        for role, q in (("input", input_q), ("kernel", kernel_q)):
+            bits = getattr(q, "precision", None) if q is not None else None
+            parts.append(f"{role} {_quantizer_name(q) if q is not None else 'float'}"
+                         + (f" ({bits}-bit)" if bits else ""))
+        kind = type(layer).__name__
+        why = ("only binary QuantConv2D layers (1-bit inputs and kernels) become "
+               "LceBconv2d" if kind == "QuantConv2D" else
+               f"LCE has no binary kernel for {kind}")
+        found.append((layer.name, f"{kind}, {', '.join(parts)}: {why}"))
+    return found
+
+
 def _quantizer_name(quantizer: object) -> str:
     return getattr(quantizer, "__name__", type(quantizer).__name__)
 
@@ -82,11 +117,14 @@ class BinaryCheck:
         lce_bconv2d: number of LceBconv2d ops.
         fell_back: `(layer, cause)` for binary layers that did not become
             LceBconv2d (found by the layer names in the flatbuffer's tensor names).
+        float_quantized: `(layer, why)` for quantized layers that are not binary
+            (e.g. DoReFa k_bit=2, QuantDense): by design they run as float ops.
     """
 
     keras_binary_convs: list[str]
     lce_bconv2d: int
     fell_back: list[tuple[str, str]] = field(default_factory=list)
+    float_quantized: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -128,4 +166,5 @@ def check_binary_layers(model: tf.keras.Model, operators: Sequence[Operator]) ->
     fell_back = []
     if len(bconvs) < len(layers):
         fell_back = [(l.name, fallback_cause(l)) for l in layers if l.name not in converted]
-    return BinaryCheck(keras_binary_convs=names, lce_bconv2d=len(bconvs), fell_back=fell_back)
+    return BinaryCheck(keras_binary_convs=names, lce_bconv2d=len(bconvs), fell_back=fell_back,
+                       float_quantized=float_quantized_layers(model))

@@ -173,9 +173,15 @@ class ConversionReport:
         lines = [
             f"model            {self.model}" + (f" -> {self.output_path}" if self.output_path else ""),
             f"binary convs     {b.lce_bconv2d} LceBconv2d / {len(b.keras_binary_convs)} "
-            f"binary QuantConv2D {'(all binary)' if b.ok else '(FELL BACK TO FLOAT)'}",
+            f"binary QuantConv2D "
+            + ("(FELL BACK TO FLOAT)" if not b.ok else "(all binary)" if b.keras_binary_convs
+               else "(the model has no binary convolution)"),
         ]
         lines += [f"  fell back: {name}: {cause}" for name, cause in b.fell_back]
+        if b.float_quantized:
+            lines.append(f"float in LCE     {len(b.float_quantized)} quantized layers are not "
+                         "binary and run as float ops:")
+            lines += [f"  {name}: {why}" for name, why in b.float_quantized]
         t = self.thresholds
         lines.append(
             f"thresholds       {t['dynamic_sign_layers']} DynamicSign, "
@@ -284,6 +290,15 @@ def export_and_verify(
     binary = check_binary_layers(model, operators)
     if not binary.ok and not allow_float_fallback:
         raise binary.error()
+    if binary.float_quantized:
+        import warnings
+
+        listed = "; ".join(f"{name} ({why})" for name, why in binary.float_quantized)
+        warnings.warn(
+            f"{len(binary.float_quantized)} quantized layers of {model.name} are not binary "
+            f"and run as float ops in LCE: {listed}", stacklevel=2,
+        )
+        say(f"{len(binary.float_quantized)} quantized layers are not binary: float ops in LCE")
     if output_path is not None:
         atomic_write_bytes(output_path, flatbuffer)
         say(f"wrote {output_path} ({len(flatbuffer) / 1024:,.1f} KiB)")

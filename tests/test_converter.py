@@ -247,3 +247,28 @@ def test_parity_and_latency_reject_bad_arguments(tiny):
         make_runner(flatbuffer, kernel="bgemm", threads=1, settle_ms=-1.0)
     with pytest.raises(ValueError, match="`trials`"):
         fastest_kernel(flatbuffer, trials=0)
+
+
+def test_non_binary_quantized_layers_are_reported_and_warned(recwarn):
+    """A DoReFa k_bit=2 conv and a QuantDense are quantized but not binary: the report
+    says they run as float ops in LCE, and why, instead of "all binary"."""
+    from larq_dybnn.converter import export_and_verify
+
+    inputs = tf.keras.Input((8, 8, 3))
+    x = lq.layers.QuantConv2D(
+        8, 3, input_quantizer=lq.quantizers.DoReFa(k_bit=2),
+        kernel_quantizer=lq.quantizers.DoReFa(k_bit=2, mode="weights"), name="dorefa_conv",
+    )(inputs)
+    x = tf.keras.layers.Flatten()(x)
+    x = lq.layers.QuantDense(10, kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+                             name="binary_dense")(x)
+    report = export_and_verify(tf.keras.Model(inputs, x), benchmark=False)
+    float_layers = dict(report.binary.float_quantized)
+    assert set(float_layers) == {"dorefa_conv", "binary_dense"}
+    assert "DoReFa (2-bit)" in float_layers["dorefa_conv"]
+    assert "no binary kernel for QuantDense" in float_layers["binary_dense"]
+    text = report.format()
+    assert "(all binary)" not in text and "no binary convolution" in text
+    assert "2 quantized layers are not binary and run as float ops" in text
+    assert any("run as float ops in LCE" in str(w.message) for w in recwarn)
+    assert report.as_dict()["binary"]["float_quantized"]
