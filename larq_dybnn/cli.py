@@ -304,7 +304,7 @@ def _add_train_parser(commands) -> None:
     evaluate.add_argument("--resize", action="store_true",
                           help="resize images of another size to the model's input size")
     evaluate.add_argument("--limit", type=_positive_int, help="evaluate the first N images")
-    evaluate.add_argument("--threads", type=_positive_int, default=2,
+    evaluate.add_argument("--threads", type=_positive_int, default=1,
                           help="LCE interpreter threads (.tflite)")
     evaluate.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     evaluate.set_defaults(run=_evaluate)

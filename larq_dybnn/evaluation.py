@@ -61,7 +61,10 @@ def _predictor(path: Path, threads: int):
     if path.suffix == ".tflite":
         from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-        interpreter = Interpreter(path.read_bytes(), num_threads=threads)
+        # The indirect bgemm kernel gives the same outputs as the default one and is
+        # about 5x faster on x86, where LCE's default kernels are not optimized.
+        interpreter = Interpreter(path.read_bytes(), num_threads=threads,
+                                  use_indirect_bgemm=True)
         shape = tuple(interpreter.input_shapes[0][1:])
         return "lce", shape, lambda x: np.asarray(interpreter.predict(x))
     from larq_dybnn.converter import load_model
@@ -81,7 +84,7 @@ def evaluate(
     preprocess: str | None = None,
     resize: bool = False,
     limit: int | None = None,
-    threads: int = 2,
+    threads: int = 1,
 ) -> Evaluation:
     """Evaluate a `.keras` / `.h5` / SavedModel or an LCE `.tflite` on a split.
 

@@ -27,12 +27,19 @@ from larq_dybnn._io import atomic_write_bytes
 __all__ = ["evaluate_run", "lce_logits"]
 
 
-def lce_logits(flatbuffer: bytes, images: np.ndarray, *, threads: int = 2,
+def lce_logits(flatbuffer: bytes, images: np.ndarray, *, threads: int = 1,
                batch: int = 500) -> np.ndarray:
-    """Run `images` through the LCE interpreter (batched calls, one interpreter)."""
+    """Run `images` through the LCE interpreter (batched calls, one interpreter).
+
+    Uses LCE's indirect bgemm kernel: on x86 it is about 5x faster than the default
+    (not ARM-optimized) bgemm and gives identical outputs (measured on a trained
+    ReActNet-18 x0.25: 1.1 against 5.4 ms per image on one thread). One thread by
+    default: on 2 cores a second interpreter thread competing with other work was
+    up to 7x slower.
+    """
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-    interpreter = Interpreter(flatbuffer, num_threads=threads)
+    interpreter = Interpreter(flatbuffer, num_threads=threads, use_indirect_bgemm=True)
     return np.concatenate([
         np.asarray(interpreter.predict(images[i : i + batch]))
         for i in range(0, len(images), batch)
@@ -54,7 +61,7 @@ def evaluate_run(
     run_dir: str | os.PathLike,
     *,
     split: str = "test",
-    threads: int = 2,
+    threads: int = 1,
     print_fn: Callable[[str], object] = print,
 ) -> dict:
     """Evaluate a finished `larq-dybnn train` run on `split` and write evaluation.json.
