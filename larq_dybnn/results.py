@@ -212,6 +212,14 @@ def _plot(rows: Sequence[dict], summary: Sequence[dict], path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def _without_local_paths(data: bytes) -> bytes:
+    """Provenance without where the package was installed on the training machine."""
+    record = json.loads(data)
+    for session in record.get("sessions", []):
+        session.pop("package_path", None)
+    return json.dumps(record, indent=2).encode()
+
+
 def copy_records(output_dir: str | os.PathLike, destination: str | os.PathLike) -> int:
     """Copy each evaluated run's `RECORDS` to `destination/<config>/seed-<seed>/`.
 
@@ -228,7 +236,10 @@ def copy_records(output_dir: str | os.PathLike, destination: str | os.PathLike) 
         target.mkdir(parents=True, exist_ok=True)
         for name in RECORDS:
             if (folder / name).is_file():
-                atomic_write_bytes(target / name, (folder / name).read_bytes())
+                data = (folder / name).read_bytes()
+                if name == "provenance.json":
+                    data = _without_local_paths(data)
+                atomic_write_bytes(target / name, data)
         count += 1
     return count
 

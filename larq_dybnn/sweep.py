@@ -264,7 +264,8 @@ def provenance() -> dict:
     dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
     return {
         "commit": commit, "dirty": dirty, "larq_dybnn": larq_dybnn.__version__,
-        "package_path": str(Path(larq_dybnn.__file__).parent),
+        "installed": "editable" if (Path(larq_dybnn.__file__).parents[1] / "setup.py").exists()
+        else "regular",
         "tensorflow": tf.__version__, "larq": larq.__version__,
         "larq_compute_engine": larq_compute_engine.__version__,
         "python": platform.python_version(), "machine": platform.machine(),
