@@ -24,7 +24,8 @@ import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
 import numpy as np
 
 from larq_dybnn._io import atomic_write_bytes
-from larq_dybnn.contract import read_contract
+from larq_dybnn import data as data_lib
+from larq_dybnn.contract import contract_for, read_contract
 from larq_dybnn.converter import export_tflite, load_model
 from larq_dybnn.run_evaluation import _test_images, lce_logits
 
@@ -62,6 +63,12 @@ def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
     else:
         options.update(dynamic="none")
     contract = read_contract(run / "model.keras")
+    if contract is None:  # runs trained before models recorded their contract
+        images = data_lib.load(config["data"], split=config["eval_split"])
+        preprocess = config.get("preprocess") or data_lib.default_preprocess(
+            config["data"], int(model.input_shape[1]))
+        contract = contract_for(preprocess, image_size=int(model.input_shape[1]),
+                                class_names=images.class_names)
     provenance = json.loads((run / "provenance.json").read_text())
     return {
         "model": model_name, "name": name, "file": file, "sha256": digest,
@@ -74,7 +81,7 @@ def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
             "check_lce": float(np.mean(lce.argmax(-1) == y)),
             "validation": json.loads((run / "report.json").read_text())["evaluation"]["accuracy"],
         },
-        "input_contract": contract.as_dict() if contract else None,
+        "input_contract": contract.as_dict(),
         "trained": {"run": f"{run.parent.name}/{run.name}", "commit":
                     provenance["sessions"][-1].get("commit"), "options": config},
     }
