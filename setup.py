@@ -3,14 +3,22 @@
 The repository keeps the model zoo in ``zoo/`` and the LCE exporter in
 ``converter/``, but they install as ``larq_dybnn.zoo`` and
 ``larq_dybnn.converter`` so that the package never claims the generic top-level
-names ``zoo`` or ``converter``. The mapping lives here, in ``package_dir``,
+names ``zoo`` or ``converter``. The library is ``larq_dybnn`` with its zoo and
+converter; the training application is ``larq_dybnn.training`` and
+``larq_dybnn.sweep``. The mapping lives here, in ``package_dir``,
 because setup.cfg cannot express it for sub-packages of another folder.
 """
 
 from setuptools import setup
 
 setup(
-    packages=["larq_dybnn", "larq_dybnn.zoo", "larq_dybnn.converter"],
+    packages=[
+        "larq_dybnn", "larq_dybnn.zoo", "larq_dybnn.converter",
+        "larq_dybnn.training", "larq_dybnn.sweep",
+    ],
+    # The command line's parser: a top-level module so that `larq-dybnn --help` does
+    # not import the package (whose __init__ loads TensorFlow).
+    py_modules=["larq_dybnn_cli"],
     package_dir={
         "larq_dybnn": "larq_dybnn",
         "larq_dybnn.zoo": "zoo",

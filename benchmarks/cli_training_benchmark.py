@@ -49,7 +49,7 @@ def cli_run(model: str, args: argparse.Namespace, folder: Path) -> dict:
     """One `larq-dybnn train` run; its last epoch's training images/s and wall time."""
     out = folder / model
     command = [
-        sys.executable, "-m", "larq_dybnn.cli", "train", "--model", model,
+        sys.executable, "-m", "larq_dybnn_cli", "train", "--model", model,
         "--data", args.data, "--train-split", f"train[:{args.images}]",
         "--eval-split", "train[-1000:]", "--width-multiplier", str(args.width),
         "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),

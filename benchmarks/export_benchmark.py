@@ -40,7 +40,7 @@ from larq_zoo.sota import QuickNet
 
 from larq_dybnn import DynamicPReLU, DynamicSign
 from larq_dybnn._io import atomic_write_bytes
-from larq_dybnn.cli import _positive_int as positive_int
+from larq_dybnn_cli import _positive_int as positive_int
 from larq_dybnn.converter import export_tflite, read_operators, threshold_ops
 from larq_dybnn.converter.latency import SETTLE_MS, arm_note, fastest_kernel, make_runner
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA

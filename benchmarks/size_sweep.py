@@ -25,7 +25,7 @@ import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
 from export_benchmark import trained_like
 
 from larq_dybnn._io import atomic_write_bytes
-from larq_dybnn.cli import _positive_int as positive_int
+from larq_dybnn_cli import _positive_int as positive_int
 from larq_dybnn.converter import export_tflite, quantize_hyper_weights
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
 

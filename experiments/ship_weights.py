@@ -24,10 +24,10 @@ import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
 import numpy as np
 
 from larq_dybnn._io import atomic_write_bytes
-from larq_dybnn import data as data_lib
+from larq_dybnn.training import data as data_lib, preprocessing
 from larq_dybnn.contract import contract_for, read_contract
 from larq_dybnn.converter import export_tflite, load_model
-from larq_dybnn.run_evaluation import _test_images, lce_logits
+from larq_dybnn.sweep.evaluation import _test_images, lce_logits
 
 REPO = Path(__file__).resolve().parents[1]
 PRETRAINED = REPO / "zoo" / "pretrained"
@@ -65,7 +65,7 @@ def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
     contract = read_contract(run / "model.keras")
     if contract is None:  # runs trained before models recorded their contract
         images = data_lib.load(config["data"], split=config["eval_split"])
-        preprocess = config.get("preprocess") or data_lib.default_preprocess(
+        preprocess = config.get("preprocess") or preprocessing.default_preprocess(
             config["data"], int(model.input_shape[1]))
         contract = contract_for(preprocess, image_size=int(model.input_shape[1]),
                                 class_names=images.class_names)

@@ -66,7 +66,7 @@ class InputContract:
     Attributes:
         image_size: `(height, width)`.
         channels: input channels (3).
-        preprocess: recipe name, a key of `larq_dybnn.data.PREPROCESSING`.
+        preprocess: recipe name, a key of `larq_dybnn.training.preprocessing.PREPROCESSING`.
         mean, std: per channel, on [0, 1]-scaled pixels.
         resize: "none" or "short_side_centre_crop".
         class_names: labels in output order.

@@ -22,7 +22,7 @@ CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
-from larq_dybnn.data import CIFAR10_MEAN, CIFAR10_STD  # noqa: E402
+from larq_dybnn.training.preprocessing import CIFAR10_MEAN, CIFAR10_STD  # noqa: E402
 
 
 def _require(path: Path) -> Path:

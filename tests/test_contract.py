@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from conftest import CIFAR10_CLASSES, CIFAR10_DIR
 
-from larq_dybnn.cli import main
+from larq_dybnn_cli import main
 from larq_dybnn.contract import (
     InputContract,
     add_to_flatbuffer,
@@ -16,7 +16,7 @@ from larq_dybnn.contract import (
     write_contract,
 )
 from larq_dybnn.converter import export_tflite
-from larq_dybnn.evaluation import evaluate
+from larq_dybnn.training.evaluation import evaluate
 from larq_dybnn.zoo import TinyDyBNN
 
 DIGITS = contract_for("digits", image_size=8, class_names=[str(i) for i in range(10)])
@@ -66,12 +66,12 @@ def test_tflite_metadata_runs_in_lce_and_inspect_prints_it(tmp_path, tiny, capsy
 
 
 def test_contract_normalization_matches_the_training_pipeline():
-    from larq_dybnn import data as data_lib
+    from larq_dybnn.training import data as data_lib, preprocessing
 
     image = np.random.default_rng(0).integers(0, 256, size=(8, 8, 3)).astype(np.uint8)
     for name in ("cifar", "digits"):
         contract = contract_for(name, image_size=8, class_names=["a", "b"])
-        expected, _ = data_lib.PREPROCESSING[name](tf.constant(image), 0, False, 8)
+        expected, _ = preprocessing.PREPROCESSING[name](tf.constant(image), 0, False, 8)
         np.testing.assert_allclose(contract.normalize(image[None])[0], expected, atol=1e-5)
 
 

@@ -20,7 +20,7 @@ from larq_dybnn.converter import (
     read_operators,
 )
 from larq_dybnn.converter.latency import KERNELS
-from larq_dybnn.images import read_image_sample
+from larq_dybnn.training.data import read_image_sample
 from larq_dybnn.zoo import TinyDyBNN
 
 
@@ -170,7 +170,7 @@ def test_corrupted_flatbuffers_are_clear_errors(tiny):
 
 def _cli(*args, cwd):
     return subprocess.run(
-        [sys.executable, "-m", "larq_dybnn.cli", *map(str, args)], capture_output=True,
+        [sys.executable, "-m", "larq_dybnn_cli", *map(str, args)], capture_output=True,
         text=True, cwd=cwd, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600,
     )
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from conftest import CIFAR10_CLASSES, CIFAR10_DIR
 
-from larq_dybnn import data
+from larq_dybnn.training import data, preprocessing
 
 
 def _first(dataset, n=1):
@@ -105,7 +105,7 @@ def test_tfds_loading_of_a_locally_prepared_dataset(tmp_path, cifar10_test_batch
     import tensorflow_datasets as tfds
 
     x, y = cifar10_test_batch
-    pixels = np.clip(np.round((x * data.CIFAR10_STD + data.CIFAR10_MEAN) * 255),
+    pixels = np.clip(np.round((x * preprocessing.CIFAR10_STD + preprocessing.CIFAR10_MEAN) * 255),
                      0, 255).astype(np.uint8)
 
     class LarqDybnnLocalCifar(tfds.core.GeneratorBasedBuilder):
@@ -142,19 +142,19 @@ def test_tfds_loading_of_a_locally_prepared_dataset(tmp_path, cifar10_test_batch
 
 def test_cifar_pipeline():
     digits = data.load("digits", split="test")
-    train = data.pipeline(digits, training=True, batch_size=32, preprocess="cifar",
+    train = preprocessing.pipeline(digits, training=True, batch_size=32, preprocess="cifar",
                           image_size=8, seed=0, epochs=1)
     images, labels = next(iter(train))
     assert images.shape == (32, 8, 8, 3) and images.dtype == tf.float32
     assert labels.dtype == tf.int64
     assert sum(1 for _ in train) == 360 // 32  # drop_remainder in training
-    evaluation = data.pipeline(digits, training=False, batch_size=100, image_size=8)
+    evaluation = preprocessing.pipeline(digits, training=False, batch_size=100, image_size=8)
     batches = [b.numpy() for b, _ in evaluation]
     assert [len(b) for b in batches] == [100, 100, 100, 60]
     again = [b.numpy() for b, _ in evaluation]
     np.testing.assert_array_equal(batches[0], again[0])  # evaluation is deterministic
     raw = np.stack([img for img, _ in _first(digits.dataset, 100)]).astype(np.float32)
-    expected = (raw / 255.0 - data.CIFAR10_MEAN) / data.CIFAR10_STD
+    expected = (raw / 255.0 - preprocessing.CIFAR10_MEAN) / preprocessing.CIFAR10_STD
     np.testing.assert_allclose(batches[0], expected, rtol=1e-5, atol=1e-5)
 
 
@@ -162,12 +162,12 @@ def test_cifar_training_augmentation_is_pad4_crop_and_flip(cifar_folder):
     test = data.load(cifar_folder, split="test")
     first = test.dataset.take(1)
     image = next(iter(first))[0].numpy()
-    augmented = data.pipeline(
+    augmented = preprocessing.pipeline(
         data.LabelledImages(first.repeat(64), 64, test.class_names, "x"),
         training=True, batch_size=64, seed=1, cache=False,
     )
     batch = next(iter(augmented))[0].numpy()
-    plain = (image / 255.0 - data.CIFAR10_MEAN) / data.CIFAR10_STD
+    plain = (image / 255.0 - preprocessing.CIFAR10_MEAN) / preprocessing.CIFAR10_STD
     # Every augmented image is a shifted (by at most 4) and maybe flipped copy.
     distinct = {b.tobytes() for b in batch}
     assert len(distinct) > 8
@@ -186,21 +186,21 @@ def test_cifar_training_augmentation_is_pad4_crop_and_flip(cifar_folder):
 def test_imagenet_pipeline_shapes(cifar_folder):
     test = data.load(cifar_folder, split="test")
     for training in (True, False):
-        batches = data.pipeline(test, training=training, batch_size=16,
+        batches = preprocessing.pipeline(test, training=training, batch_size=16,
                                 preprocess="imagenet", image_size=24, cache=False)
         images, _ = next(iter(batches))
         assert images.shape == (16, 24, 24, 3)
     with pytest.raises(ValueError, match="`preprocess`"):
-        data.pipeline(test, training=False, batch_size=8, preprocess="mnist")
+        preprocessing.pipeline(test, training=False, batch_size=8, preprocess="mnist")
 
 
 def test_training_epochs_depend_only_on_seed_and_epoch():
     digits = data.load("digits", split="train")
-    steps = data.steps_per_epoch(digits, 64)
+    steps = preprocessing.steps_per_epoch(digits, 64)
     assert steps == 1437 // 64
 
     def batches(first, epochs, seed=3):
-        return [b.numpy() for b, _ in data.pipeline(
+        return [b.numpy() for b, _ in preprocessing.pipeline(
             digits, training=True, batch_size=64, preprocess="digits", image_size=8,
             seed=seed, first_epoch=first, epochs=epochs)]
 
@@ -212,7 +212,7 @@ def test_training_epochs_depend_only_on_seed_and_epoch():
     assert not np.array_equal(full[0], batches(0, 1, seed=4)[0])  # seeds differ
     tf.keras.utils.set_random_seed(123)  # the process's global seed does not matter
     np.testing.assert_array_equal(batches(2, 1)[0], resumed[0])
-    forever = data.pipeline(digits, training=True, batch_size=64, preprocess="digits",
+    forever = preprocessing.pipeline(digits, training=True, batch_size=64, preprocess="digits",
                             image_size=8, seed=3)
     assert len(list(forever.take(3 * steps + 1))) == 3 * steps + 1
 
@@ -221,7 +221,7 @@ def test_digits_preprocessing_shifts_by_at_most_one_pixel_without_flips():
     digits = data.load("digits", split="test")
     first = digits.dataset.take(1)
     image = next(iter(first))[0].numpy().astype(np.float32) / 127.5 - 1.0
-    augmented = data.pipeline(data.LabelledImages(first.repeat(32), 32, digits.class_names, "x"),
+    augmented = preprocessing.pipeline(data.LabelledImages(first.repeat(32), 32, digits.class_names, "x"),
                               training=True, batch_size=32, preprocess="digits",
                               image_size=8, seed=0, cache=False, epochs=1)
     batch = next(iter(augmented))[0].numpy()
@@ -237,8 +237,8 @@ def test_digits_preprocessing_shifts_by_at_most_one_pixel_without_flips():
 def test_bad_training_pipeline_arguments():
     digits = data.load("digits", split="test")
     with pytest.raises(ValueError, match="`first_epoch` must be >= 0"):
-        data.pipeline(digits, training=True, batch_size=8, first_epoch=-1)
+        preprocessing.pipeline(digits, training=True, batch_size=8, first_epoch=-1)
     with pytest.raises(ValueError, match="`epochs`"):
-        data.pipeline(digits, training=True, batch_size=8, epochs=0)
+        preprocessing.pipeline(digits, training=True, batch_size=8, epochs=0)
     with pytest.raises(ValueError, match="`batch_size`=400 is larger than 'digits'"):
-        data.steps_per_epoch(digits, 400)
+        preprocessing.steps_per_epoch(digits, 400)

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from larq_dybnn.cli import main
-from larq_dybnn.datasets import load_digits
-from larq_dybnn.demo import run_demo
+from larq_dybnn_cli import main
+from larq_dybnn.training.data import load_digits
+from larq_dybnn.training.demo import run_demo
 
 
 def test_digits_are_normalized_and_stratified():
@@ -25,7 +25,7 @@ def test_demo_command_trains_evaluates_exports_verifies_and_plots(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "larq_dybnn.cli", "demo", "--epochs", "5", "--quiet",
+        [sys.executable, "-m", "larq_dybnn_cli", "demo", "--epochs", "5", "--quiet",
          "--output-dir", str(out)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from larq_dybnn.cli import STRATEGY_NAMES
+from larq_dybnn_cli import STRATEGY_NAMES
 from larq_dybnn.converter import load_model
-from larq_dybnn.distribute import STRATEGIES, make_strategy, worker_of
+from larq_dybnn.training.distribute import STRATEGIES, make_strategy, worker_of
 
 ARGS = ["--model", "tiny-dybnn", "--data", "digits", "--epochs", "2", "--batch-size", "64",
         "--quiet"]
 
 
 def _command(output_dir, *extra) -> list[str]:
-    return [sys.executable, "-m", "larq_dybnn.cli", "train", *ARGS, *extra,
+    return [sys.executable, "-m", "larq_dybnn_cli", "train", *ARGS, *extra,
             "--output-dir", str(output_dir)]
 
 

@@ -16,7 +16,7 @@ from larq_dybnn.converter import (
     op_histogram,
     quantize_hyper_weights,
 )
-from larq_dybnn.datasets import load_digits
+from larq_dybnn.training.data import load_digits
 from larq_dybnn.zoo import DyBNNReActNet18, TinyDyBNN
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import CIFAR10_DIR
 
 from larq_dybnn.converter import export_tflite
-from larq_dybnn.run_evaluation import _test_images, lce_logits
+from larq_dybnn.sweep.evaluation import _test_images, lce_logits
 from larq_dybnn.zoo import DyBNNReActNet18, ReActNet18, registered_weights
 from larq_dybnn.zoo import weights as weights_lib
 

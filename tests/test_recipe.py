@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 from conftest import randomize_weights
 
-from larq_dybnn import data
-from larq_dybnn.recipe import (
+from larq_dybnn.training import data, preprocessing
+from larq_dybnn.training.recipe import (
     DistributionLoss,
     Distiller,
     add_conv_weight_decay,
@@ -61,7 +61,7 @@ def test_distiller_trains_the_student_only():
     tf.keras.utils.set_random_seed(0)
     digits = data.load("digits", split="train")
     # No augmentation: CIFAR's pad-4 crop would shift an 8x8 digit by half its size.
-    batches = data.pipeline(digits, training=False, batch_size=64, image_size=8).shuffle(8)
+    batches = preprocessing.pipeline(digits, training=False, batch_size=64, image_size=8).shuffle(8)
     teacher = tf.keras.Sequential([
         tf.keras.Input((8, 8, 3)), tf.keras.layers.Flatten(), tf.keras.layers.Dense(10)])
     # A confident teacher: the distribution loss cannot fall below its entropy.
@@ -78,7 +78,7 @@ def test_distiller_trains_the_student_only():
     assert losses[-1] < 0.8 * losses[0], losses
     assert "accuracy" in history.history
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(teacher_before, teacher.weights))
-    evaluation = distiller.evaluate(data.pipeline(data.load("digits", split="test"),
+    evaluation = distiller.evaluate(preprocessing.pipeline(data.load("digits", split="test"),
                                                   training=False, batch_size=64, image_size=8),
                                     verbose=0, return_dict=True)
     assert evaluation["accuracy"] > 0.5  # chance: 0.1

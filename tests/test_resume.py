@@ -20,7 +20,7 @@ ARGS = ["--model", "tiny-dybnn", "--data", "digits", "--batch-size", "64", "--se
 
 
 def _train_command(output_dir: Path, epochs: int = 6) -> list[str]:
-    return [sys.executable, "-m", "larq_dybnn.cli", "train", *ARGS, "--epochs", str(epochs),
+    return [sys.executable, "-m", "larq_dybnn_cli", "train", *ARGS, "--epochs", str(epochs),
             "--output-dir", str(output_dir)]
 
 
@@ -31,7 +31,7 @@ def _env() -> dict:
 def _rows(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    for row in rows:  # wall-clock columns (larq_dybnn.timing) differ between runs
+    for row in rows:  # wall-clock columns (larq_dybnn.training.timing) differ between runs
         assert float(row.pop("train_images_per_second")) > 0
         assert float(row.pop("train_seconds")) > 0
     return rows

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from larq_dybnn.checkpoints import trim_history
-from larq_dybnn.monitoring import ThresholdStats
-from larq_dybnn.plots import plot_history, plot_thresholds, read_history
+from larq_dybnn.training.checkpoints import trim_history
+from larq_dybnn.training.monitoring import ThresholdStats
+from larq_dybnn.training.plots import plot_history, plot_thresholds, read_history
 from larq_dybnn.zoo import MODELS, build_model, is_binary
 
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from larq_dybnn import results
-from larq_dybnn.sweep import load_spec, run_state, run_sweep, train_command
+from larq_dybnn.sweep.runner import load_spec, run_state, run_sweep, train_command
 
 SPEC = """
 name = "tiny"
@@ -147,7 +147,7 @@ def test_resumes_an_unfinished_run(tmp_path):
     # same options, then let the sweep finish it.
     folder = out / run.key
     folder.mkdir(parents=True)
-    command = [sys.executable, "-m", "larq_dybnn.cli", *train_command(run, folder)]
+    command = [sys.executable, "-m", "larq_dybnn_cli", *train_command(run, folder)]
     command[command.index("--epochs") + 1] = "1"
     subprocess.run(command, check=True, capture_output=True,
                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))

@@ -9,9 +9,9 @@ import larq as lq
 import pytest
 import tensorflow as tf
 
-from larq_dybnn.cli import MODEL_NAMES, main
+from larq_dybnn_cli import MODEL_NAMES, main
 from larq_dybnn.converter import load_model
-from larq_dybnn.evaluation import evaluate
+from larq_dybnn.training.evaluation import evaluate
 from larq_dybnn.training import TrainConfig, train
 from larq_dybnn.zoo import MODELS
 

@@ -48,7 +48,7 @@ def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
             or "ste_sign".
         binary_weights: False keeps the conv weights real-valued (step 1 of
             ReActNet's recipe); the layer names stay the same, so
-            `larq_dybnn.recipe.transfer_weights` carries step 1 into step 2.
+            `larq_dybnn.training.recipe.transfer_weights` carries step 1 into step 2.
         name: model name; defaults to "tiny_dybnn" or "tiny_reactnet".
 
     Returns:

@@ -1,4 +1,4 @@
-"""Labelled image datasets and their tf.data input pipelines.
+"""Loading labelled images: every source the package reads images and labels from.
 
 Sources, all giving `LabelledImages` (a dataset of `(uint8 image, int64 label)`):
 
@@ -19,6 +19,11 @@ class-interleaved order keeps the classes balanced, so `"train[:90%]"` and
 `"train[90%:]"` are a stratified training / validation split of the training images
 (tfds names pass the slice on to tfds).
 
+`read_image_sample` reads a class-balanced sample of a `<class>/<image>` folder or
+archive into arrays (to check an exported model on real images), and `load_digits`
+gives the embedded digits as arrays. Preprocessing and batching are in
+`larq_dybnn.training.preprocessing`.
+
 Unreadable images: listing checks every file's image signature and size and fails
 with the file's name; an image that passes the check but cannot be decoded fails in
 the pipeline with TensorFlow's decode error.
@@ -38,14 +43,10 @@ import tensorflow as tf
 from larq_dybnn import _checks
 
 __all__ = [
-    "LabelledImages", "load", "pipeline", "steps_per_epoch", "default_preprocess",
-    "CIFAR10_MEAN", "CIFAR10_STD", "parse_split", "slice_indices",
+    "LabelledImages", "load", "load_digits", "read_image_sample", "parse_split",
+    "slice_indices", "IMAGE_SUFFIXES",
 ]
 
-CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
-CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
@@ -138,8 +139,6 @@ def _check_image_bytes(data: bytes, name: str) -> None:
 
 
 def _digits_split(split: str) -> LabelledImages:
-    from larq_dybnn.datasets import load_digits
-
     name = parse_split(split)[0]
     if name not in ("train", "test"):
         raise ValueError(f"`split` of digits must be 'train' or 'test', got {split!r}.")
@@ -307,176 +306,119 @@ def load(
     )
 
 
-def _normalize(image: tf.Tensor, mean: np.ndarray, std: np.ndarray) -> tf.Tensor:
-    return (tf.cast(image, tf.float32) / 255.0 - mean) / std
+Split = tuple[np.ndarray, np.ndarray]
 
 
-def _seeds(seed: tf.Tensor | None, count: int) -> list[tf.Tensor | None]:
-    if seed is None:
-        return [None] * count
-    return list(tf.unstack(tf.random.experimental.stateless_split(seed, count)))
+def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> tuple[Split, Split]:
+    """Load scikit-learn's 8x8 handwritten digits as NHWC float32 arrays.
 
-
-def _shifted_crop(image: tf.Tensor, size: int, pad: int, seed: tf.Tensor) -> tf.Tensor:
-    image = tf.image.resize_with_crop_or_pad(image, size + 2 * pad, size + 2 * pad)
-    return tf.image.stateless_random_crop(image, [size, size, 3], seed=seed)
-
-
-def _cifar(image, label, training: bool, size: int, seed=None):
-    image = tf.image.resize_with_crop_or_pad(image, size, size)
-    if training:
-        crop, flip = _seeds(seed, 2)
-        image = _shifted_crop(image, size, 4, crop)
-        image = tf.image.stateless_random_flip_left_right(image, seed=flip)
-    return _normalize(image, CIFAR10_MEAN, CIFAR10_STD), label
-
-
-def _digits_preprocess(image, label, training: bool, size: int, seed=None):
-    image = tf.image.resize_with_crop_or_pad(image, size, size)
-    if training:  # a shift of at most one pixel; no flip (digits are not symmetric)
-        image = _shifted_crop(image, size, 1, _seeds(seed, 1)[0])
-    return tf.cast(image, tf.float32) / 127.5 - 1.0, label
-
-
-def _imagenet(image, label, training: bool, size: int, seed=None):
-    if training:
-        box, flip = _seeds(seed, 2)
-        begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-            tf.shape(image), tf.zeros([0, 0, 4], tf.float32), seed=box,
-            area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
-            min_object_covered=0.0, use_image_if_no_bounding_boxes=True,
-        )
-        image = tf.slice(image, begin, crop_size)
-        image = tf.image.resize(image, [size, size])
-        image = tf.image.stateless_random_flip_left_right(image, seed=flip)
-    else:
-        shape = tf.cast(tf.shape(image)[:2], tf.float32)
-        scale = (size / 0.875) / tf.reduce_min(shape)  # resize short side to 256
-        image = tf.image.resize(image, tf.cast(tf.round(shape * scale), tf.int32))
-        image = tf.image.resize_with_crop_or_pad(image, size, size)
-    return _normalize(image, IMAGENET_MEAN, IMAGENET_STD), label
-
-
-PREPROCESSING = {"cifar": _cifar, "imagenet": _imagenet, "digits": _digits_preprocess}
-
-
-def default_preprocess(source: str | os.PathLike, image_size: int) -> str:
-    """The preprocessing that suits a source: "digits" for digits, "cifar" for
-    images of at most 64 pixels, "imagenet" above."""
-    if os.fspath(source) == "digits":
-        return "digits"
-    return "cifar" if image_size <= 64 else "imagenet"
-
-
-def steps_per_epoch(data: LabelledImages, batch_size: int) -> int:
-    """Full batches per training epoch (training pipelines drop the remainder).
-
-    Raises:
-        ValueError: if the split has fewer examples than one batch.
-    """
-    batch_size = _checks.positive_int("batch_size", batch_size)
-    steps = data.num_examples // batch_size
-    if steps == 0:
-        raise ValueError(
-            f"`batch_size`={batch_size} is larger than '{data.source}' "
-            f"({data.num_examples} examples)."
-        )
-    return steps
-
-
-def pipeline(
-    data: LabelledImages,
-    *,
-    training: bool,
-    batch_size: int,
-    preprocess: str = "cifar",
-    image_size: int = 32,
-    cache: bool = True,
-    shuffle_buffer: int = 10_000,
-    seed: int | None = None,
-    first_epoch: int = 0,
-    epochs: int | None = None,
-    drop_remainder: bool | None = None,
-) -> tf.data.Dataset:
-    """A batched, prefetched tf.data pipeline with the recipe's preprocessing.
-
-    "cifar": pad-4 random crop and horizontal flip for training; per-channel
-    normalization with CIFAR-10's mean and std. "imagenet": random resized crop
-    (8%-100% area, 3/4-4/3 aspect) and flip for training, resize of the short side to
-    `image_size / 0.875` and centre crop for evaluation; ImageNet mean and std.
-    "digits": pad-1 random crop for training (no flip), scaled to [-1, 1].
-
-    A training pipeline yields epoch after epoch (`first_epoch`, `first_epoch + 1`,
-    ...), each `steps_per_epoch(data, batch_size)` full batches long; fit it with
-    `steps_per_epoch=`. The order and augmentation of an epoch depend only on `seed`
-    and the epoch's index (stateless random ops), so a run resumed at epoch k sees
-    exactly the batches an uninterrupted run sees from epoch k on.
+    The 1,797 images ship inside scikit-learn, so this works offline. Pixels (0..16)
+    are scaled to [-1, 1]; the split is stratified and fixed by `seed`.
 
     Arguments:
-        data: from `load`.
-        training: augment and shuffle (training) or not (evaluation).
-        batch_size: batch size.
-        preprocess: "cifar", "imagenet" or "digits".
-        image_size: output height and width.
-        cache: cache decoded images in memory before augmentation.
-        shuffle_buffer: shuffle buffer size (training).
-        seed: shuffle and augmentation seed (training); None draws one at random.
-        first_epoch: index of the first epoch produced (training).
-        epochs: how many epochs to produce (training); None repeats forever.
-        drop_remainder: drop the last partial batch (evaluation only; training
-            always drops it).
+        test_fraction: share of the images held out for testing, in (0, 1).
+        seed: seed of the split.
 
     Returns:
-        A dataset of `(float32 images (B, S, S, 3), int64 labels (B,))`.
+        `((x_train, y_train), (x_test, y_test))`, images shaped `(N, 8, 8, 1)` and
+        integer labels 0..9.
 
     Raises:
-        ValueError: for an unknown `preprocess`, a non-positive size, a negative
-            `first_epoch` or a non-positive `epochs`.
+        ValueError: if `test_fraction` is not strictly between 0 and 1.
     """
-    if preprocess not in PREPROCESSING:
-        raise ValueError(f"`preprocess` must be one of {sorted(PREPROCESSING)}, got {preprocess!r}.")
-    batch_size = _checks.positive_int("batch_size", batch_size)
-    image_size = _checks.positive_int("image_size", image_size)
-    function = PREPROCESSING[preprocess]
-    dataset = data.dataset
-    if cache:
-        dataset = dataset.cache()
-    if not training:
-        dataset = dataset.map(
-            lambda image, label: function(image, label, False, image_size),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        dataset = dataset.batch(batch_size, drop_remainder=bool(drop_remainder))
-        return dataset.prefetch(tf.data.AUTOTUNE)
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction!r}.")
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
 
-    if first_epoch < 0:
-        raise ValueError(f"`first_epoch` must be >= 0, got {first_epoch!r}.")
-    if epochs is not None:
-        epochs = _checks.positive_int("epochs", epochs)
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % 2**31)
-    base = tf.constant(int(seed) % 2**31, tf.int64)
+    digits = sklearn_digits()
+    images = (digits.images.astype(np.float32) / 8.0 - 1.0)[..., None]
+    labels = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=test_fraction, random_state=seed, stratify=labels
+    )
+    return (x_train, y_train), (x_test, y_test)
 
-    graph_seed = int(seed) % (2**31 - 2) + 1  # never 0: TF treats (0, 0) specially
 
-    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        # The graph-level seed of this traced function only: shuffling then depends
-        # on `seed` and the epoch, not on the process's global seed.
-        tf.compat.v1.set_random_seed(graph_seed)
-        epoch_seed = base * 1_000_003 + epoch
-        shuffled = dataset.shuffle(
-            shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False
-        )
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES) and not Path(name).name.startswith(".")
 
-        def augment(index, element):
-            image, label = element
-            return function(image, label, True, image_size, tf.stack([epoch_seed, index]))
 
-        augmented = shuffled.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-        return augmented.batch(batch_size, drop_remainder=True)
+def _listing(path: Path) -> list[tuple[str, str]]:
+    """(member name, class) for every image below a folder or in an archive."""
+    if path.is_dir():
+        return [(str(p), p.parent.name) for p in sorted(path.rglob("*"))
+                if p.is_file() and _is_image(p.name)]
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            return [(m.name, PurePosixPath(m.name).parent.name) for m in tar.getmembers()
+                    if m.isfile() and _is_image(m.name)]
+    except (tarfile.TarError, OSError) as error:
+        raise ValueError(
+            f"'{path}' is neither an image folder nor a readable tar archive: {error}"
+        ) from None
 
-    if epochs is None:
-        indices = tf.data.Dataset.counter(first_epoch)
+
+def read_image_sample(
+    path: str | os.PathLike,
+    *,
+    limit: int = 100,
+    size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read up to `limit` images of a `<class>/<image>` folder or archive into arrays.
+
+    Images are taken one class after another in turn, so any `limit` is balanced.
+
+    Arguments:
+        path: an image folder (`<class>/<image>` below it, at any depth) or a tar
+            archive (.tar, .tar.gz) of one.
+        limit: how many images at most.
+        size: `(height, width)` to resize to (bilinear), or None to keep sizes (they
+            must then all be equal).
+
+    Returns:
+        `(images, labels, class_names)`: float32 images in 0..255 shaped
+        `(N, H, W, 3)`, integer labels indexing the sorted `class_names`.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist.
+        ValueError: if it holds no images, is not a folder or tar archive, or an
+            image cannot be decoded (the message names the file).
+    """
+    limit = _checks.positive_int("limit", limit)
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No image folder or archive at '{path}'.")
+    listing = _listing(path)
+    if not listing:
+        raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found in '{path}'.")
+    class_names = sorted({label for _, label in listing})
+    names, labels = _round_robin(
+        [[name for name, label in listing if label == c] for c in class_names])
+    names, labels = names[:limit], labels[:limit]
+
+    def decode(data: bytes, name: str) -> np.ndarray:
+        try:
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, ValueError):
+            raise ValueError(f"Cannot decode image '{name}' in '{path}'.") from None
+        if size is not None:
+            image = tf.image.resize(image, size)
+        return np.asarray(image, np.float32)
+
+    images: dict[str, np.ndarray] = {}
+    if path.is_dir():
+        for name in names:
+            images[name] = decode(Path(name).read_bytes(), name)
     else:
-        indices = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
-    return indices.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
+        wanted = set(names)
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if member.name in wanted:
+                    images[member.name] = decode(tar.extractfile(member).read(), member.name)
+                    if len(images) == len(wanted):
+                        break
+    shapes = {images[name].shape for name in names}
+    if len(shapes) > 1:
+        raise ValueError(f"Images in '{path}' have different sizes {sorted(shapes)}; pass `size`.")
+    return np.stack([images[name] for name in names]), np.array(labels), class_names

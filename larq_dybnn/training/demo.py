@@ -56,12 +56,12 @@ def run_demo(
     A demo run always starts over (`restart=True`) in `output_dir`.
 
     Arguments:
-        data: "digits" (embedded) or any source of `larq_dybnn.data.load`, e.g. the
+        data: "digits" (embedded) or any source of `larq_dybnn.training.data.load`, e.g. the
             folder holding the CIFAR-10 `.tar.gz` archives.
         epochs: training epochs; None for 20 on digits (about 1 s each on 2 CPU
             cores) and 5 otherwise.
         batch_size: training batch size.
-        output_dir: where the run writes (see `larq_dybnn.training`).
+        output_dir: where the run writes (see `larq_dybnn.training.loop`).
         seed: seed of initialization, shuffling and augmentation.
         verbose: Keras progress mode: 1 progress bars, 2 one line per epoch.
         print_fn: where report lines go.

@@ -3,7 +3,7 @@
 A checkpoint holds the model's variables (BatchNorm statistics included), the
 optimizer's (step counter and Adam moments, hence also the learning-rate schedule
 position) and the number of finished epochs. Combined with the epoch-seeded input
-pipeline of `larq_dybnn.data.pipeline`, a run resumed from epoch k computes exactly
+pipeline of `larq_dybnn.training.preprocessing.pipeline`, a run resumed from epoch k computes exactly
 what an uninterrupted run computes from epoch k on.
 """
 

@@ -1,4 +1,12 @@
-"""The `larq-dybnn` command."""
+"""The `larq-dybnn` command line.
+
+This module holds the parser and nothing that imports TensorFlow, so that
+`larq-dybnn --help` and `larq-dybnn COMMAND --help` answer at once. It is a top-level
+module because importing anything inside `larq_dybnn` runs the package's
+`__init__`, which loads TensorFlow to register the custom Keras objects. The
+commands themselves are in `larq_dybnn.training.commands` (and `python -m
+larq_dybnn_cli` runs the same command line).
+"""
 
 from __future__ import annotations
 
@@ -8,176 +16,12 @@ import sys
 from typing import Sequence
 
 # The parser stays free of TensorFlow imports (fast --help); tests check that these
-# match larq_dybnn.zoo.MODELS and larq_dybnn.distribute.STRATEGIES.
+# match larq_dybnn.zoo.MODELS and larq_dybnn.training.distribute.STRATEGIES.
 MODEL_NAMES = (
     "tiny-dybnn", "tiny-reactnet", "dybnn-reactnet-18", "reactnet-18",
     "dybnn-reactnet-a", "reactnet-a", "resnet-18",
 )
 STRATEGY_NAMES = ("default", "mirrored", "multiworker")
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from larq_dybnn.demo import run_demo
-
-    result = run_demo(
-        data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-        output_dir=args.output_dir, seed=args.seed, verbose=2 if args.quiet else 1,
-    )
-    return 0 if result.passed else 1
-
-
-def _train(args: argparse.Namespace) -> int:
-    from larq_dybnn.training import TrainConfig, train
-
-    config = TrainConfig(
-        model=args.model, data=args.data, output_dir=args.output_dir,
-        data_dir=args.data_dir, train_split=args.train_split, eval_split=args.eval_split,
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        step=args.step, weight_decay=args.weight_decay, init_from=args.init_from,
-        teacher=args.teacher, label_smoothing=args.label_smoothing,
-        width_multiplier=args.width_multiplier, dynamic=args.dynamic,
-        reduction=args.reduction, image_size=args.image_size, preprocess=args.preprocess,
-        seed=args.seed, strategy=args.strategy, logical_cpus=args.logical_cpus,
-        export=args.export, restart=args.restart,
-        deterministic=not args.nondeterministic, verbose=2 if args.quiet else 1,
-    )
-    result = train(config, print_fn=lambda line: print(f"[train] {line}", flush=True))
-    if result.worker.is_chief:
-        print(f"[train] done in {result.seconds:.0f} s; outputs in {result.output_dir}")
-    return 0
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    from larq_dybnn.sweep import load_spec, run_sweep
-
-    spec = load_spec(args.spec, data=args.data)
-    only = [name.strip() for name in args.only.split(",")] if args.only else None
-    states = run_sweep(
-        spec, args.output_dir, only=only, train=not args.skip_training,
-        evaluate=not args.skip_evaluation, dry_run=args.dry_run,
-        results_dir=args.results_dir, print_fn=lambda line: print(f"[sweep] {line}", flush=True),
-    )
-    counts = {state: sum(1 for _, s in states if s == state) for state in ("done", "partial", "new")}
-    print(f"[sweep] {len(states)} runs: {counts['done']} finished, {counts['partial']} "
-          f"unfinished, {counts['new']} not started")
-    return 0
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    from larq_dybnn.evaluation import evaluate
-
-    result = evaluate(
-        args.model, data=args.data, split=args.split, data_dir=args.data_dir,
-        batch_size=args.batch_size, preprocess=args.preprocess, resize=args.resize,
-        limit=args.limit, threads=args.threads,
-    )
-    print(result)
-    if args.json:
-        import json
-
-        from larq_dybnn._io import atomic_write_bytes
-
-        atomic_write_bytes(args.json, json.dumps(result.as_dict(), indent=2).encode())
-    return 0
-
-
-def _convert(args: argparse.Namespace) -> int:
-    import warnings
-
-    from larq_dybnn.contract import read_contract
-    from larq_dybnn.converter import export_and_verify, load_model
-    from larq_dybnn.images import PREPROCESSING, read_image_sample
-
-    def say(line: str) -> None:
-        print(f"[convert] {line}", flush=True)
-
-    model = load_model(args.model)
-    contract = read_contract(args.model)
-    say("input contract: " + (contract.describe() if contract else "none recorded"))
-    samples = labels = None
-    source = "given samples"
-    if args.verify:
-        height, width = model.input_shape[1:3]
-        if height is None or width is None:
-            raise ValueError(
-                f"{args.model} has no fixed input size; --verify needs one to resize "
-                "the images"
-            )
-        say(f"reading up to {args.samples} images from {args.verify}")
-        keep_size = contract is not None and contract.resize == "none" and not args.resize
-        images, labels, classes = read_image_sample(
-            args.verify, limit=args.samples, size=None if keep_size else (height, width)
-        )
-        if contract is not None:
-            contract.check_classes(classes, source=args.verify)
-            contract.check_image_size(images.shape[1:3], source=args.verify, resize=args.resize)
-        preprocess = args.preprocess
-        if preprocess is None and contract is not None:
-            samples, preprocess = contract.normalize(images), contract.preprocess
-        else:
-            if preprocess is None:
-                preprocess = "cifar"
-                warnings.warn(f"'{args.model}' records no input contract; the "
-                              "preprocessing 'cifar' was guessed", stacklevel=1)
-                say("no input contract: preprocessing 'cifar' guessed (--preprocess sets it)")
-            elif contract is not None:
-                say(f"--preprocess {preprocess} overrides the recorded '{contract.preprocess}'")
-            samples = PREPROCESSING[preprocess](images).astype("float32")
-        source = f"{len(images)} images from {args.verify}, preprocess={preprocess}"
-        if model.output_shape[-1] != len(classes):
-            say(f"{len(classes)} classes in the images, {model.output_shape[-1]} model "
-                "outputs: accuracy not reported")
-            labels = None
-    report = export_and_verify(
-        model,
-        output_path=args.output,
-        samples=samples,
-        labels=labels,
-        samples_source=source,
-        benchmark=args.benchmark,
-        runs=args.runs,
-        allow_float_fallback=args.allow_float_fallback,
-        int8_hyper_weights=args.int8_hyper_weights,
-        contract=contract,
-        progress=say,
-    )
-    print(report.format())
-    if args.report:
-        from larq_dybnn._io import atomic_write_bytes
-
-        atomic_write_bytes(args.report, report.to_json().encode())
-        say(f"wrote report {args.report}")
-    return 0
-
-
-def _inspect(args: argparse.Namespace) -> int:
-    import collections
-    from pathlib import Path
-
-    from larq_dybnn.converter import read_operators
-
-    path = Path(args.tflite)
-    if not path.is_file():
-        raise FileNotFoundError(f"no file '{path}'")
-    operators = read_operators(path.read_bytes())
-    counts = collections.Counter(
-        op.name + (f" (fused {op.fused_activation})" if op.fused_activation else "")
-        for op in operators
-    )
-    print(f"{path}: {path.stat().st_size / 1024:,.1f} KiB, {len(operators)} ops")
-    width = max(len(name) for name in counts)
-    for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        print(f"  {name:<{width}}  {count:>5}")
-    from larq_dybnn.contract import read_contract
-
-    contract = read_contract(path.read_bytes())
-    print("Input contract: " + (contract.describe() if contract else
-                                "none recorded (consumers must guess the preprocessing)"))
-    custom = [n for n in counts if n.startswith("Lce")]
-    if custom:
-        print("Needs Larq Compute Engine's runtime (plain TFLite cannot run "
-              + ", ".join(sorted(custom)) + ").")
-    return 0
 
 
 def _positive_int(text: str) -> int:
@@ -258,7 +102,6 @@ def _add_train_parser(commands) -> None:
                        help="allow non-deterministic TensorFlow ops (faster on GPUs; a "
                        "resumed run then only approximately matches an uninterrupted one)")
     train.add_argument("--quiet", action="store_true", help="one line per epoch")
-    train.set_defaults(run=_train)
 
     sweep = commands.add_parser(
         "sweep", help="train a grid of configurations x seeds at one budget, evaluate, "
@@ -286,7 +129,6 @@ def _add_train_parser(commands) -> None:
                        "(no weights) there, e.g. a folder to commit")
     sweep.add_argument("--dry-run", action="store_true",
                        help="print each run's state and train command, do nothing")
-    sweep.set_defaults(run=_sweep)
 
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a .keras model or an LCE .tflite on a dataset",
@@ -307,7 +149,6 @@ def _add_train_parser(commands) -> None:
     evaluate.add_argument("--threads", type=_positive_int, default=1,
                           help="LCE interpreter threads (.tflite)")
     evaluate.add_argument("--json", metavar="FILE", help="also write the result as JSON")
-    evaluate.set_defaults(run=_evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,7 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output-dir", default="outputs/demo")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="one line per epoch")
-    demo.set_defaults(run=_demo)
     _add_train_parser(commands)
 
     convert = commands.add_parser(
@@ -372,19 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
                          "smaller; each weight off by at most 1/254 of its kernel's "
                          "largest weight)")
     convert.add_argument("--report", metavar="JSON", help="also write the report as JSON")
-    convert.set_defaults(run=_convert)
 
     inspect = commands.add_parser(
         "inspect", help="print the op table and size of a .tflite",
         description="Print the operators and size of a TFLite flatbuffer.",
     )
     inspect.add_argument("tflite")
-    inspect.set_defaults(run=_inspect)
+    for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="show TensorFlow's start-up and C++ log lines")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `larq-dybnn` command.
+
+    Parsing (and so `--help`) loads no TensorFlow. A command that loads it hides
+    TensorFlow's C++ start-up lines unless `--verbose` is given or the user set
+    `TF_CPP_MIN_LOG_LEVEL` themselves.
 
     Arguments:
         argv: arguments without the program name; defaults to `sys.argv[1:]`.
@@ -393,20 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow loads)
-    import tensorflow as tf
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from larq_dybnn.training.commands import run
 
-    # Larq's QuantizedVariable makes AutoGraph print a harmless warning per layer.
-    tf.get_logger().setLevel("ERROR")
-
-    from larq_dybnn.converter import FloatFallbackError
-
-    try:
-        return args.run(args)
-    except (FileNotFoundError, FloatFallbackError, ValueError, TypeError, OSError) as error:
-        print(f"larq-dybnn {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -47,11 +47,11 @@ def lce_logits(flatbuffer: bytes, images: np.ndarray, *, threads: int = 1,
 
 
 def _test_images(config: dict, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    from larq_dybnn import data as data_lib
+    from larq_dybnn.training import data as data_lib, preprocessing
 
     images = data_lib.load(config["data"], split=split, data_dir=config.get("data_dir"))
-    preprocess = config.get("preprocess") or data_lib.default_preprocess(config["data"], size)
-    batches = data_lib.pipeline(images, training=False, batch_size=500, preprocess=preprocess,
+    preprocess = config.get("preprocess") or preprocessing.default_preprocess(config["data"], size)
+    batches = preprocessing.pipeline(images, training=False, batch_size=500, preprocess=preprocess,
                                 image_size=size, cache=False)
     xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in batches))
     return np.concatenate(xs), np.concatenate(ys)

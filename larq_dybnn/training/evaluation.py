@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from larq_dybnn import _checks, data as data_lib
+from larq_dybnn import _checks
+from larq_dybnn.training import data as data_lib, preprocessing
 from larq_dybnn.contract import read_contract
 
 __all__ = ["Evaluation", "evaluate"]
@@ -90,7 +91,7 @@ def evaluate(
 
     Arguments:
         model_path: the model; a `.tflite` runs in the LCE interpreter.
-        data: a source of `larq_dybnn.data.load`.
+        data: a source of `larq_dybnn.training.data.load`.
         split: the split to evaluate.
         data_dir: tensorflow-datasets data directory.
         batch_size: images per batch.
@@ -138,7 +139,7 @@ def evaluate(
                          f"'{contract.preprocess}'")
         preprocess = preprocess or contract.preprocess
     elif preprocess is None:
-        preprocess = data_lib.default_preprocess(data, size)
+        preprocess = preprocessing.default_preprocess(data, size)
         notes.append(f"'{path}' records no input contract; the preprocessing "
                      f"'{preprocess}' was guessed from the data and the input size")
         warnings.warn(notes[-1], stacklevel=2)
@@ -146,7 +147,7 @@ def evaluate(
         notes.append(f"images resized from {data_size[0]}x{data_size[1]} to {size}x{size}")
         images = dataclasses.replace(images, dataset=images.dataset.map(
             lambda x, y: (tf.cast(tf.round(tf.image.resize(x, [size, size])), tf.uint8), y)))
-    batches = data_lib.pipeline(images, training=False, batch_size=batch_size,
+    batches = preprocessing.pipeline(images, training=False, batch_size=batch_size,
                                 preprocess=preprocess, image_size=size, cache=False)
     logits, labels = [], []
     seen = 0

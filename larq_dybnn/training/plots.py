@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from larq_dybnn._io import atomic_write_bytes
-from larq_dybnn.monitoring import ThresholdStats
+from larq_dybnn.training.monitoring import ThresholdStats
 
 __all__ = ["read_history", "plot_history", "plot_thresholds"]
 
@@ -82,7 +82,7 @@ def plot_thresholds(
     (RSign) layer shows flat lines: every sample gets the same threshold.
 
     Arguments:
-        stats: from `larq_dybnn.monitoring.ThresholdProbe`.
+        stats: from `larq_dybnn.training.monitoring.ThresholdProbe`.
         path: the image file to write.
         layers: how many layers to show.
         channels: channels per layer.

@@ -2,7 +2,7 @@
 
 DyBNN's claim is that different samples get different thresholds. `ThresholdProbe`
 measures `tau(x)` of every DynamicSign in a model for a batch of images, so one can
-see (in TensorBoard, or in the plots of `larq_dybnn.plots`) how much the threshold
+see (in TensorBoard, or in the plots of `larq_dybnn.training.plots`) how much the threshold
 of each channel moves from sample to sample.
 """
 

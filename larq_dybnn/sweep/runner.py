@@ -30,8 +30,8 @@ second seed, ...), so a campaign stopped early stays balanced. Each run records 
 commit and versions it was trained with in `provenance.json`.
 
 Choices (reduction, bounds, learning rate) are made on `eval_split`, a slice of the
-training images; `test_split` is only evaluated (`larq_dybnn.run_evaluation`) and
-aggregated (`larq_dybnn.results`).
+training images; `test_split` is only evaluated (`larq_dybnn.sweep.evaluation`) and
+aggregated (`larq_dybnn.sweep.results`).
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def load_spec(path: str | os.PathLike, *, data: str | None = None) -> SweepSpec:
         options = {**common, **table}
         if data is not None:
             options["data"] = data
-        from larq_dybnn.data import parse_split
+        from larq_dybnn.training.data import parse_split
 
         eval_split = options.get("eval_split", fields["eval_split"])
         if parse_split(eval_split)[0] == parse_split(test_split)[0]:
@@ -324,7 +324,7 @@ def run_sweep(
             results.md and results.png.
         dry_run: only print what would be done.
         results_dir: also write the results there, with a copy of each evaluated
-            run's small record files (`larq_dybnn.results.RECORDS`, enough to
+            run's small record files (`larq_dybnn.sweep.results.RECORDS`, enough to
             regenerate the results; no weights), e.g. a folder to commit.
         print_fn: receives progress lines.
 
@@ -362,8 +362,8 @@ def run_sweep(
                 _train(run, folder)
                 print_fn(f"[{index}/{len(runs)}] {run.key}: finished")
         if evaluate:
-            from larq_dybnn.results import copy_records, write_results
-            from larq_dybnn.run_evaluation import evaluate_run
+            from larq_dybnn.sweep.results import copy_records, write_results
+            from larq_dybnn.sweep.evaluation import evaluate_run
 
             for run in runs:
                 folder = output_dir / run.key
@@ -382,7 +382,7 @@ def run_sweep(
 
 
 def _train(run: RunSpec, folder: Path) -> None:
-    command = [sys.executable, "-m", "larq_dybnn.cli", *train_command(run, folder)]
+    command = [sys.executable, "-m", "larq_dybnn_cli", *train_command(run, folder)]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with open(folder / "train.log", "a") as log:

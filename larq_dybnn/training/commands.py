@@ -1,0 +1,209 @@
+"""The bodies of the `larq-dybnn` commands.
+
+The command line itself (its parser, which loads no TensorFlow so that `--help`
+answers at once) is the top-level module `larq_dybnn_cli`; it calls `run` here with
+the parsed arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["run", "COMMANDS"]
+
+
+def demo(args: argparse.Namespace) -> int:
+    from larq_dybnn.training.demo import run_demo
+
+    result = run_demo(
+        data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+        output_dir=args.output_dir, seed=args.seed, verbose=2 if args.quiet else 1,
+    )
+    return 0 if result.passed else 1
+
+
+def train(args: argparse.Namespace) -> int:
+    from larq_dybnn.training import TrainConfig, train as train_run
+
+    config = TrainConfig(
+        model=args.model, data=args.data, output_dir=args.output_dir,
+        data_dir=args.data_dir, train_split=args.train_split, eval_split=args.eval_split,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        step=args.step, weight_decay=args.weight_decay, init_from=args.init_from,
+        teacher=args.teacher, label_smoothing=args.label_smoothing,
+        width_multiplier=args.width_multiplier, dynamic=args.dynamic,
+        reduction=args.reduction, image_size=args.image_size, preprocess=args.preprocess,
+        seed=args.seed, strategy=args.strategy, logical_cpus=args.logical_cpus,
+        export=args.export, restart=args.restart,
+        deterministic=not args.nondeterministic, verbose=2 if args.quiet else 1,
+    )
+    result = train_run(config, print_fn=lambda line: print(f"[train] {line}", flush=True))
+    if result.worker.is_chief:
+        print(f"[train] done in {result.seconds:.0f} s; outputs in {result.output_dir}")
+    return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    from larq_dybnn.sweep.runner import load_spec, run_sweep
+
+    spec = load_spec(args.spec, data=args.data)
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    states = run_sweep(
+        spec, args.output_dir, only=only, train=not args.skip_training,
+        evaluate=not args.skip_evaluation, dry_run=args.dry_run,
+        results_dir=args.results_dir, print_fn=lambda line: print(f"[sweep] {line}", flush=True),
+    )
+    counts = {state: sum(1 for _, s in states if s == state) for state in ("done", "partial", "new")}
+    print(f"[sweep] {len(states)} runs: {counts['done']} finished, {counts['partial']} "
+          f"unfinished, {counts['new']} not started")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from larq_dybnn.training.evaluation import evaluate as evaluate_model
+
+    result = evaluate_model(
+        args.model, data=args.data, split=args.split, data_dir=args.data_dir,
+        batch_size=args.batch_size, preprocess=args.preprocess, resize=args.resize,
+        limit=args.limit, threads=args.threads,
+    )
+    print(result)
+    if args.json:
+        import json
+
+        from larq_dybnn._io import atomic_write_bytes
+
+        atomic_write_bytes(args.json, json.dumps(result.as_dict(), indent=2).encode())
+    return 0
+
+
+def convert(args: argparse.Namespace) -> int:
+    import warnings
+
+    from larq_dybnn.contract import read_contract
+    from larq_dybnn.converter import export_and_verify, load_model
+    from larq_dybnn.training.data import read_image_sample
+    from larq_dybnn.training.preprocessing import ARRAY_PREPROCESSING
+
+    def say(line: str) -> None:
+        print(f"[convert] {line}", flush=True)
+
+    model = load_model(args.model)
+    contract = read_contract(args.model)
+    say("input contract: " + (contract.describe() if contract else "none recorded"))
+    samples = labels = None
+    source = "given samples"
+    if args.verify:
+        height, width = model.input_shape[1:3]
+        if height is None or width is None:
+            raise ValueError(
+                f"{args.model} has no fixed input size; --verify needs one to resize "
+                "the images"
+            )
+        say(f"reading up to {args.samples} images from {args.verify}")
+        keep_size = contract is not None and contract.resize == "none" and not args.resize
+        images, labels, classes = read_image_sample(
+            args.verify, limit=args.samples, size=None if keep_size else (height, width)
+        )
+        if contract is not None:
+            contract.check_classes(classes, source=args.verify)
+            contract.check_image_size(images.shape[1:3], source=args.verify, resize=args.resize)
+        preprocess = args.preprocess
+        if preprocess is None and contract is not None:
+            samples, preprocess = contract.normalize(images), contract.preprocess
+        else:
+            if preprocess is None:
+                preprocess = "cifar"
+                warnings.warn(f"'{args.model}' records no input contract; the "
+                              "preprocessing 'cifar' was guessed", stacklevel=1)
+                say("no input contract: preprocessing 'cifar' guessed (--preprocess sets it)")
+            elif contract is not None:
+                say(f"--preprocess {preprocess} overrides the recorded '{contract.preprocess}'")
+            samples = ARRAY_PREPROCESSING[preprocess](images).astype("float32")
+        source = f"{len(images)} images from {args.verify}, preprocess={preprocess}"
+        if model.output_shape[-1] != len(classes):
+            say(f"{len(classes)} classes in the images, {model.output_shape[-1]} model "
+                "outputs: accuracy not reported")
+            labels = None
+    report = export_and_verify(
+        model,
+        output_path=args.output,
+        samples=samples,
+        labels=labels,
+        samples_source=source,
+        benchmark=args.benchmark,
+        runs=args.runs,
+        allow_float_fallback=args.allow_float_fallback,
+        int8_hyper_weights=args.int8_hyper_weights,
+        contract=contract,
+        progress=say,
+    )
+    print(report.format())
+    if args.report:
+        from larq_dybnn._io import atomic_write_bytes
+
+        atomic_write_bytes(args.report, report.to_json().encode())
+        say(f"wrote report {args.report}")
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    import collections
+    from pathlib import Path
+
+    from larq_dybnn.converter import read_operators
+
+    path = Path(args.tflite)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file '{path}'")
+    operators = read_operators(path.read_bytes())
+    counts = collections.Counter(
+        op.name + (f" (fused {op.fused_activation})" if op.fused_activation else "")
+        for op in operators
+    )
+    print(f"{path}: {path.stat().st_size / 1024:,.1f} KiB, {len(operators)} ops")
+    width = max(len(name) for name in counts)
+    for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        print(f"  {name:<{width}}  {count:>5}")
+    from larq_dybnn.contract import read_contract
+
+    contract = read_contract(path.read_bytes())
+    print("Input contract: " + (contract.describe() if contract else
+                                "none recorded (consumers must guess the preprocessing)"))
+    custom = [n for n in counts if n.startswith("Lce")]
+    if custom:
+        print("Needs Larq Compute Engine's runtime (plain TFLite cannot run "
+              + ", ".join(sorted(custom)) + ").")
+    return 0
+
+
+#: Command name -> its body, a function of the parsed arguments returning the exit status.
+COMMANDS = {
+    "demo": demo, "train": train, "sweep": sweep, "evaluate": evaluate,
+    "convert": convert, "inspect": inspect,
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command `args.command` with its parsed arguments.
+
+    Errors a user can fix (a missing file, a bad option, a layer that did not
+    convert) are printed as one line naming the command, with exit status 2.
+
+    Returns:
+        The exit status.
+    """
+    import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow loads)
+    import tensorflow as tf
+
+    # Larq's QuantizedVariable makes AutoGraph print a harmless warning per layer.
+    tf.get_logger().setLevel("ERROR")
+
+    from larq_dybnn.converter import FloatFallbackError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (FileNotFoundError, FloatFallbackError, ValueError, TypeError, OSError) as error:
+        print(f"larq-dybnn {args.command}: error: {error}", file=sys.stderr)
+        return 2

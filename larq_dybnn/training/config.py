@@ -1,0 +1,154 @@
+"""The options of a training run and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from larq_dybnn import _checks
+from larq_dybnn.training.distribute import Worker
+
+__all__ = ["TrainConfig", "TrainResult", "check_config", "STEP1_WEIGHT_DECAY"]
+
+#: ReActNet's weight decay on conv kernels in step 1 (step 2 uses none).
+STEP1_WEIGHT_DECAY = 1e-5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of a training run (the flags of `larq-dybnn train`).
+
+    Attributes:
+        model: a `larq_dybnn.zoo.MODELS` name ("resnet-18" is the real-valued teacher).
+        data: "digits", a tfds name, an image folder or `.tar.gz` archive(s).
+        output_dir: where the run writes (see `larq_dybnn.training.loop`).
+        data_dir: tensorflow-datasets data directory.
+        train_split, eval_split: the splits to train and evaluate on.
+        epochs: training epochs.
+        batch_size: global batch size (split over replicas).
+        learning_rate: Adam's initial rate, decayed linearly to 0.
+        step: ReActNet step 1 (binary activations, real weights, conv weight decay)
+            or 2 (binary weights and activations).
+        weight_decay: conv-kernel weight decay; None for the recipe's (1e-5 in step 1,
+            0 in step 2).
+        init_from: a saved model whose weights are transferred first (step 1 -> 2);
+            every weight must carry over.
+        teacher: a saved Keras model (logits out) for the distribution loss; None
+            trains on cross-entropy.
+        label_smoothing: cross-entropy label smoothing (without a teacher).
+        width_multiplier, dynamic, reduction: model options (see `build_model`).
+        image_size: input size; None for the data's own (8 digits, 32 CIFAR) or 224.
+        preprocess: "digits", "cifar" or "imagenet"; None picks by data and size.
+        seed: seed of initialization, shuffling and augmentation.
+        strategy: "default", "mirrored" or "multiworker".
+        logical_cpus: split the CPU into this many devices (mirrored on CPUs).
+        export: also export `model.tflite` through the converter and verify it.
+        probe_samples: evaluation images used to measure thresholds across samples.
+        deterministic: make TensorFlow's ops deterministic
+            (`tf.config.experimental.enable_op_determinism`, process-wide), so that
+            a resumed run ends exactly where an uninterrupted one does.
+        restart: delete this run's checkpoints, history and logs in `output_dir`
+            and start over, instead of resuming.
+        verbose: Keras progress mode: "auto" (bars), 1, 2 (a line per epoch) or 0.
+    """
+
+    model: str = "tiny-dybnn"
+    data: str = "digits"
+    output_dir: str = "outputs/train"
+    data_dir: str | None = None
+    train_split: str = "train"
+    eval_split: str = "test"
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    step: int = 2
+    weight_decay: float | None = None
+    init_from: str | None = None
+    teacher: str | None = None
+    label_smoothing: float = 0.0
+    width_multiplier: float = 1.0
+    dynamic: str = "both"
+    reduction: int | None = None
+    image_size: int | None = None
+    preprocess: str | None = None
+    seed: int = 0
+    strategy: str = "default"
+    logical_cpus: int | None = None
+    export: bool = False
+    probe_samples: int = 256
+    restart: bool = False
+    deterministic: bool = True
+    verbose: int | str = "auto"
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        output_dir: where this worker wrote.
+        model_path: the final `.keras` model.
+        resumed_from: finished epochs found in the checkpoints (0: fresh run).
+        history: per-epoch metrics of the whole run (from history.csv; chief only).
+        evaluation: loss and accuracy on the evaluation split.
+        tflite_path: the exported flatbuffer, if exported.
+        conversion: the conversion report as a dict, if exported.
+        plots: image files written.
+        threshold_spread: per DynamicSign layer, the mean over channels of the
+            standard deviation of the threshold across the probe samples.
+        worker: this process's role.
+        seconds: wall time of this invocation.
+    """
+
+    output_dir: str
+    model_path: str
+    resumed_from: int
+    history: dict[str, list[float]]
+    evaluation: dict[str, float]
+    worker: Worker
+    seconds: float
+    tflite_path: str | None = None
+    conversion: dict | None = None
+    plots: list[str] = field(default_factory=list)
+    threshold_spread: dict[str, float] = field(default_factory=dict)
+
+
+def check_config(config: TrainConfig) -> None:
+    """Check a run's options before anything is built or read.
+
+    Raises:
+        ValueError: naming the first bad option.
+        FileNotFoundError: if `init_from` or `teacher` does not exist.
+    """
+    from larq_dybnn.training.preprocessing import PREPROCESSING
+    from larq_dybnn.zoo import MODELS
+
+    if config.model not in MODELS:
+        raise ValueError(f"`model` must be one of {', '.join(MODELS)}, got {config.model!r}.")
+    _checks.positive_int("epochs", config.epochs)
+    _checks.positive_int("batch_size", config.batch_size)
+    _checks.positive_int("probe_samples", config.probe_samples)
+    if _checks.optional_positive_float("learning_rate", config.learning_rate) is None:
+        raise ValueError("`learning_rate` must be a positive number, got None.")
+    if config.step not in (1, 2):
+        raise ValueError(f"`step` must be 1 or 2, got {config.step!r}.")
+    if config.weight_decay is not None and config.weight_decay < 0:
+        raise ValueError(f"`weight_decay` must be >= 0, got {config.weight_decay!r}.")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ValueError(f"`label_smoothing` must be in [0, 1), got {config.label_smoothing!r}.")
+    if config.teacher and config.label_smoothing:
+        raise ValueError(
+            "`label_smoothing` applies to cross-entropy; with a `teacher` the loss is "
+            "the distribution loss. Give one of them."
+        )
+    if config.image_size is not None:
+        _checks.positive_int("image_size", config.image_size)
+    if config.preprocess is not None and config.preprocess not in PREPROCESSING:
+        raise ValueError(
+            f"`preprocess` must be one of {sorted(PREPROCESSING)}, "
+            f"got {config.preprocess!r}."
+        )
+    for name in ("init_from", "teacher"):
+        path = getattr(config, name)
+        if path is not None and not Path(path).exists():
+            raise FileNotFoundError(f"`{name}`: no model at '{path}'.")
