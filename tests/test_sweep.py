@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from larq_dybnn import results
+from larq_dybnn.sweep import results
 from larq_dybnn.sweep.runner import load_spec, run_state, run_sweep, train_command
 
 SPEC = """
