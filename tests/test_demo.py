@@ -22,7 +22,8 @@ def test_digits_are_normalized_and_stratified():
 
 
 def test_demo_command_trains_evaluates_exports_verifies_and_plots(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the command quiets TensorFlow by itself
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "larq_dybnn_cli", "demo", "--epochs", "5", "--quiet",
@@ -30,6 +31,10 @@ def test_demo_command_trains_evaluates_exports_verifies_and_plots(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # No TensorFlow start-up lines or warnings (such as "Local rendezvous is aborting
+    # with status: OUT_OF_RANGE: End of sequence") on either stream.
+    assert result.stderr == ""
+    assert "OUT_OF_RANGE" not in result.stdout and "WARNING" not in result.stdout
     report = result.stdout[result.stdout.index("== Report =="):]
     assert "RESULT: PASS" in report
     assert "2 LceBconv2d / 2 binary QuantConv2D" in report

@@ -1,0 +1,39 @@
+"""The command line's manners: TensorFlow's C++ start-up lines are hidden unless the
+user asks for them (`--verbose`) or set `TF_CPP_MIN_LOG_LEVEL` themselves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUN = Path(__file__).parent / "data" / "pre_move_run"
+EVALUATE = ["evaluate", str(RUN / "model.keras"), "--data", "digits", "--limit", "20"]
+
+
+def _run(args, **env_changes):
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    env.update(env_changes)
+    return subprocess.run([sys.executable, "-m", "larq_dybnn_cli", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _tensorflow_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines()
+            if "tensorflow/" in line or "external/local_" in line or "oneDNN" in line]
+
+
+@pytest.mark.parametrize("extra, env, shown", [
+    ([], {}, False),                                  # quiet by default
+    (["--verbose"], {}, True),                        # asked for
+    ([], {"TF_CPP_MIN_LOG_LEVEL": "0"}, True),        # the user's own setting wins
+])
+def test_tensorflow_start_up_lines_only_when_asked_for(extra, env, shown):
+    result = _run([*EVALUATE, *extra], **env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "accuracy" in result.stdout
+    assert bool(_tensorflow_lines(result.stderr)) == shown, result.stderr[-3000:]
