@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 RUN = Path(__file__).parent / "data" / "pre_move_run"
-EVALUATE = ["evaluate", str(RUN / "model.keras"), "--data", "digits", "--limit", "20"]
+EVALUATE = ["evaluate", str(RUN / "model.keras"), "--data", "digits", "--limit", "20",
+            "--batch-size", "4"]
 
 
 def _run(args, **env_changes):
@@ -35,5 +36,7 @@ def _tensorflow_lines(stderr: str) -> list[str]:
 def test_tensorflow_start_up_lines_only_when_asked_for(extra, env, shown):
     result = _run([*EVALUATE, *extra], **env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "accuracy" in result.stdout
+    assert ": 20 images, preprocess 'digits', top-1" in result.stdout
+    # Progress about every tenth of the images, with the running accuracy.
+    assert "[evaluate] 4/20 images, running top-1" in result.stdout
     assert bool(_tensorflow_lines(result.stderr)) == shown, result.stderr[-3000:]

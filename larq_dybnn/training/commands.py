@@ -67,6 +67,7 @@ def evaluate(args: argparse.Namespace) -> int:
         args.model, data=args.data, split=args.split, data_dir=args.data_dir,
         batch_size=args.batch_size, preprocess=args.preprocess, resize=args.resize,
         limit=args.limit, threads=args.threads,
+        progress=lambda line: print(f"[evaluate] {line}", flush=True),
     )
     print(result)
     if args.json:

@@ -7,6 +7,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -86,6 +87,7 @@ def evaluate(
     resize: bool = False,
     limit: int | None = None,
     threads: int = 1,
+    progress: Callable[[str], object] | None = None,
 ) -> Evaluation:
     """Evaluate a `.keras` / `.h5` / SavedModel or an LCE `.tflite` on a split.
 
@@ -103,6 +105,8 @@ def evaluate(
             they must have its size.
         limit: evaluate only the first `limit` images.
         threads: LCE interpreter threads.
+        progress: receives a line about every tenth of the images (with the running
+            top-1), for evaluations that take a while.
 
     Returns:
         An `Evaluation`.
@@ -150,7 +154,9 @@ def evaluate(
     batches = preprocessing.pipeline(images, training=False, batch_size=batch_size,
                                 preprocess=preprocess, image_size=size, cache=False)
     logits, labels = [], []
-    seen = 0
+    seen, correct = 0, 0
+    total = images.num_examples if limit is None else min(limit, images.num_examples)
+    step, reported = max(total // 10, 1), 0
     for x, y in batches:
         if limit is not None and seen >= limit:
             break
@@ -160,6 +166,10 @@ def evaluate(
         logits.append(out)
         labels.append(y.numpy())
         seen += len(out)
+        correct += int(np.sum(out.argmax(-1) == labels[-1]))
+        if progress is not None and seen - reported >= step and seen < total:
+            progress(f"{seen}/{total} images, running top-1 {correct / seen:.2%}")
+            reported = seen
     logits = np.concatenate(logits)[:limit]
     labels = np.concatenate(labels)[:limit]
     loss = tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
