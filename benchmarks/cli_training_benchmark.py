@@ -14,7 +14,7 @@ through the CLI (target >= 0.85).
 
 Usage: python benchmarks/cli_training_benchmark.py [--data ../shared/data/cifar10]
        [--width 0.25] [--batch-size 128] [--images 12800] [--epochs 2] [--rounds 2]
-       [--json OUT]
+       [--with-nondeterministic] [--json OUT]
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def _env() -> dict:
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
-def cli_run(model: str, args: argparse.Namespace, folder: Path) -> dict:
+def cli_run(model: str, args: argparse.Namespace, folder: Path, *,
+            deterministic: bool = True) -> dict:
     """One `larq-dybnn train` run; its last epoch's training images/s and wall time."""
     out = folder / model
     command = [
@@ -54,7 +55,7 @@ def cli_run(model: str, args: argparse.Namespace, folder: Path) -> dict:
         "--eval-split", "train[-1000:]", "--width-multiplier", str(args.width),
         "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
         "--output-dir", str(out), "--restart", "--quiet",
-    ]
+    ] + ([] if deterministic else ["--nondeterministic"])
     started = time.perf_counter()
     done = subprocess.run(command, env=_env(), capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -89,12 +90,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="training images per epoch (a slice of the train split)")
     parser.add_argument("--epochs", type=_positive, default=2)
     parser.add_argument("--rounds", type=_positive, default=2)
+    parser.add_argument("--with-nondeterministic", action="store_true",
+                        help="also run the CLI with --nondeterministic each round, to "
+                        "show what op determinism (bit-exact resume) costs")
     parser.add_argument("--json", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if not Path(args.data).exists():
         parser.error(f"--data: no dataset at '{args.data}'")
 
     cli = {name: [] for name in MODELS}
+    nondet = {name: [] for name in MODELS}
     alone = {name: [] for name in MODELS}
     with tempfile.TemporaryDirectory(prefix="cli-benchmark-") as folder:
         for round_ in range(args.rounds):
@@ -105,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
                 cli[name].append(cli_run(model, args, Path(folder)))
                 print(f"round {round_ + 1}: CLI {model}: "
                       f"{cli[name][-1]['images_per_second']:.1f} images/s", flush=True)
+                if args.with_nondeterministic:
+                    nondet[name].append(cli_run(model, args, Path(folder),
+                                                deterministic=False))
+                    print(f"round {round_ + 1}: CLI {model} --nondeterministic: "
+                          f"{nondet[name][-1]['images_per_second']:.1f} images/s",
+                          flush=True)
             rates = model_only(args, Path(folder))
             for name in MODELS:
                 alone[name].append(rates["median"][name])
@@ -124,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         "dynamic_over_static_model_only": alone_rate["dynamic"] / alone_rate["static"],
         "runs": cli, "model_only_runs": alone, **vars(args),
     }
+    if args.with_nondeterministic:
+        nondet_rate = {n: med([r["images_per_second"] for r in nondet[n]]) for n in MODELS}
+        figures["cli_nondeterministic_images_per_second"] = nondet_rate
+        figures["nondeterministic_runs"] = nondet
+        figures["dynamic_over_static_cli_nondeterministic"] = (
+            nondet_rate["dynamic"] / nondet_rate["static"])
     print(f"\nReActNet-18 width {args.width}, CIFAR stem, batch {args.batch_size}, "
           f"{args.images} training images per epoch, last of {args.epochs} epochs, "
           f"median of {args.rounds} rounds")
@@ -135,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
           f"DyBNN {figures['cli_over_model_only']['dynamic']:.3f} (target >= 0.8)")
     print(f"DyBNN / static through the CLI: {figures['dynamic_over_static_cli']:.3f} "
           f"(target >= 0.85; model alone {figures['dynamic_over_static_model_only']:.3f})")
+    if args.with_nondeterministic:
+        rates = figures["cli_nondeterministic_images_per_second"]
+        print(f"--nondeterministic: static {rates['static']:.1f}, DyBNN "
+              f"{rates['dynamic']:.1f} images/s; deterministic / nondeterministic: "
+              f"static {cli_rate['static'] / rates['static']:.3f}, DyBNN "
+              f"{cli_rate['dynamic'] / rates['dynamic']:.3f}; DyBNN / static "
+              f"{figures['dynamic_over_static_cli_nondeterministic']:.3f}")
     if args.json:
         sys.path.insert(0, str(HERE.parent))
         from larq_dybnn._io import atomic_write_bytes
