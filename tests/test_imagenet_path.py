@@ -57,8 +57,11 @@ def test_imagenet_through_tfds_train_evaluate_export(mock_imagenet, tmp_path, ca
     contract = read_contract(out / "model.tflite")
     assert contract.preprocess == "imagenet" and len(contract.class_names) == 1000
     assert main(["evaluate", str(out / "model.tflite"), "--data", "imagenet2012",
-                 "--data-dir", meta, "--split", "validation"]) == 0
-    assert ": 16 images, preprocess 'imagenet'" in capsys.readouterr().out
+                 "--data-dir", meta, "--split", "validation", "--limit", "16",
+                 "--batch-size", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert "(lce) on tfds:imagenet2012 [validation]: 16 images, preprocess 'imagenet'" in printed
+    assert "[evaluate] 8/16 images" in printed
 
 
 def _write_jpegs(root, sizes, rng):
