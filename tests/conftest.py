@@ -7,12 +7,6 @@ import tarfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# `make test` runs one pytest worker per core: each worker (and every process or
-# notebook kernel it starts, which inherit this) then uses one thread for TensorFlow's
-# ops and oneDNN instead of competing for all cores with the other worker.
-if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= (os.cpu_count() or 1):
-    for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ.setdefault(_name, "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

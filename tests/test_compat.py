@@ -49,9 +49,11 @@ def test_checkpoint_from_before_the_move_resumes(tmp_path):
     before, after = _history(RUN / "history.csv"), _history(run / "history.csv")
     assert [row["epoch"] for row in after] == ["0", "1"]
     assert after[0] == before[0]  # the finished epoch is kept as it was
-    # The resumed epoch continues from the restored weights and optimizer state.
-    assert float(after[1]["loss"]) == pytest.approx(float(before[1]["loss"]), abs=1e-3)
-    model = tf.keras.models.load_model(run / "model.keras")
-    expected = np.load(RUN / "expected.npz")
-    np.testing.assert_allclose(model(expected["inputs"], training=False).numpy(),
-                               expected["logits"], atol=1e-3)
+    # The resumed epoch continues from the restored weights and optimizer state: it
+    # ends where the original run's second epoch ended, up to the float rounding of
+    # another machine or thread count (bit-exact resumption on one machine is
+    # tests/test_resume.py), far from a fresh run's first epoch (loss 2.15, 27%).
+    assert float(after[1]["loss"]) == pytest.approx(float(before[1]["loss"]), abs=0.02)
+    assert float(after[1]["accuracy"]) == pytest.approx(float(before[1]["accuracy"]), abs=0.02)
+    assert float(after[1]["val_accuracy"]) > float(before[0]["val_accuracy"]) + 0.05
+    assert tf.keras.models.load_model(run / "model.keras").count_params() == 23_050
