@@ -207,10 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="timed runs per thread count (default 50)")
     convert.add_argument("--allow-float-fallback", action="store_true",
                          help="write the file even if binary layers fell back to float")
-    convert.add_argument("--int8-hyper-weights", action="store_true",
-                         help="store the hyper functions' FC weights in int8 (about 4x "
-                         "smaller; each weight off by at most 1/254 of its kernel's "
-                         "largest weight)")
+    hyper = convert.add_mutually_exclusive_group()
+    hyper.add_argument("--int8-hyper-weights", dest="int8_hyper_weights",
+                       action="store_true", default=True,
+                       help="store the hyper functions' FC weights in int8 (the default: "
+                       "about 4x smaller; each weight off by at most 1/254 of its "
+                       "kernel's largest weight; parity is checked against the model "
+                       "with the same rounding)")
+    hyper.add_argument("--float-hyper-weights", dest="int8_hyper_weights",
+                       action="store_false",
+                       help="keep the hyper functions' FC weights in float32 (the file "
+                       "then computes exactly the Keras model)")
     convert.add_argument("--report", metavar="JSON", help="also write the report as JSON")
 
     inspect = commands.add_parser(

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 int(w.shape.num_elements()) for w in model.weights if "hyper_function" in w.name
             )
             row = {"dynamic": dynamic, "reduction": reduction, "hyper_weights": hyper}
-            flatbuffer = export_tflite(model)
+            flatbuffer = export_tflite(model, int8_hyper_weights=False)
             row["float32"] = len(flatbuffer)
             row["int8"] = len(quantize_hyper_weights(flatbuffer, model)[0])
             row["int8_per_channel"] = len(

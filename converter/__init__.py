@@ -8,7 +8,7 @@ atomically, compares the LCE interpreter with Keras and times the model.
 from larq_dybnn.converter.binary import BinaryCheck, FloatFallbackError, binary_conv_layers
 from larq_dybnn.converter.export import export_tflite
 from larq_dybnn.converter.flatbuffer import Operator, op_histogram, read_operators
-from larq_dybnn.converter.int8 import Int8Weights, quantize_hyper_weights
+from larq_dybnn.converter.int8 import Int8Weights, quantize_hyper_weights, round_hyper_weights
 from larq_dybnn.converter.latency import Latency, measure_latency
 from larq_dybnn.converter.parity import Parity, compare_with_lce
 from larq_dybnn.converter.report import (
@@ -29,6 +29,7 @@ __all__ = [
     "threshold_ops",
     "Int8Weights",
     "quantize_hyper_weights",
+    "round_hyper_weights",
     "Operator",
     "op_histogram",
     "read_operators",

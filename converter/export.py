@@ -31,7 +31,7 @@ def export_tflite(
     *,
     path: str | os.PathLike | None = None,
     target: str = "arm",
-    int8_hyper_weights: bool = False,
+    int8_hyper_weights: bool = True,
 ) -> bytes:
     """Convert `model` with `larq_compute_engine.convert_keras_model`.
 
@@ -40,9 +40,11 @@ def export_tflite(
         path: where to write the `.tflite` file, atomically; None to only return it.
         target: LCE target, "arm" (phones, Raspberry Pi) or "xcore".
         int8_hyper_weights: store the hyper functions' FC weights in int8 (one
-            symmetric scale per kernel, see `larq_dybnn.converter.int8`); about 4x
+            symmetric scale per kernel, restored to float32 once when the
+            interpreter loads the file; see `larq_dybnn.converter.int8`): about 4x
             smaller hyper functions, each weight off by at most 1/254 of its
-            kernel's largest |weight|.
+            kernel's largest |weight|. The default (README, "Defaults"); False
+            keeps them float32, so the file computes exactly the Keras model.
 
     Returns:
         The flatbuffer bytes.

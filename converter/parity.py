@@ -49,6 +49,34 @@ class Parity:
         )
 
 
+def run_keras(model: tf.keras.Model, inputs: np.ndarray) -> np.ndarray:
+    """Run `inputs` through a Keras model in inference mode, 32 at a time.
+
+    Arguments:
+        model: a tf.keras model.
+        inputs: a float32 batch shaped like the model's input.
+
+    Returns:
+        The outputs, `(N, ...)`.
+
+    Raises:
+        ValueError: if `inputs` is empty or does not match the model's input shape.
+    """
+    inputs = np.asarray(inputs, dtype=np.float32)
+    expected = tuple(model.input_shape[1:])
+    if inputs.ndim != len(expected) + 1 or len(inputs) == 0 or any(
+        want is not None and want != got for want, got in zip(expected, inputs.shape[1:])
+    ):
+        raise ValueError(
+            f"`inputs` must be a non-empty batch of shape (N, {', '.join(map(str, expected))}), "
+            f"got {inputs.shape}."
+        )
+    # Direct calls in inference mode: no retracing, unlike `predict`.
+    return np.concatenate(
+        [np.asarray(model(inputs[i : i + 32], training=False)) for i in range(0, len(inputs), 32)]
+    )
+
+
 def run_keras_and_lce(
     model: tf.keras.Model,
     flatbuffer: bytes,
@@ -71,18 +99,7 @@ def run_keras_and_lce(
         ValueError: if `inputs` is empty or does not match the model's input shape.
     """
     inputs = np.asarray(inputs, dtype=np.float32)
-    expected = tuple(model.input_shape[1:])
-    if inputs.ndim != len(expected) + 1 or len(inputs) == 0 or any(
-        want is not None and want != got for want, got in zip(expected, inputs.shape[1:])
-    ):
-        raise ValueError(
-            f"`inputs` must be a non-empty batch of shape (N, {', '.join(map(str, expected))}), "
-            f"got {inputs.shape}."
-        )
-    # Direct calls in inference mode: no retracing, unlike `predict`.
-    keras_out = np.concatenate(
-        [np.asarray(model(inputs[i : i + 32], training=False)) for i in range(0, len(inputs), 32)]
-    )
+    keras_out = run_keras(model, inputs)
     interpreter = Interpreter(flatbuffer, num_threads=num_threads)
     return keras_out, np.asarray(interpreter.predict(inputs))
 

@@ -18,9 +18,9 @@ from larq_dybnn.contract import InputContract, add_to_flatbuffer, read_contract
 from larq_dybnn.converter.binary import BinaryCheck, check_binary_layers
 from larq_dybnn.converter.export import check_model, export_tflite
 from larq_dybnn.converter.flatbuffer import Operator, layer_of, read_operators
-from larq_dybnn.converter.int8 import Int8Weights, quantize_hyper_weights
+from larq_dybnn.converter.int8 import Int8Weights, quantize_hyper_weights, round_hyper_weights
 from larq_dybnn.converter.latency import Latency, measure_latency
-from larq_dybnn.converter.parity import Parity, parity_of, run_keras_and_lce
+from larq_dybnn.converter.parity import Parity, parity_of, run_keras, run_keras_and_lce
 from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
 
@@ -77,7 +77,8 @@ def threshold_ops(model: tf.keras.Model, operators: Sequence[Operator]) -> dict:
     per_layer: dict[str, list[Operator]] = collections.defaultdict(list)
     for op in operators:
         owner = layer_of(op.outputs[0], signs | prelus) if op.outputs else None
-        if owner is not None and op.name not in _BINARY_OPS:
+        # DEQUANTIZE ops only unpack int8-stored weights (once, when the file loads).
+        if owner is not None and op.name not in _BINARY_OPS and op.name != "DEQUANTIZE":
             per_layer[owner].append(op)
     ops = collections.Counter(op.name for layer_ops in per_layer.values() for op in layer_ops)
     static = collections.Counter()
@@ -128,6 +129,12 @@ class ConversionReport:
         latency: LCE interpreter latency, or None when not benchmarked.
         accuracy: `{"keras": ..., "lce": ...}` top-1 when labels were given.
         int8: what int8 hyper weights changed, or None for float32 hyper weights.
+            With int8 hyper weights, `parity` compares the file with the Keras model
+            whose hyper kernels are rounded to the same int8 grid (what the file
+            computes), and `int8_effect` says what the rounding changed.
+        int8_effect: with int8 hyper weights, `{"top1_agreement": ...}` of the float
+            Keras model with the file, plus `keras_float` top-1 when labels were given;
+            None otherwise.
         contract: the input contract written into the file's metadata, or None.
     """
 
@@ -143,6 +150,7 @@ class ConversionReport:
     latency: Latency | None = None
     accuracy: dict[str, float] = field(default_factory=dict)
     int8: Int8Weights | None = None
+    int8_effect: dict[str, float] | None = None
     contract: InputContract | None = None
 
     def as_dict(self) -> dict:
@@ -159,7 +167,9 @@ class ConversionReport:
             "parity": {**self.parity.as_dict(), "inputs": self.parity_inputs},
             "latency": self.latency.as_dict() if self.latency else None,
             "accuracy": self.accuracy,
-            "int8_hyper_weights": self.int8.as_dict() if self.int8 else None,
+            "int8_hyper_weights": (
+                {**self.int8.as_dict(), "effect": self.int8_effect} if self.int8 else None
+            ),
             "input_contract": self.contract.as_dict() if self.contract else None,
         }
 
@@ -198,7 +208,15 @@ class ConversionReport:
             lines.append(
                 f"hyper weights    int8, {self.int8.tensors} FC kernels: "
                 f"{self.int8.float32_bytes / 1024:,.1f} -> {self.int8.int8_bytes / 1024:,.1f} KiB"
+                " (parity is against the Keras model with these kernels rounded)"
             )
+            if self.int8_effect:
+                lines.append(
+                    "int8 rounding    top-1 agreement with the float Keras model "
+                    f"{self.int8_effect['top1_agreement']:.2%}"
+                    + (f"; float Keras top-1 {self.int8_effect['keras_float']:.2%}"
+                       if "keras_float" in self.int8_effect else "")
+                )
         lines.append(
             "input contract   " + (self.contract.describe() if self.contract else
                                    "none recorded (consumers must guess the preprocessing)")
@@ -231,7 +249,7 @@ def export_and_verify(
     runs: int = 50,
     threads: Sequence[int] = (1, 2),
     allow_float_fallback: bool = False,
-    int8_hyper_weights: bool = False,
+    int8_hyper_weights: bool = True,
     contract: InputContract | None = None,
     progress: Callable[[str], object] | None = None,
 ) -> ConversionReport:
@@ -251,8 +269,10 @@ def export_and_verify(
         threads: thread counts to time.
         allow_float_fallback: export even if binary layers fell back to float ops.
         int8_hyper_weights: store the hyper functions' FC weights in int8 (see
-            `export_tflite`); parity then compares the int8 file with the float
-            Keras model.
+            `export_tflite`); parity then compares the file with the Keras model
+            with its hyper kernels rounded to int8 (`round_hyper_weights`, applied
+            to the weights for the check and restored after), and the report's
+            `int8_effect` compares it with the float model.
         contract: the input contract to write into the file's metadata; None reads
             it from `model` when that is a path (`larq_dybnn.contract`).
         progress: receives one line per step.
@@ -279,7 +299,7 @@ def export_and_verify(
             f"Cannot write '{output_path}': folder '{Path(output_path).parent}' does not exist."
         )
     say(f"converting {model.name} with Larq Compute Engine")
-    flatbuffer = export_tflite(model)
+    flatbuffer = export_tflite(model, int8_hyper_weights=False)
     int8 = None
     if int8_hyper_weights:
         flatbuffer, int8 = quantize_hyper_weights(flatbuffer, model)
@@ -313,7 +333,19 @@ def export_and_verify(
         samples = np.random.default_rng(0).normal(size=shape).astype(np.float32)
         samples_source = "random normal inputs"
     say(f"parity on {len(samples)} samples ({samples_source})")
-    keras_out, lce_out = run_keras_and_lce(model, flatbuffer, samples)
+    int8_effect = None
+    if int8 is not None and int8.tensors:
+        float_out = run_keras(model, samples)
+        saved = model.get_weights()
+        try:
+            round_hyper_weights(model)
+            keras_out, lce_out = run_keras_and_lce(model, flatbuffer, samples)
+        finally:
+            model.set_weights(saved)
+        int8_effect = {"top1_agreement": float(np.mean(
+            float_out.argmax(axis=-1) == lce_out.argmax(axis=-1)))}
+    else:
+        keras_out, lce_out = run_keras_and_lce(model, flatbuffer, samples)
     parity = parity_of(keras_out, lce_out)
     accuracy = {}
     if labels is not None:
@@ -322,6 +354,8 @@ def export_and_verify(
             "keras": float(np.mean(keras_out.argmax(axis=-1) == labels)),
             "lce": float(np.mean(lce_out.argmax(axis=-1) == labels)),
         }
+        if int8_effect is not None:
+            int8_effect["keras_float"] = float(np.mean(float_out.argmax(axis=-1) == labels))
     latency = None
     if benchmark:
         say(f"timing {runs} runs per thread count {tuple(threads)} in the LCE interpreter")
@@ -339,5 +373,6 @@ def export_and_verify(
         latency=latency,
         accuracy=accuracy,
         int8=int8,
+        int8_effect=int8_effect,
         contract=contract,
     )

@@ -50,7 +50,7 @@ def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
     x, y = _test_images(config, f"test[:{check_images}]", int(model.input_shape[1]))
     keras = np.concatenate([np.asarray(model(x[i:i + 500], training=False))
                             for i in range(0, len(x), 500)])
-    lce = lce_logits(export_tflite(model), x)
+    lce = lce_logits(export_tflite(model, int8_hyper_weights=False), x)
     file = f"{model_name}_{name}_x{config['width_multiplier']}.h5"
     PRETRAINED.mkdir(parents=True, exist_ok=True)
     model.save_weights(PRETRAINED / file)

@@ -12,7 +12,8 @@ import tensorflow as tf
 from conftest import randomize_weights
 
 from larq_dybnn import DynamicSign
-from larq_dybnn.converter import compare_with_lce, export_tflite, read_operators
+from larq_dybnn.converter import (
+    compare_with_lce, export_tflite, read_operators, round_hyper_weights)
 from larq_dybnn.zoo import TinyDyBNN
 
 BLOCKS = 3
@@ -43,7 +44,7 @@ def _expected_histogram(blocks: int, dynamic: bool) -> collections.Counter:
 
 def _assert_parity(model, flatbuffer, x) -> None:
     parity = compare_with_lce(model, flatbuffer, x)
-    scale = max(float(np.abs(model.predict(x, verbose=0)).max()), 1.0)
+    scale = max(float(np.abs(model(x, training=False)).max()), 1.0)
     assert parity.samples == len(x)
     assert parity.top1_agreement == 1.0, parity
     assert parity.max_abs_diff <= MAX_DIFF * scale, parity
@@ -72,7 +73,7 @@ def converted():
                 reduction=4, kernel_quantizer=kernel_quantizer, output_bound=output_bound,
             )
             randomize_weights(model, seed=21, scale=0.3)
-            cache[key] = (model, export_tflite(model))
+            cache[key] = (model, export_tflite(model, int8_hyper_weights=False))
         return cache[key]
 
     return get
@@ -122,10 +123,21 @@ def test_trained_model_matches_after_conversion(cifar10_test_batch):
     model = TinyDyBNN(input_shape=(32, 32, 3), width=32, blocks=2, reduction=4)
     model.compile("adam", tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, batch_size=50, epochs=3, verbose=0)
-    flatbuffer = export_tflite(model)
+    flatbuffer = export_tflite(model, int8_hyper_weights=False)
     histogram = collections.Counter(op.name for op in read_operators(flatbuffer))
     assert histogram == _expected_histogram(2, True)
     parity = compare_with_lce(model, flatbuffer, x)
+    assert parity.top1_agreement >= 0.99, parity
+    assert parity.mean_abs_diff < 1e-3, parity
+
+    # The default file stores the 10 hyper kernels in int8: one DEQUANTIZE each, the
+    # same float ops otherwise, and it computes the model with those kernels rounded.
+    default = export_tflite(model)
+    assert collections.Counter(op.name for op in read_operators(default)) == (
+        histogram + collections.Counter({"DEQUANTIZE": 10}))
+    assert len(default) < len(flatbuffer)
+    round_hyper_weights(model)
+    parity = compare_with_lce(model, default, x)
     assert parity.top1_agreement >= 0.99, parity
     assert parity.mean_abs_diff < 1e-3, parity
 
@@ -143,7 +155,7 @@ def test_dynamic_sign_in_a_plain_functional_model():
         x = tf.keras.layers.BatchNormalization()(x)
     model = tf.keras.Model(inputs, x)
     randomize_weights(model, seed=4, scale=0.3)
-    histogram = collections.Counter(op.name for op in read_operators(export_tflite(model)))
+    histogram = collections.Counter(op.name for op in read_operators(export_tflite(model, int8_hyper_weights=False)))
     assert histogram == collections.Counter(
         {"MEAN": 2, "FULLY_CONNECTED": 4, "SUB": 2, "LceQuantize": 2, "LceBconv2d": 2}
     )

@@ -189,6 +189,16 @@ def test_cli_convert_verify_benchmark_and_inspect(tmp_path):
     assert report["parity"]["samples"] == 20 and "cifar10-test-jpg" in report["parity"]["inputs"]
     assert report["accuracy"].keys() == {"keras", "lce"}
     assert report["latency"]["median_ms"].keys() == {"1", "2"}
+    # The default stores the 10 hyper kernels in int8; --float-hyper-weights does not.
+    assert report["int8_hyper_weights"]["tensors"] == 10 and report["ops"]["DEQUANTIZE"] == 10
+    assert "int8 rounding    top-1 agreement" in result.stdout
+    from larq_dybnn_cli import main
+
+    assert main(["convert", str(tmp_path / "m.keras"), "-o", str(tmp_path / "f.tflite"),
+                 "--float-hyper-weights", "--report", str(tmp_path / "f.json")]) == 0
+    float_report = json.loads((tmp_path / "f.json").read_text())
+    assert float_report["int8_hyper_weights"] is None and "DEQUANTIZE" not in float_report["ops"]
+    assert float_report["size_bytes"] > report["size_bytes"]
 
     inspected = _cli("inspect", "m.tflite", cwd=tmp_path)
     assert inspected.returncode == 0, inspected.stderr[-2000:]

@@ -1,5 +1,6 @@
 """The notebooks: stored executed (they read on a repository page), and each runs top
-to bottom in a real Jupyter kernel from a clean working directory."""
+to bottom in a real Jupyter kernel from a clean working directory (with papermill, on
+the small values of its `parameters` cell)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from conftest import CIFAR10_DIR, _require
 
@@ -41,17 +41,40 @@ def test_notebook_is_stored_with_small_outputs(notebook):
     assert notebook.stat().st_size < 400_000, "keep the stored outputs small"
 
 
+#: Small values for each notebook's `parameters` cell: the same cells run, on fewer
+#: images, epochs and timed runs than the stored (full) run.
+SMALL = {
+    "quickstart.ipynb": {"EPOCHS": 2, "TRAIN_EPOCHS": 1},
+    "zoo.ipynb": {"TEST_IMAGES": 250, "PROBE_IMAGES": 64, "FINE_TUNE_IMAGES": 250},
+    "deployment.ipynb": {"TEST_IMAGES": 100, "PARITY_IMAGES": 50, "LATENCY_RUNS": 3},
+}
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_a_parameters_cell_with_the_small_values(notebook):
+    cells = nbformat.read(notebook, as_version=4).cells
+    tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "one cell tagged `parameters` (papermill's convention)"
+    names = {line.split("=")[0].strip() for line in tagged[0].source.splitlines()
+             if "=" in line and not line.startswith("#")}
+    assert names == set(SMALL[notebook.name])
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_a_jupyter_kernel(notebook, tmp_path, monkeypatch):
-    """As a user's Jupyter runs it; any cell error fails the test."""
+    """As a user's Jupyter runs it, with small parameters; any cell error fails."""
+    import papermill
+
     _require(CIFAR10_DIR / "cifar10-test-jpg.tar.gz")
     monkeypatch.setenv("LARQ_DYBNN_CIFAR10_DIR", str(CIFAR10_DIR))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
-    executed = nbformat.read(notebook, as_version=4)
-    client = NotebookClient(executed, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
+    executed = papermill.execute_notebook(
+        str(notebook), str(tmp_path / notebook.name), parameters=SMALL[notebook.name],
+        kernel_name="python3", cwd=str(tmp_path), progress_bar=False, log_output=False,
+    )
     code = [cell for cell in executed.cells if cell.cell_type == "code"]
     assert all(cell.execution_count for cell in code)
+    tags = [cell.metadata.get("tags", []) for cell in code]
+    assert "injected-parameters" in tags[tags.index(["parameters"]) + 1]
     if notebook.name == "deployment.ipynb":  # it wrote its files where it ran
         assert (tmp_path / "exported" / "dybnn_reactnet18_cifar10.tflite").is_file()

@@ -49,7 +49,9 @@ def test_documented_accuracy_in_keras_and_lce(entry):
     x, y = _test_images(config, accuracy["check_split"], 32)
     keras = np.concatenate([np.asarray(model(x[i:i + 500], training=False))
                             for i in range(0, len(x), 500)])
-    lce = lce_logits(export_tflite(model), x)
+    # The documented LCE figure is for float32 hyper weights (the file then computes
+    # exactly the Keras model).
+    lce = lce_logits(export_tflite(model, int8_hyper_weights=False), x)
     assert abs(np.mean(keras.argmax(-1) == y) - accuracy["check_keras"]) <= 0.005
     assert abs(np.mean(lce.argmax(-1) == y) - accuracy["check_lce"]) <= 0.005
     assert accuracy["check_keras"] > 0.5  # a trained model, far above chance (0.1)
@@ -91,3 +93,23 @@ def test_a_damaged_file_is_refused(tmp_path, monkeypatch):
                         dataclasses.replace(original, path=str(damaged)))
     with pytest.raises(ValueError, match="the file is damaged"):
         _build(entry)
+
+
+def test_the_documented_call_builds_with_the_reduction_of_the_weights():
+    """Without `reduction`, a DyBNN model takes that of its named weights (16 here),
+    and otherwise the zoo's DEFAULT_REDUCTION."""
+    from larq_dybnn import DynamicSign
+    from larq_dybnn.zoo import DEFAULT_REDUCTION
+
+    entry = next(e for e in ENTRIES if e["model"] == "dybnn_reactnet_18")
+    options = dict(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
+                   num_classes=10)
+    loaded = DyBNNReActNet18(weights="cifar10", **options)
+    fresh = DyBNNReActNet18(**options)
+
+    def reductions(model):
+        return {layer.input_quantizer.reduction for layer in model.layers
+                if isinstance(getattr(layer, "input_quantizer", None), DynamicSign)}
+
+    assert reductions(loaded) == {entry["options"]["reduction"]} == {16}
+    assert reductions(fresh) == {DEFAULT_REDUCTION} == {64}

@@ -28,7 +28,7 @@ def _binary_convs(model):
 
 
 def _hyper_macs_expected(model) -> int:
-    """Sum of C * max(C // 16, 8) * (1 + heads) over the model's dynamic layers."""
+    """Sum of C * max(C // r, 8) * (1 + heads) over the model's dynamic layers."""
     total = 0
     for layer in model.layers:
         for part, heads in ((getattr(layer, "input_quantizer", None), 1), (layer, 2)):
@@ -37,8 +37,22 @@ def _hyper_macs_expected(model) -> int:
             )
             if dynamic and (part is not layer or isinstance(layer, DynamicPReLU)):
                 channels = part.hyper.channels
-                total += channels * max(channels // 16, 8) * (1 + heads)
+                total += channels * max(channels // part.hyper.reduction, 8) * (1 + heads)
     return total
+
+
+@pytest.fixture(scope="module")
+def full_size():
+    """Each zoo model at 224x224 with its defaults, built once per test worker: the
+    architecture tests below only read them."""
+    built = {}
+
+    def get(builder):
+        if builder not in built:
+            built[builder] = builder(input_shape=(224, 224, 3))
+        return built[builder]
+
+    return get
 
 
 @pytest.mark.parametrize("stem", ["imagenet", "cifar"])
@@ -86,11 +100,10 @@ def test_input_tensor(builder):
     [(ReActNetA, 4_816_896_000, 11_862_016), (ReActNet18, 1_676_279_808, 137_793_536)],
     ids=["ReActNetA", "ReActNet18"],
 )
-def test_op_counts_at_224_match_the_papers(builder, binary, float_macs):
-    static = builder()
+def test_op_counts_at_224_match_the_papers(builder, binary, float_macs, full_size):
+    static = full_size(builder)
     assert mac_counts(static) == {1: binary, 32: float_macs}
-    dynamic_builder = DyBNNReActNetA if builder is ReActNetA else DyBNNReActNet18
-    dynamic = dynamic_builder()
+    dynamic = full_size(DyBNNReActNetA if builder is ReActNetA else DyBNNReActNet18)
     counts = mac_counts(dynamic)
     assert counts[1] == binary
     assert counts[32] - float_macs == _hyper_macs_expected(dynamic) > 0
@@ -101,8 +114,8 @@ def test_op_counts_at_224_match_the_papers(builder, binary, float_macs):
     [(ReActNetA, 26, 13), (ReActNet18, 16, 16)],
     ids=["ReActNetA", "ReActNet18"],
 )
-def test_architecture(builder, binary_convs, blocks):
-    model = builder(input_shape=(224, 224, 3))
+def test_architecture(builder, binary_convs, blocks, full_size):
+    model = full_size(builder)
     convs = _binary_convs(model)
     assert len(convs) == binary_convs
     for conv in convs:
@@ -118,8 +131,8 @@ def test_architecture(builder, binary_convs, blocks):
     assert len(block_names) == blocks
 
 
-def test_reactnet_a_channels_and_strides():
-    model = ReActNetA(input_shape=(224, 224, 3), include_top=False)
+def test_reactnet_a_channels_and_strides(full_size):
+    model = full_size(ReActNetA)
     outputs = [model.get_layer(f"block{i}_prelu1x1").output_shape for i in range(1, 14)]
     assert [shape[-1] for shape in outputs] == [
         64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024,
@@ -129,8 +142,8 @@ def test_reactnet_a_channels_and_strides():
     assert model.get_layer("block2_pool").pool_size == (2, 2)
 
 
-def test_reactnet_18_stem_and_shortcuts():
-    model = ReActNet18(input_shape=(224, 224, 3), include_top=False)
+def test_reactnet_18_stem_and_shortcuts(full_size):
+    model = full_size(ReActNet18)
     assert model.get_layer("stem_conv").kernel_size == (7, 7)
     assert model.get_layer("stem_pool").output_shape == (None, 56, 56, 64)
     shortcuts = [l.name for l in model.layers if l.name.endswith("_shortcut_conv")]
@@ -218,11 +231,12 @@ def test_save_load_round_trip(builder, filename, tmp_path, rng):
     model = builder(input_shape=(32, 32, 3), num_classes=10, width_multiplier=0.25, stem="cifar")
     randomize_weights(model, seed=6, scale=0.3)
     x = rng.normal(size=(3, 32, 32, 3)).astype(np.float32)
-    expected = model.predict(x, verbose=0)
+    # Direct calls: the same inference outputs as predict, without tracing a function.
+    expected = model(x, training=False).numpy()
     path = tmp_path / filename
     model.save(path, save_format="tf" if filename == "saved_model" else None)
     loaded = tf.keras.models.load_model(path)
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
+    np.testing.assert_array_equal(loaded(x, training=False).numpy(), expected)
 
 
 @pytest.mark.parametrize("builder", BUILDERS, ids=_ids)

@@ -12,8 +12,10 @@ from larq_dybnn.zoo.resnet import ResNet18
 from larq_dybnn.zoo.tiny import TinyDyBNN
 from larq_dybnn.zoo.catalog import MODELS, build_model, is_binary
 from larq_dybnn.zoo.weights import register_weights, registered_weights
+from larq_dybnn.zoo.blocks import DEFAULT_REDUCTION
 
 __all__ = [
+    "DEFAULT_REDUCTION",
     "ReActNetA",
     "DyBNNReActNetA",
     "ReActNet18",

@@ -15,6 +15,7 @@ import tensorflow as tf
 from larq_dybnn import _checks
 from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
+from larq_dybnn.zoo.weights import recorded_option
 
 #: Values of the zoo's `dynamic` argument, and which parts each makes dynamic.
 DYNAMIC_PARTS = {
@@ -27,6 +28,21 @@ DYNAMIC_PARTS = {
 #: BatchNorm as in PyTorch's defaults, which the official ReActNet code uses.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+
+
+#: The zoo's default hyper-function reduction `r` (see the README's defaults table:
+#: at ImageNet widths r=64 with int8 hyper weights keeps the .tflite within 1.10x of
+#: static ReActNet; at small widths `min_hidden` sets the hidden size anyway).
+DEFAULT_REDUCTION = 64
+
+
+def resolve_reduction(reduction: int | None, weights, *, model: str) -> int:
+    """The reduction to build with: the given one, else that of the named weights,
+    else `DEFAULT_REDUCTION`."""
+    if reduction is not None:
+        return reduction
+    recorded = recorded_option(weights, model=model, option="reduction")
+    return DEFAULT_REDUCTION if recorded is None else recorded
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,7 @@ class Thresholds:
 
     dynamic_sign: bool = False
     dynamic_prelu: bool = False
-    reduction: int = 16
+    reduction: int = DEFAULT_REDUCTION
     output_bound: float | None = None
 
     @classmethod

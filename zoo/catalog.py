@@ -39,7 +39,7 @@ def _zoo(builder, dynamic: bool) -> Callable[..., tf.keras.Model]:
               dynamic_parts, reduction):
         extra = {}
         if dynamic:
-            extra = dict(dynamic=dynamic_parts, reduction=reduction or 16)
+            extra = dict(dynamic=dynamic_parts, reduction=reduction)
         return builder(
             input_shape=input_shape, num_classes=num_classes,
             width_multiplier=width_multiplier, stem=stem, binary_weights=binary_weights,

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, scaled
+from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, resolve_reduction, scaled
 from larq_dybnn.zoo.assembly import finish_model
 from larq_dybnn.zoo.inputs import model_input
 
@@ -146,7 +146,7 @@ def DyBNNReActNet18(  # noqa: N802
     include_top: bool = True,
     num_classes: int = 1000,
     dynamic: str = "both",
-    reduction: int = 16,
+    reduction: int | None = None,
     output_bound: float | None = None,
     width_multiplier: float = 1.0,
     stem: str = "imagenet",
@@ -172,7 +172,8 @@ def DyBNNReActNet18(  # noqa: N802
     """
     return _reactnet_18(
         thresholds=Thresholds.from_arguments(
-            dynamic=dynamic, reduction=reduction, output_bound=output_bound
+            dynamic=dynamic, output_bound=output_bound,
+            reduction=resolve_reduction(reduction, weights, model="dybnn_reactnet_18"),
         ),
         default_name="dybnn_reactnet_18", input_shape=input_shape,
         input_tensor=input_tensor, weights=weights, include_top=include_top,

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, scaled
+from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, resolve_reduction, scaled
 from larq_dybnn.zoo.assembly import finish_model
 from larq_dybnn.zoo.inputs import model_input
 
@@ -167,7 +167,7 @@ def DyBNNReActNetA(  # noqa: N802
     include_top: bool = True,
     num_classes: int = 1000,
     dynamic: str = "both",
-    reduction: int = 16,
+    reduction: int | None = None,
     output_bound: float | None = None,
     width_multiplier: float = 1.0,
     stem: str = "imagenet",
@@ -186,7 +186,9 @@ def DyBNNReActNetA(  # noqa: N802
         width_multiplier, stem, binary_weights: as in `ReActNetA`.
         dynamic: which parts are dynamic, for ablations: "both" (the paper),
             "sign" (DySign only), "prelu" (DyPReLU only) or "none" (= ReActNet-A).
-        reduction: hyper-function reduction ratio `r`.
+        reduction: hyper-function reduction ratio `r` (hidden width
+            `max(C // r, 8)`); None for the reduction the named `weights` were
+            trained with, or else `DEFAULT_REDUCTION` (64).
         output_bound: None, or a bound `s` for the dynamic terms (`s * tanh`).
         name: model name; defaults to "dybnn_reactnet_a".
 
@@ -202,7 +204,8 @@ def DyBNNReActNetA(  # noqa: N802
     """
     return _reactnet_a(
         thresholds=Thresholds.from_arguments(
-            dynamic=dynamic, reduction=reduction, output_bound=output_bound
+            dynamic=dynamic, output_bound=output_bound,
+            reduction=resolve_reduction(reduction, weights, model="dybnn_reactnet_a"),
         ),
         default_name="dybnn_reactnet_a", input_shape=input_shape,
         input_tensor=input_tensor, weights=weights, include_top=include_top,

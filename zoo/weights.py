@@ -251,6 +251,25 @@ def _entry(
     return entry, by_name
 
 
+def recorded_option(weights, *, model: str, option: str):
+    """The value of builder option `option` recorded for registered weights.
+
+    Arguments:
+        weights: the builder's `weights` argument (None, a path or a name).
+        model: registry key of the model (e.g. "dybnn_reactnet_18").
+        option: the option's name (e.g. "reduction").
+
+    Returns:
+        The recorded value, or None when `weights` is not a registered name or its
+        entry does not record the option.
+    """
+    if weights is None or os.path.exists(os.fspath(weights)):
+        return None
+    entry = _REGISTRY.get((model, os.fspath(weights), True)) or _REGISTRY.get(
+        (model, os.fspath(weights), False))
+    return None if entry is None else entry.options.get(option)
+
+
 def load_weights(
     model: tf.keras.Model,
     weights: str | os.PathLike | None,

@@ -97,7 +97,8 @@ def evaluate_run(
     import tensorflow as tf
 
     from larq_dybnn.contract import add_to_flatbuffer, read_contract
-    from larq_dybnn.converter import export_tflite, load_model, read_operators
+    from larq_dybnn.converter import (
+        export_tflite, load_model, quantize_hyper_weights, read_operators)
     from larq_dybnn.converter.binary import check_binary_layers
 
     run_dir = Path(run_dir)
@@ -118,8 +119,9 @@ def evaluate_run(
         "test_loss": float(np.mean(tf.keras.losses.sparse_categorical_crossentropy(
             y, keras, from_logits=True))),
     }
+    plain = export_tflite(model, int8_hyper_weights=False)
     for suffix, int8 in (("", False), ("_int8", True)):
-        flatbuffer = export_tflite(model, int8_hyper_weights=int8)
+        flatbuffer = quantize_hyper_weights(plain, model)[0] if int8 else plain
         if contract is not None:
             flatbuffer = add_to_flatbuffer(flatbuffer, contract)
         check = check_binary_layers(model, read_operators(flatbuffer))
