@@ -171,3 +171,29 @@ def test_cli_reports_errors_with_exit_status_2(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--model", "vgg"])
     assert "invalid choice: 'vgg'" in capsys.readouterr().err
+
+
+def test_zoo_dybnn_runs_record_the_reduction_they_are_built_with(tmp_path):
+    """New runs record the zoo's default; a run recorded before that default changed
+    (reduction None, built with r=16) resumes with r=16, and an explicit 16 matches it."""
+    import json
+
+    from larq_dybnn.training.config import TrainConfig
+    from larq_dybnn.training.loop import _check_same_run, _resolve_reduction
+    from larq_dybnn.zoo import DEFAULT_REDUCTION
+
+    path = tmp_path / "config.json"
+    config = TrainConfig(model="dybnn-reactnet-18", data="digits", output_dir=str(tmp_path))
+    assert _resolve_reduction(config, path).reduction == DEFAULT_REDUCTION == 64
+    tiny = TrainConfig(model="tiny-dybnn", data="digits", output_dir=str(tmp_path))
+    assert _resolve_reduction(tiny, path).reduction is None  # the tiny models' own default
+    (tmp_path / "checkpoints").mkdir()
+    legacy = {**json.loads(json.dumps(config.__dict__)), "reduction": None}
+    path.write_text(json.dumps(legacy))
+    resolved = _resolve_reduction(config, path)
+    assert resolved.reduction == 16
+    _check_same_run(resolved, path)  # resumable
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="reduction: 16 -> 64"):
+        _check_same_run(replace(config, reduction=64), path)

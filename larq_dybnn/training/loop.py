@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -147,7 +147,7 @@ def train(config: TrainConfig, *, print_fn: Say = print) -> TrainResult:
         FloatFallbackError: with `export=True`, if binary layers did not convert.
     """
     started = time.perf_counter()
-    strategy, worker, out, say = _start(config, print_fn)
+    strategy, worker, out, say, config = _start(config, print_fn)
     data = _read_data(config, worker, say)
     fitting = _build(config, strategy, worker, data, out, say)
     probe = _fit(config, data, fitting, out, say)
@@ -178,8 +178,37 @@ def _start(config: TrainConfig, print_fn: Say):
     say = print_fn if worker.is_chief else (lambda _: None)
     if config.restart:
         _clear_run(out)
+    config = _resolve_reduction(config, out / "config.json")
     _check_same_run(config, out / "config.json")
-    return strategy, worker, out, say
+    return strategy, worker, out, say, config
+
+
+#: Zoo DyBNN models, and the reduction they were built with when `reduction` was unset
+#: before the zoo's default became `DEFAULT_REDUCTION` (64): runs made then record None.
+_ZOO_DYBNN = ("dybnn-reactnet-18", "dybnn-reactnet-a")
+_FORMER_DEFAULT_REDUCTION = 16
+
+
+def _recorded_reduction(previous: dict):
+    """The reduction a recorded run was built with (None for models without one)."""
+    if previous.get("reduction") is None and previous.get("model") in _ZOO_DYBNN:
+        return _FORMER_DEFAULT_REDUCTION
+    return previous.get("reduction")
+
+
+def _resolve_reduction(config: TrainConfig, path: Path) -> TrainConfig:
+    """Record the reduction a zoo DyBNN model is built with: the given one, that of the
+    run being resumed, or the zoo's default for a new run."""
+    if config.reduction is not None or config.model not in _ZOO_DYBNN:
+        return config
+    from larq_dybnn.zoo import DEFAULT_REDUCTION
+
+    reduction = DEFAULT_REDUCTION
+    if path.exists() and (path.parent / "checkpoints").exists():
+        previous = json.loads(path.read_text())
+        if previous.get("model") == config.model:
+            reduction = _recorded_reduction(previous)
+    return replace(config, reduction=reduction)
 
 
 def _read_data(config: TrainConfig, worker: Worker, say: Say) -> _Data:
@@ -343,6 +372,7 @@ def _check_same_run(config: TrainConfig, path: Path) -> None:
     current = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_CHANGES}
     if path.exists() and (path.parent / "checkpoints").exists():
         previous = json.loads(path.read_text())
+        previous["reduction"] = _recorded_reduction(previous)
         changed = sorted(k for k in current if previous.get(k) != current[k])
         if changed:
             raise ValueError(
