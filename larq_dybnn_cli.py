@@ -122,6 +122,8 @@ def _add_train_parser(commands) -> None:
     sweep.add_argument("--data", help="override the data of every run")
     sweep.add_argument("--skip-training", action="store_true",
                        help="only evaluate finished runs and aggregate")
+    sweep.add_argument("--reevaluate", action="store_true",
+                       help="evaluate finished runs again, also those already evaluated")
     sweep.add_argument("--skip-evaluation", action="store_true",
                        help="only train; evaluate and aggregate later")
     sweep.add_argument("--results-dir", metavar="DIR",

@@ -97,6 +97,7 @@ def test_sweep_trains_skips_evaluates_and_aggregates(tmp_path):
         # Keras and the LCE interpreter agree on the trained tiny models.
         assert evaluation["lce_agreement"] >= 0.99
         assert evaluation["tflite_int8_bytes"] <= evaluation["tflite_bytes"]
+        assert evaluation["evaluated_with"]["int8_hyper_weights"] == "dequantize"
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted((r["config"], r["seed"]) for r in rows) == [
@@ -124,7 +125,7 @@ def test_summary_statistics_and_protocol_check():
         return {**base, "config": config, "seed": seed, "val_accuracy": acc,
                 "test_accuracy": acc, "lce_accuracy": acc, "lce_int8_accuracy": acc,
                 "lce_agreement": 1.0, "lce_int8_agreement": 1.0, "tflite_bytes": 1024,
-                "tflite_int8_bytes": 512, "threshold_spread": None}
+                "tflite_int8_bytes": 512, "threshold_spread": None, "int8_form": "dequantize"}
 
     rows = [row("a", 0, 0.60), row("a", 1, 0.62), row("b", 0, 0.63), row("b", 1, 0.67)]
     summary = results.summarize(rows, baseline="a")
@@ -137,6 +138,8 @@ def test_summary_statistics_and_protocol_check():
     assert "+4.00 ±" in results.markdown_table(summary, baseline="a")
     with pytest.raises(ValueError, match="differ in epochs"):
         results.summarize(rows + [{**row("b", 2, 0.5), "protocol_epochs": 2}], baseline="a")
+    with pytest.raises(ValueError, match="int8 files were evaluated in different forms"):
+        results.summarize(rows + [{**row("b", 2, 0.5), "int8_form": "hybrid"}], baseline="a")
 
 
 def test_resumes_an_unfinished_run(tmp_path):

@@ -134,6 +134,12 @@ def evaluate_run(
         result[f"lce{suffix}_agreement"] = float(np.mean(lce.argmax(-1) == keras.argmax(-1)))
         result[f"tflite{suffix}_bytes"] = len(flatbuffer)
         result["lce_bconv2d"] = check.lce_bconv2d
+    from larq_dybnn.sweep.runner import provenance
+
+    # What evaluated it: the int8 file's form changed once (hybrid FC ops, then
+    # DEQUANTIZE), so a results table must not mix evaluations of both.
+    result["evaluated_with"] = {"commit": provenance()["commit"],
+                                "int8_hyper_weights": "dequantize"}
     atomic_write_bytes(run_dir / "evaluation.json", json.dumps(result, indent=2).encode())
     print_fn("  " + ", ".join(
         f"{k} {v:.4f}" for k, v in result.items() if k.endswith(("accuracy", "agreement"))))

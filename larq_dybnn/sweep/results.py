@@ -45,7 +45,7 @@ COLUMNS = (
     "config", "seed", "model", "dynamic", "reduction", "val_accuracy", "test_accuracy",
     "lce_accuracy", "lce_int8_accuracy", "lce_agreement", "lce_int8_agreement",
     "tflite_bytes", "tflite_int8_bytes", "threshold_spread", "train_seconds", "commit",
-    "dirty", *(f"protocol_{k}" for k in PROTOCOL),
+    "dirty", "int8_form", *(f"protocol_{k}" for k in PROTOCOL),
 )
 
 
@@ -76,6 +76,9 @@ def collect(output_dir: str | os.PathLike) -> list[dict]:
             "threshold_spread": statistics.fmean(spread.values()) if spread else None,
             "train_seconds": sum(history.get("train_seconds", [])) or None,
             "commit": sessions[-1].get("commit"), "dirty": sessions[-1].get("dirty"),
+            # Evaluations made before `evaluated_with` existed used hybrid int8 FC ops.
+            "int8_form": evaluation.get("evaluated_with", {}).get("int8_hyper_weights",
+                                                                  "hybrid"),
             **{f"protocol_{k}": config.get(k) for k in PROTOCOL},
         }
         rows.append(row)
@@ -91,6 +94,13 @@ def _check_one_protocol(rows: Sequence[dict]) -> None:
             "The runs do not share one protocol (they differ in "
             + ", ".join(differing) + "); put runs of different protocols in different "
             "sweep folders."
+        )
+    forms = sorted({str(row.get("int8_form")) for row in rows})
+    if len(forms) > 1:
+        raise ValueError(
+            f"The runs' int8 files were evaluated in different forms ({', '.join(forms)}); "
+            "evaluate them again with the same version (`larq-dybnn sweep ... "
+            "--skip-training --reevaluate`)."
         )
 
 

@@ -308,6 +308,7 @@ def run_sweep(
     only: Sequence[str] | None = None,
     train: bool = True,
     evaluate: bool = True,
+    reevaluate: bool = False,
     dry_run: bool = False,
     results_dir: str | os.PathLike | None = None,
     print_fn: Callable[[str], object] = print,
@@ -322,6 +323,8 @@ def run_sweep(
         evaluate: evaluate finished runs on the test split (Keras, LCE float, LCE int8
             hyper weights) and aggregate every evaluated run into results.csv,
             results.md and results.png.
+        reevaluate: evaluate finished runs again even if they have an evaluation
+            (after a change to the evaluation, so that a table holds one form).
         dry_run: only print what would be done.
         results_dir: also write the results there, with a copy of each evaluated
             run's small record files (`larq_dybnn.sweep.results.RECORDS`, enough to
@@ -367,7 +370,8 @@ def run_sweep(
 
             for run in runs:
                 folder = output_dir / run.key
-                if run_state(folder) == "done" and not (folder / "evaluation.json").is_file():
+                if run_state(folder) == "done" and (
+                        reevaluate or not (folder / "evaluation.json").is_file()):
                     print_fn(f"{run.key}: evaluating on '{spec.test_split}'")
                     evaluate_run(folder, split=spec.test_split, print_fn=print_fn)
             written = write_results(output_dir, baseline=spec.baseline, configs=spec.configs)

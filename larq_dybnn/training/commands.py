@@ -51,7 +51,7 @@ def sweep(args: argparse.Namespace) -> int:
     only = [name.strip() for name in args.only.split(",")] if args.only else None
     states = run_sweep(
         spec, args.output_dir, only=only, train=not args.skip_training,
-        evaluate=not args.skip_evaluation, dry_run=args.dry_run,
+        evaluate=not args.skip_evaluation, reevaluate=args.reevaluate, dry_run=args.dry_run,
         results_dir=args.results_dir, print_fn=lambda line: print(f"[sweep] {line}", flush=True),
     )
     counts = {state: sum(1 for _, s in states if s == state) for state in ("done", "partial", "new")}
