@@ -45,7 +45,7 @@ COLUMNS = (
     "config", "seed", "model", "dynamic", "reduction", "val_accuracy", "test_accuracy",
     "lce_accuracy", "lce_int8_accuracy", "lce_agreement", "lce_int8_agreement",
     "tflite_bytes", "tflite_int8_bytes", "threshold_spread", "train_seconds", "commit",
-    "dirty", "int8_form", *(f"protocol_{k}" for k in PROTOCOL),
+    "dirty", "int8_form", "evaluation_commit", *(f"protocol_{k}" for k in PROTOCOL),
 )
 
 
@@ -79,6 +79,7 @@ def collect(output_dir: str | os.PathLike) -> list[dict]:
             # Evaluations made before `evaluated_with` existed used hybrid int8 FC ops.
             "int8_form": evaluation.get("evaluated_with", {}).get("int8_hyper_weights",
                                                                   "hybrid"),
+            "evaluation_commit": evaluation.get("evaluated_with", {}).get("commit"),
             **{f"protocol_{k}": config.get(k) for k in PROTOCOL},
         }
         rows.append(row)
@@ -288,6 +289,7 @@ def write_results(
     written = [atomic_write_bytes(destination / "results.csv", buffer.getvalue().encode())]
     protocol = {k: rows[0][f"protocol_{k}"] for k in PROTOCOL}
     commits = sorted({str(r["commit"]) for r in rows})
+    evaluated = sorted({str(r["evaluation_commit"]) for r in rows if r.get("evaluation_commit")})
     text = (
         markdown_table(summary, baseline=baseline)
         + "\nAccuracies in %, mean ± standard deviation over seeds; Δ is the difference "
@@ -295,6 +297,8 @@ def write_results(
         "the validation split (`eval_split`); the test split is evaluated once per run.\n\n"
         + "Protocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items() if v is not None)
         + f"\n\nCommits: {', '.join(commits)}\n"
+        + (f"\nEvaluated with: {', '.join(evaluated)} (int8 files: "
+           f"{rows[0]['int8_form']} form)\n" if evaluated else "")
     )
     written.append(atomic_write_bytes(destination / "results.md", text.encode()))
     _plot(rows, summary, destination / "results.png")
