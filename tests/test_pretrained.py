@@ -4,6 +4,7 @@ models built with other options."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 
@@ -19,6 +20,12 @@ from larq_dybnn.zoo import weights as weights_lib
 MANIFEST = weights_lib.PRETRAINED_DIR / "manifest.json"
 ENTRIES = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else []
 BUILDERS = {"reactnet_18": ReActNet18, "dybnn_reactnet_18": DyBNNReActNet18}
+
+
+@functools.lru_cache(maxsize=2)
+def _check_images(preprocess: str, split: str):
+    """The check images, decoded once per test worker for both shipped models."""
+    return _test_images({"data": str(CIFAR10_DIR), "preprocess": preprocess}, split, 32)
 
 
 def _build(entry, **changes):
@@ -45,8 +52,7 @@ def test_documented_accuracy_in_keras_and_lce(entry):
         pytest.skip("no CIFAR-10 copy")
     model = _build(entry)
     accuracy = entry["accuracy"]
-    config = {"data": str(CIFAR10_DIR), "preprocess": entry["input_contract"]["preprocess"]}
-    x, y = _test_images(config, accuracy["check_split"], 32)
+    x, y = _check_images(entry["input_contract"]["preprocess"], accuracy["check_split"])
     keras = np.concatenate([np.asarray(model(x[i:i + 500], training=False))
                             for i in range(0, len(x), 500)])
     # The documented LCE figure is for float32 hyper weights (the file then computes
