@@ -98,7 +98,9 @@ def run_demo(
         f"train accuracy {history['accuracy'][0]:.1%} -> {history['accuracy'][-1]:.1%}",
         f"Keras accuracy      {result.evaluation['accuracy']:.2%} on the {config.eval_split} split",
         f"LCE accuracy        {conversion['accuracy']['lce']:.2%} (Keras "
-        f"{conversion['accuracy']['keras']:.2%}) on {parity['samples']} images",
+        f"{conversion['accuracy']['keras']:.2%}) on {parity['samples']} images"
+        + (" (int8 hyper weights; Keras with the same rounding)"
+           if conversion.get("int8_hyper_weights") else ""),
         f"binary convs        {binary['lce_bconv2d']} LceBconv2d / {binary_convs} binary QuantConv2D",
         f"parity              top-1 agreement {parity['top1_agreement']:.2%}, max |diff| "
         f"{parity['max_abs_diff']:.3g}",
