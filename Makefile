@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/larq-dybnn demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=10
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=25
 
 clean:
 	rm -rf $(VENV) outputs build *.egg-info

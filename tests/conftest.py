@@ -111,3 +111,18 @@ def randomize_and_calibrate(model, x: np.ndarray, *, seed: int = 0) -> None:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+#: Test files whose tests take the longest (real processes, kernels, conversions of deep
+#: models). They start first, so that the two pytest-xdist workers finish together
+#: instead of one waiting while the other runs a long test picked up last.
+SLOW_FIRST = (
+    "test_notebooks.py", "test_sweep.py", "test_zoo_conversion.py", "test_imagenet_path.py",
+    "test_resume.py", "test_distribute.py", "test_pretrained.py", "test_demo.py",
+    "test_recipe.py", "test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
