@@ -26,7 +26,7 @@ import numpy as np
 from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.training import data as data_lib, preprocessing
 from larq_dybnn.contract import contract_for, read_contract
-from larq_dybnn.converter import export_tflite, load_model
+from larq_dybnn.converter import export_tflite, load_model, quantize_hyper_weights
 from larq_dybnn.sweep.evaluation import _test_images, lce_logits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +50,9 @@ def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
     x, y = _test_images(config, f"test[:{check_images}]", int(model.input_shape[1]))
     keras = np.concatenate([np.asarray(model(x[i:i + 500], training=False))
                             for i in range(0, len(x), 500)])
-    lce = lce_logits(export_tflite(model, int8_hyper_weights=False), x)
+    plain = export_tflite(model, int8_hyper_weights=False)
+    lce = lce_logits(plain, x)
+    lce_int8 = lce_logits(quantize_hyper_weights(plain, model)[0], x)  # the export default
     file = f"{model_name}_{name}_x{config['width_multiplier']}.h5"
     PRETRAINED.mkdir(parents=True, exist_ok=True)
     model.save_weights(PRETRAINED / file)
@@ -79,6 +81,7 @@ def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
             "check_split": f"test[:{check_images}]",
             "check_keras": float(np.mean(keras.argmax(-1) == y)),
             "check_lce": float(np.mean(lce.argmax(-1) == y)),
+            "check_lce_int8": float(np.mean(lce_int8.argmax(-1) == y)),
             "validation": json.loads((run / "report.json").read_text())["evaluation"]["accuracy"],
         },
         "input_contract": contract.as_dict(),

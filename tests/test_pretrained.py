@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import CIFAR10_DIR
 
-from larq_dybnn.converter import export_tflite
+from larq_dybnn.converter import export_tflite, quantize_hyper_weights
 from larq_dybnn.sweep.evaluation import _test_images, lce_logits
 from larq_dybnn.zoo import DyBNNReActNet18, ReActNet18, registered_weights
 from larq_dybnn.zoo import weights as weights_lib
@@ -55,11 +55,15 @@ def test_documented_accuracy_in_keras_and_lce(entry):
     x, y = _check_images(entry["input_contract"]["preprocess"], accuracy["check_split"])
     keras = np.concatenate([np.asarray(model(x[i:i + 500], training=False))
                             for i in range(0, len(x), 500)])
-    # The documented LCE figure is for float32 hyper weights (the file then computes
-    # exactly the Keras model).
-    lce = lce_logits(export_tflite(model, int8_hyper_weights=False), x)
+    # Documented for float32 hyper weights (the file then computes exactly the Keras
+    # model) and for the export default, int8 hyper weights (the same file with its
+    # hyper kernels stored in int8, as `export_tflite` derives it).
+    plain = export_tflite(model, int8_hyper_weights=False)
+    lce = lce_logits(plain, x)
+    lce_int8 = lce_logits(quantize_hyper_weights(plain, model)[0], x)
     assert abs(np.mean(keras.argmax(-1) == y) - accuracy["check_keras"]) <= 0.005
     assert abs(np.mean(lce.argmax(-1) == y) - accuracy["check_lce"]) <= 0.005
+    assert abs(np.mean(lce_int8.argmax(-1) == y) - accuracy["check_lce_int8"]) <= 0.005
     assert accuracy["check_keras"] > 0.5  # a trained model, far above chance (0.1)
 
 
