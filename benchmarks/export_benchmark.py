@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
@@ -47,7 +46,7 @@ from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn_cli import _positive_int as positive_int
 from larq_dybnn.converter import (
     export_tflite, quantize_hyper_weights, read_operators, threshold_ops)
-from larq_dybnn.converter.latency import SETTLE_MS, arm_note, fastest_kernel, make_runner
+from larq_dybnn.converter.latency import arm_note, compare_latency
 from larq_dybnn.zoo import DEFAULT_REDUCTION, DyBNNReActNetA, ReActNetA
 
 
@@ -117,26 +116,12 @@ def main(argv: list[str] | None = None) -> int:
             }
         print(f"converted {name} in {time.perf_counter() - start:.0f} s", flush=True)
 
-    for threads in (1, 2):
-        print(f"\n{threads} thread(s): choosing the fastest kernel per model, then "
-              f"timing ...", flush=True)
-        runners = {}
-        for name, flatbuffer in flatbuffers.items():
-            kernel = fastest_kernel(flatbuffer, threads=threads)
-            results[name][f"kernel_{threads}t"] = kernel
-            runners[name] = make_runner(flatbuffer, kernel=kernel, threads=threads,
-                                        settle_ms=SETTLE_MS)
-        times: dict[str, list[float]] = {name: [] for name in runners}
-        for runner in runners.values():
-            for _ in range(3):
-                runner()  # warm-up
-        names = list(runners)
-        for round_ in range(args.runs):  # interleaved: noise hits every model alike
-            # Rotate the order so that no model always runs after the same neighbour.
-            for name in names[round_ % len(names):] + names[:round_ % len(names)]:
-                times[name].append(runners[name]())
-        for name in runners:
-            results[name][f"median_ms_{threads}t"] = 1e3 * statistics.median(times[name])
+    print("\nChoosing the fastest kernel per model and thread count, then timing "
+          "interleaved ...", flush=True)
+    for name, latency in compare_latency(flatbuffers, threads=(1, 2), runs=args.runs).items():
+        for threads in (1, 2):
+            results[name][f"kernel_{threads}t"] = latency.kernel[threads]
+            results[name][f"median_ms_{threads}t"] = latency.median_ms[threads]
 
     print(f"\nExport benchmark, {args.size}x{args.size}, batch 1, median of {args.runs} "
           f"interleaved runs in the LCE interpreter; DyBNN reduction r={args.reduction}, "

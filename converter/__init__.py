@@ -9,7 +9,7 @@ from larq_dybnn.converter.binary import BinaryCheck, FloatFallbackError, binary_
 from larq_dybnn.converter.export import export_tflite
 from larq_dybnn.converter.flatbuffer import Operator, op_histogram, read_operators
 from larq_dybnn.converter.int8 import Int8Weights, quantize_hyper_weights, round_hyper_weights
-from larq_dybnn.converter.latency import Latency, measure_latency
+from larq_dybnn.converter.latency import Latency, compare_latency, measure_latency
 from larq_dybnn.converter.parity import Parity, compare_with_lce
 from larq_dybnn.converter.report import (
     ConversionReport,
@@ -35,6 +35,7 @@ __all__ = [
     "read_operators",
     "Latency",
     "measure_latency",
+    "compare_latency",
     "Parity",
     "compare_with_lce",
 ]

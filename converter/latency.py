@@ -6,14 +6,17 @@ import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from larq_compute_engine.tflite.python.interpreter import Interpreter
 
 from larq_dybnn import _checks
 
-__all__ = ["KERNELS", "SETTLE_MS", "Latency", "measure_latency", "make_runner", "arm_note"]
+__all__ = [
+    "KERNELS", "SETTLE_MS", "Latency", "measure_latency", "compare_latency", "make_runner",
+    "arm_note",
+]
 
 #: Interpreter options per kernel choice: LCE's binary GEMM, its indirect binary
 #: GEMM, each with or without TFLite's XNNPACK delegate for the float ops.
@@ -162,3 +165,61 @@ def measure_latency(
             runner()
         medians[count] = 1e3 * statistics.median(runner() for _ in range(runs))
     return Latency(medians, runs, kernels, platform.machine(), arm_note())
+
+
+def compare_latency(
+    flatbuffers: Mapping[str, bytes],
+    *,
+    threads: Sequence[int] = (1, 2),
+    runs: int = 30,
+    warmup: int = 3,
+    settle_ms: float = SETTLE_MS,
+) -> dict[str, Latency]:
+    """Time several flatbuffers side by side, interleaved, so that noise hits all alike.
+
+    For each thread count, every model gets its fastest kernel choice, then one round
+    runs each model once, the order rotated every round (no model always follows the
+    same neighbour), with an untimed pause of `settle_ms` before each run. Compare the
+    ratios between the models of one call; single timings on a busy machine say little.
+    For models of a few milliseconds, pass `settle_ms=0`: after a pause, waking the
+    interpreter's threads costs more than such a model's run.
+
+    Arguments:
+        flatbuffers: `{name: LCE flatbuffer}`.
+        threads: thread counts to measure.
+        runs: timed rounds per thread count.
+        warmup: untimed runs of each model first.
+        settle_ms: untimed pause before each run (see `SETTLE_MS`).
+
+    Returns:
+        `{name: Latency}`, in the order of `flatbuffers`.
+
+    Raises:
+        ValueError: for no flatbuffers, a non-positive `runs` or bad `threads`.
+    """
+    if not flatbuffers:
+        raise ValueError("`flatbuffers` must name at least one model.")
+    runs = _checks.positive_int("runs", runs)
+    names = list(flatbuffers)
+    medians = {name: {} for name in names}
+    kernels = {name: {} for name in names}
+    for count in threads:
+        count = _checks.positive_int("threads", count)
+        runners = {}
+        for name in names:
+            kernels[name][count] = fastest_kernel(flatbuffers[name], threads=count)
+            runners[name] = make_runner(flatbuffers[name], kernel=kernels[name][count],
+                                        threads=count, settle_ms=settle_ms)
+        for runner in runners.values():
+            for _ in range(warmup):
+                runner()
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for round_ in range(runs):
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                times[name].append(runners[name]())
+        for name in names:
+            medians[name][count] = 1e3 * statistics.median(times[name])
+    note = arm_note()
+    return {name: Latency(medians[name], runs, kernels[name], platform.machine(), note)
+            for name in names}

@@ -17,6 +17,7 @@ from larq_dybnn.converter import (
     FloatFallbackError,
     export_and_verify,
     export_tflite,
+    quantize_hyper_weights,
     read_operators,
 )
 from larq_dybnn.converter.latency import KERNELS
@@ -285,3 +286,19 @@ def test_non_binary_quantized_layers_are_reported_and_warned(recwarn):
     assert "2 quantized layers are not binary and run as float ops" in text
     assert any("run as float ops in LCE" in str(w.message) for w in recwarn)
     assert report.as_dict()["binary"]["float_quantized"]
+
+
+def test_compare_latency_times_several_files_side_by_side(tiny):
+    from larq_dybnn.converter import compare_latency
+
+    files = {"float32 hyper": export_tflite(tiny, int8_hyper_weights=False)}
+    files["int8 hyper"] = quantize_hyper_weights(files["float32 hyper"], tiny)[0]
+    latencies = compare_latency(files, threads=(1,), runs=3, warmup=1)
+    assert list(latencies) == ["float32 hyper", "int8 hyper"]
+    for latency in latencies.values():
+        assert latency.runs == 3 and latency.median_ms[1] > 0
+        assert latency.kernel[1] in KERNELS
+    with pytest.raises(ValueError, match="`flatbuffers`"):
+        compare_latency({})
+    with pytest.raises(ValueError, match="`runs`"):
+        compare_latency(files, runs=0)
