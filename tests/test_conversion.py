@@ -159,3 +159,23 @@ def test_dynamic_sign_in_a_plain_functional_model():
     assert histogram == collections.Counter(
         {"MEAN": 2, "FULLY_CONNECTED": 4, "SUB": 2, "LceQuantize": 2, "LceBconv2d": 2}
     )
+
+
+@pytest.mark.parametrize("dynamic", ["both", False], ids=["dynamic", "static"])
+def test_export_gives_the_bytes_of_lce_convert_keras_model(dynamic, rng):
+    """The serving-function SavedModel converts to exactly LCE's own result."""
+    import larq_compute_engine as lce
+
+    model = TinyDyBNN(input_shape=(8, 8, 3), width=32, blocks=2, dynamic=dynamic)
+    randomize_weights(model, seed=3)
+    assert export_tflite(model, int8_hyper_weights=False) == lce.convert_keras_model(model)
+
+
+def test_a_model_with_two_inputs_converts_through_lce_itself(rng):
+    first, second = tf.keras.Input((8, 8, 3)), tf.keras.Input((8, 8, 3))
+    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, use_bias=False,
+                              input_quantizer=DynamicSign(reduction=4),
+                              kernel_quantizer="ste_sign")(tf.keras.layers.Add()([first, second]))
+    model = tf.keras.Model([first, second], tf.keras.layers.GlobalAveragePooling2D()(x))
+    ops = collections.Counter(op.name for op in read_operators(export_tflite(model)))
+    assert ops["LceBconv2d"] == 1
