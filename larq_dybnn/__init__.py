@@ -6,6 +6,7 @@ imported with Keras 3 it raises an ImportError that says how to fix it.
 """
 
 from larq_dybnn._env import ensure_legacy_keras as _ensure_legacy_keras
+from larq_dybnn._env import skip_autograph_in_tf_keras as _skip_autograph_in_tf_keras
 
 _ensure_legacy_keras()
 
@@ -14,6 +15,8 @@ from larq_dybnn.hyper import HyperFunction  # noqa: E402
 from larq_dybnn.layers import DynamicPReLU  # noqa: E402
 from larq_dybnn.profiling import mac_counts, summary  # noqa: E402
 from larq_dybnn.quantizers import DynamicSign  # noqa: E402
+
+_skip_autograph_in_tf_keras()
 
 __all__ = [
     "DynamicSign",

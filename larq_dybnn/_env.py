@@ -1,4 +1,5 @@
-"""Make sure ``tf.keras`` is legacy Keras 2 (tf-keras) before Larq is imported.
+"""Make sure ``tf.keras`` is legacy Keras 2 (tf-keras) before Larq is imported, and
+keep AutoGraph out of tf-keras' own code.
 
 TensorFlow 2.16 decides once, when it is first imported, whether ``tf.keras`` is
 Keras 3 or the legacy tf-keras package, by reading ``TF_USE_LEGACY_KERAS``.
@@ -58,3 +59,33 @@ def ensure_legacy_keras() -> None:
         return
     if not tensorflow_uses_legacy_keras():
         raise ImportError(_KERAS3_MESSAGE)
+
+
+def skip_autograph_in_tf_keras() -> bool:
+    """Let AutoGraph leave tf-keras' internals unconverted, as it does Keras' own.
+
+    AutoGraph rewrites the Python source of every function a `tf.function` (or a
+    Keras layer call on symbolic inputs) reaches, unless a rule in its conversion
+    list says not to. TensorFlow 2.16's list names the ``keras`` package, whose
+    code was ``tf.keras`` up to TensorFlow 2.15, but not ``tf_keras``, where the
+    same code lives now; later TensorFlow versions add ``tf_keras`` to the list.
+    Without the rule every process spends seconds rewriting Keras' source the
+    first time it builds a model or traces a training step (measured with
+    `benchmarks/startup_benchmark.py`). Larq's and larq_dybnn's own layers are
+    still converted.
+
+    Returns:
+        True if the rule is in place, False if this TensorFlow has no such list
+        (AutoGraph then behaves as TensorFlow ships it).
+    """
+    try:
+        from tensorflow.python.autograph.core import config
+    except ImportError:
+        return False
+    rules = getattr(config, "CONVERSION_RULES", None)
+    if not isinstance(rules, tuple):
+        return False
+    if not any(isinstance(rule, config.DoNotConvert) and rule.matches("tf_keras")
+               for rule in rules):
+        config.CONVERSION_RULES = (*rules, config.DoNotConvert("tf_keras"))
+    return True

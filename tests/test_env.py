@@ -50,3 +50,20 @@ def test_import_after_legacy_tensorflow_works(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_autograph_leaves_tf_keras_alone_and_still_converts_our_layers():
+    """tf-keras' internals run as written (as Keras' did up to TF 2.15); the layers
+    of Larq and larq_dybnn still go through AutoGraph."""
+    import larq as lq
+    import tensorflow as tf
+    from tensorflow.python.autograph.impl import conversion
+
+    from larq_dybnn import DynamicPReLU, DynamicSign
+    from larq_dybnn._env import skip_autograph_in_tf_keras
+
+    assert skip_autograph_in_tf_keras()  # in place after `import larq_dybnn`; idempotent
+    assert conversion.is_allowlisted(tf.keras.layers.Dense.call)
+    assert conversion.is_allowlisted(tf.keras.Model.train_step)
+    for ours in (DynamicSign.call, DynamicPReLU.call, lq.layers.QuantConv2D.call):
+        assert not conversion.is_allowlisted(ours), ours
