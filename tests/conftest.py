@@ -113,13 +113,13 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-#: Test files whose tests take the longest (real processes, kernels, conversions of deep
-#: models). They start first, so that the two pytest-xdist workers finish together
+#: Test files ordered by their longest test (real processes, kernels, conversions of
+#: deep models). They start first, so that the two pytest-xdist workers finish together
 #: instead of one waiting while the other runs a long test picked up last.
 SLOW_FIRST = (
-    "test_notebooks.py", "test_sweep.py", "test_zoo_conversion.py", "test_imagenet_path.py",
-    "test_resume.py", "test_distribute.py", "test_pretrained.py", "test_demo.py",
-    "test_recipe.py", "test_cli.py",
+    "test_notebooks.py", "test_imagenet_path.py", "test_sweep.py", "test_train.py",
+    "test_resume.py", "test_distribute.py", "test_pretrained.py", "test_zoo_conversion.py",
+    "test_int8.py", "test_demo.py", "test_converter.py", "test_conversion.py",
 )
 
 
