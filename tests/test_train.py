@@ -197,3 +197,24 @@ def test_zoo_dybnn_runs_record_the_reduction_they_are_built_with(tmp_path):
 
     with pytest.raises(ValueError, match="reduction: 16 -> 64"):
         _check_same_run(replace(config, reduction=64), path)
+
+
+@pytest.mark.parametrize("created_first", [True, False])
+def test_the_training_step_is_traced_once_when_metric_variables_exist(created_first):
+    """`train` creates the loss and metric variables before `fit`: otherwise Keras
+    creates them while tracing the first step, and TensorFlow traces it again."""
+    import numpy as np
+
+    from larq_dybnn.training.loop import _create_metric_variables
+    from larq_dybnn.training.recipe import SmoothedCrossentropy
+    from larq_dybnn.zoo import TinyDyBNN
+
+    model = TinyDyBNN(input_shape=(8, 8, 3), width=16, blocks=1)
+    optimizer = tf.keras.optimizers.Adam(1e-3)
+    model.compile(optimizer, SmoothedCrossentropy(0.0), metrics=["accuracy"])
+    optimizer.build(model.trainable_variables)
+    if created_first:
+        _create_metric_variables(model, model)
+    x, y = np.zeros((4, 8, 8, 3), np.float32), np.zeros((4,), np.int64)
+    model.fit(x, y, batch_size=4, verbose=0)
+    assert model.train_function.experimental_get_tracing_count() == (1 if created_first else 2)
