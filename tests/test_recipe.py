@@ -98,10 +98,11 @@ def test_step1_to_step2_transfer(rng):
 
 
 def test_transfer_fails_loudly():
+    static, dybnn = ReActNet18(**CIFAR), DyBNNReActNet18(**CIFAR)
     with pytest.raises(ValueError, match="in the target but not the source") as error:
-        transfer_weights(ReActNet18(**CIFAR), DyBNNReActNet18(**CIFAR))
+        transfer_weights(static, dybnn)
     assert "head0_kernel" in str(error.value)  # the hyper-function weights
     with pytest.raises(ValueError, match="with different shapes"):
-        transfer_weights(ReActNet18(**CIFAR), ReActNet18(**{**CIFAR, "width_multiplier": 0.5}))
+        transfer_weights(static, ReActNet18(**{**CIFAR, "width_multiplier": 0.5}))
     with pytest.raises(ValueError, match="in the source but not the target"):
-        transfer_weights(DyBNNReActNet18(**CIFAR), ReActNet18(**CIFAR))
+        transfer_weights(dybnn, static)
