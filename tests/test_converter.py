@@ -176,7 +176,7 @@ def _cli(*args, cwd):
     )
 
 
-def test_cli_convert_verify_benchmark_and_inspect(tmp_path):
+def test_cli_convert_verify_benchmark_and_inspect(tmp_path, capsys):
     model = TinyDyBNN(input_shape=(32, 32, 3), width=16, blocks=2, reduction=4)
     model.save(tmp_path / "m.keras")
     archive = CIFAR10_DIR / "cifar10-test-jpg.tar.gz"
@@ -204,21 +204,28 @@ def test_cli_convert_verify_benchmark_and_inspect(tmp_path):
     assert float_report["int8_hyper_weights"] is None and "DEQUANTIZE" not in float_report["ops"]
     assert float_report["size_bytes"] > report["size_bytes"]
 
-    inspected = _cli("inspect", "m.tflite", cwd=tmp_path)
-    assert inspected.returncode == 0, inspected.stderr[-2000:]
-    assert "LceBconv2d" in inspected.stdout and "KiB" in inspected.stdout
-    assert "FULLY_CONNECTED (fused RELU)" in inspected.stdout
-    assert "plain TFLite cannot run" in inspected.stdout
+    # The other commands run in this process (`main` returns the exit status).
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "m.tflite")]) == 0
+    inspected = capsys.readouterr().out
+    assert "LceBconv2d" in inspected and "KiB" in inspected
+    assert "FULLY_CONNECTED (fused RELU)" in inspected
+    assert "plain TFLite cannot run" in inspected
 
 
-def test_cli_errors(tmp_path):
+def test_cli_errors(tmp_path, capsys, monkeypatch):
+    """Exit status 2 and a message naming the file (`main` returns the process's
+    exit status; the console script passes it to `sys.exit`)."""
+    from larq_dybnn_cli import main
+
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.tflite").write_bytes(b"\x00" * 64)
-    result = _cli("inspect", "bad.tflite", cwd=tmp_path)
-    assert result.returncode == 2 and "not a TFLite model" in result.stderr
-    result = _cli("inspect", "missing.tflite", cwd=tmp_path)
-    assert result.returncode == 2 and "no file" in result.stderr
-    result = _cli("convert", "missing.keras", "-o", "x.tflite", cwd=tmp_path)
-    assert result.returncode == 2 and "No model at" in result.stderr
+    assert main(["inspect", "bad.tflite"]) == 2
+    assert "not a TFLite model" in capsys.readouterr().err
+    assert main(["inspect", "missing.tflite"]) == 2
+    assert "no file" in capsys.readouterr().err
+    assert main(["convert", "missing.keras", "-o", "x.tflite"]) == 2
+    assert "No model at" in capsys.readouterr().err
     assert not (tmp_path / "x.tflite").exists()
 
 

@@ -55,6 +55,21 @@ def full_size():
     return get
 
 
+@pytest.fixture(scope="module")
+def cifar_quarter():
+    """Each zoo model for CIFAR-10 at width 0.25 (32x32, 10 classes), built once per
+    test worker for the tests that compare weight names or save and load it."""
+    built = {}
+
+    def get(builder):
+        if builder not in built:
+            built[builder] = builder(input_shape=(32, 32, 3), num_classes=10,
+                                     width_multiplier=0.25, stem="cifar")
+        return built[builder]
+
+    return get
+
+
 @pytest.mark.parametrize("stem", ["imagenet", "cifar"])
 @pytest.mark.parametrize("builder", BUILDERS, ids=_ids)
 def test_output_shape(builder, stem):
@@ -211,9 +226,10 @@ def test_dybnn_differs_only_in_threshold_layers(static, dynamic):
 
 
 @pytest.mark.parametrize("builder", BUILDERS, ids=_ids)
-def test_real_valued_weights_option_keeps_layer_names(builder):
-    kwargs = dict(input_shape=(32, 32, 3), width_multiplier=0.25, stem="cifar")
-    binary, real = builder(**kwargs), builder(binary_weights=False, **kwargs)
+def test_real_valued_weights_option_keeps_layer_names(builder, cifar_quarter):
+    binary = cifar_quarter(builder)
+    real = builder(input_shape=(32, 32, 3), num_classes=10, width_multiplier=0.25,
+                   stem="cifar", binary_weights=False)
     assert [w.name for w in binary.weights] == [w.name for w in real.weights]
     assert all(c.kernel_quantizer is None for c in _binary_convs(real))
     assert mac_counts(real).get(1, 0) == 0  # real weights: no binary MACs
@@ -227,9 +243,9 @@ def test_real_valued_weights_option_keeps_layer_names(builder):
     + [(DyBNNReActNetA, "m.h5"), (DyBNNReActNet18, "m.h5")],
     ids=lambda v: v if isinstance(v, str) else v.__name__,
 )
-def test_save_load_round_trip(builder, filename, tmp_path, rng):
-    model = builder(input_shape=(32, 32, 3), num_classes=10, width_multiplier=0.25, stem="cifar")
-    randomize_weights(model, seed=6, scale=0.3)
+def test_save_load_round_trip(builder, filename, tmp_path, rng, cifar_quarter):
+    model = cifar_quarter(builder)
+    randomize_weights(model, seed=6, scale=0.3)  # the same values for every format
     x = rng.normal(size=(3, 32, 32, 3)).astype(np.float32)
     # Direct calls: the same inference outputs as predict, without tracing a function.
     expected = model(x, training=False).numpy()
