@@ -89,8 +89,9 @@ def save_serving_model(model: tf.keras.Model, directory: str | os.PathLike) -> N
     `serving_default`, with the input named after the Input layer, a dynamic
     batch dimension, `training=False`, and a dict of the outputs keyed by
     `model.output_names`. Only the model's variables are saved with it, not its
-    layers, so no per-layer functions are traced. The result cannot be loaded
-    back as a Keras model; it is an input to `larq_compute_engine.convert_saved_model`.
+    layers, so no per-layer functions are traced, and without the gradient
+    functions of custom gradients. The result cannot be loaded back as a Keras
+    model, nor trained; it is an input to `larq_compute_engine.convert_saved_model`.
 
     Arguments:
         model: a built tf.keras model with one input.
@@ -112,7 +113,10 @@ def save_serving_model(model: tf.keras.Model, directory: str | os.PathLike) -> N
 
     root = tf.Module()
     root.model_variables = list(model.variables)  # what the function reads, nothing else
-    tf.saved_model.save(root, os.fspath(directory), signatures=serve.get_concrete_function())
+    # Larq's sign functions have custom gradients; the converter needs none of them.
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    tf.saved_model.save(root, os.fspath(directory), signatures=serve.get_concrete_function(),
+                        options=options)
 
 
 def _convert(model: tf.keras.Model, target: str) -> bytes:
