@@ -249,9 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from larq_dybnn._gc import fewer_collections
     from larq_dybnn.training.commands import run
 
-    return run(args)
+    with fewer_collections():  # graph building: see larq_dybnn._gc
+        return run(args)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import tempfile
 import larq_compute_engine as lce
 import tensorflow as tf
 
+from larq_dybnn._gc import fewer_collections
 from larq_dybnn._io import atomic_write_bytes
 
 __all__ = ["check_model", "export_tflite", "save_serving_model"]
@@ -119,6 +120,7 @@ def save_serving_model(model: tf.keras.Model, directory: str | os.PathLike) -> N
                         options=options)
 
 
+@fewer_collections()
 def _convert(model: tf.keras.Model, target: str) -> bytes:
     if not _single_float_input(model):
         return lce.convert_keras_model(model, target=target)

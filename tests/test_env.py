@@ -67,3 +67,28 @@ def test_autograph_leaves_tf_keras_alone_and_still_converts_our_layers():
     assert conversion.is_allowlisted(tf.keras.Model.train_step)
     for ours in (DynamicSign.call, DynamicPReLU.call, lq.layers.QuantConv2D.call):
         assert not conversion.is_allowlisted(ours), ours
+
+
+def test_fewer_collections_raises_the_thresholds_and_puts_them_back():
+    import gc
+
+    import pytest
+
+    from larq_dybnn._gc import GRAPH_BUILDING_THRESHOLDS, fewer_collections
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with fewer_collections():
+            assert gc.get_threshold() == GRAPH_BUILDING_THRESHOLDS
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(90_000, 5, 100)  # higher values stay; lower ones are raised
+        with pytest.raises(RuntimeError), fewer_collections():
+            assert gc.get_threshold() == (90_000, 50, 100)
+            raise RuntimeError("restored after an error too")
+        assert gc.get_threshold() == (90_000, 5, 100)
+        gc.set_threshold(0)  # automatic collection off: stays off
+        with fewer_collections():
+            assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*saved)

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from larq_dybnn._gc import fewer_collections
 from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, resolve_reduction, scaled
 from larq_dybnn.zoo.assembly import finish_model
 from larq_dybnn.zoo.inputs import model_input
@@ -41,6 +42,7 @@ def _block(
     return thresholds.prelu(f"{name}_prelu")(out)
 
 
+@fewer_collections()
 def _reactnet_18(
     *,
     thresholds: Thresholds,

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from larq_dybnn._gc import fewer_collections
 from larq_dybnn.zoo.assembly import finish_model
 from larq_dybnn.zoo.blocks import batch_norm, scaled
 from larq_dybnn.zoo.inputs import model_input
@@ -43,6 +44,7 @@ def _block(x: tf.Tensor, *, name: str, channels: int, stride: int) -> tf.Tensor:
     return tf.keras.layers.ReLU(name=f"{name}_relu2")(out)
 
 
+@fewer_collections()
 def ResNet18(  # noqa: N802 - larq-zoo names models like classes
     *,
     input_shape: Sequence[int | None] | None = None,

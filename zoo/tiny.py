@@ -5,6 +5,7 @@ from __future__ import annotations
 import larq as lq
 import tensorflow as tf
 
+from larq_dybnn._gc import fewer_collections
 from larq_dybnn import _checks
 from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
@@ -12,6 +13,7 @@ from larq_dybnn.quantizers import DynamicSign
 __all__ = ["TinyDyBNN"]
 
 
+@fewer_collections()
 def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
     *,
     input_shape: tuple[int, int, int] | None = None,

@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from larq_dybnn._gc import fewer_collections
 from larq_dybnn._io import atomic_save_model, atomic_write_bytes
 from larq_dybnn.contract import contract_for, read_contract, write_contract
 from larq_dybnn.training import data as data_lib, preprocessing
@@ -124,6 +125,7 @@ class _Fitting:
     description: str
 
 
+@fewer_collections()
 def train(config: TrainConfig, *, print_fn: Say = print) -> TrainResult:
     """Run (or resume) a training run.
 
