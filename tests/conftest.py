@@ -14,14 +14,6 @@ import pytest  # noqa: E402
 import larq_dybnn  # noqa: E402,F401  (selects legacy Keras before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 
-# The tests build and trace graphs all the time, also outside the package's own
-# calls (which raise these thresholds themselves): see larq_dybnn._gc.
-import gc  # noqa: E402
-
-from larq_dybnn._gc import GRAPH_BUILDING_THRESHOLDS  # noqa: E402
-
-gc.set_threshold(*GRAPH_BUILDING_THRESHOLDS)
-
 REPO = Path(__file__).resolve().parents[1]
 CIFAR10_DIR = Path(
     os.environ.get("LARQ_DYBNN_CIFAR10_DIR", REPO.parent / "shared" / "data" / "cifar10")
