@@ -38,7 +38,7 @@ def export_tflite(
     """Convert `model` with Larq Compute Engine's converter.
 
     The result is byte for byte what `larq_compute_engine.convert_keras_model`
-    returns, in a third to a half of the time for the zoo's models: the SavedModel
+    returns, in a quarter to a half of the time for the zoo's models: the SavedModel
     handed to the converter holds only the serving function (`save_serving_model`),
     where Keras' own SavedModel also traces every layer's call functions. Models
     with several inputs, or that are not float32, go through

@@ -162,7 +162,7 @@ def test_dynamic_sign_in_a_plain_functional_model():
 
 
 @pytest.mark.parametrize("dynamic", ["both", False], ids=["dynamic", "static"])
-def test_export_gives_the_bytes_of_lce_convert_keras_model(dynamic, rng):
+def test_export_gives_the_bytes_of_lce_convert_keras_model(dynamic):
     """The serving-function SavedModel converts to exactly LCE's own result."""
     import larq_compute_engine as lce
 
@@ -171,7 +171,7 @@ def test_export_gives_the_bytes_of_lce_convert_keras_model(dynamic, rng):
     assert export_tflite(model, int8_hyper_weights=False) == lce.convert_keras_model(model)
 
 
-def test_a_model_with_two_inputs_converts_through_lce_itself(rng):
+def test_a_model_with_two_inputs_converts_through_lce_itself():
     first, second = tf.keras.Input((8, 8, 3)), tf.keras.Input((8, 8, 3))
     x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, use_bias=False,
                               input_quantizer=DynamicSign(reduction=4),
