@@ -77,6 +77,9 @@ def _add_train_parser(commands) -> None:
                        help="conv-kernel weight decay (default: 1e-5 in step 1, 0 in step 2)")
     train.add_argument("--init-from", metavar="MODEL",
                        help="transfer every weight from this saved model first (step 1 -> 2)")
+    train.add_argument("--dynamize", action="store_true",
+                       help="with --init-from (a trained static model): fine-tune its DyBNN "
+                       "twin (dynamic thresholds/shifts per --dynamic, starting at 0)")
     train.add_argument("--teacher", metavar="MODEL",
                        help="saved real-valued model for the distribution loss")
     train.add_argument("--label-smoothing", type=_non_negative_float, default=0.0,
@@ -90,6 +93,10 @@ def _add_train_parser(commands) -> None:
                        help="input size (default: the data's, 224 above 64 pixels)")
     train.add_argument("--preprocess", choices=["digits", "cifar", "imagenet"])
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--init-scheme", choices=["per-layer", "global"],
+                       help="per-layer: each weight drawn from the seed and its own path, "
+                       "so static and DyBNN twins start alike (default for new runs); "
+                       "global: Keras' one random stream (runs recorded without a scheme)")
     train.add_argument("--strategy", choices=STRATEGY_NAMES, default="default",
                        help="mirrored: all GPUs (or logical CPUs); multiworker: TF_CONFIG")
     train.add_argument("--logical-cpus", type=_positive_int,

@@ -11,7 +11,9 @@ from larq_dybnn._env import skip_autograph_in_tf_keras as _skip_autograph_in_tf_
 _ensure_legacy_keras()
 
 from larq_dybnn._version import __version__  # noqa: E402
-from larq_dybnn.hyper import HyperFunction  # noqa: E402
+from larq_dybnn.dynamization import dynamize  # noqa: E402
+from larq_dybnn.hyper import DEFAULT_REDUCTION, HyperFunction  # noqa: E402
+from larq_dybnn.initialization import initialize_per_layer  # noqa: E402
 from larq_dybnn.layers import DynamicPReLU  # noqa: E402
 from larq_dybnn.profiling import mac_counts, summary  # noqa: E402
 from larq_dybnn.quantizers import DynamicSign  # noqa: E402
@@ -22,6 +24,9 @@ __all__ = [
     "DynamicSign",
     "DynamicPReLU",
     "HyperFunction",
+    "DEFAULT_REDUCTION",
+    "dynamize",
+    "initialize_per_layer",
     "summary",
     "mac_counts",
     "__version__",

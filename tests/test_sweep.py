@@ -60,11 +60,107 @@ def test_spec_orders_runs_seed_by_seed(tmp_path):
      "held out from the training split"),
     (SPEC.replace('baseline = "static"', 'baseline = "nope"'), "`baseline` 'nope'"),
     ("name = 'x'", r"needs at least one \[configs.<name>\]"),
+    (SPEC.replace("[configs.dynamic]", '[configs."../../escape"]'),
+     "one plain folder name.*'../../escape'"),
+    (SPEC.replace("[configs.dynamic]", '[configs."/tmp/x"]'), "one plain folder name"),
+    (SPEC.replace("[configs.dynamic]", '[configs."a/b"]'), "one plain folder name"),
+    (SPEC.replace('train_split = "train[:1024]"', 'train_split = "test"'),
+     "`train_split` 'test' comes from the test split"),
+    (SPEC.replace("[configs.static]", "[configs.static]\nevaluate = 1"),
+     "`evaluate` must be true or false"),
+    (SPEC.replace("seeds = [0, 1]", "seeds = [0, 1]\nevaluate = false"),
+     r"\[train\]: `evaluate` belongs in a \[configs.<name>\] table"),
+    (SPEC.replace("[configs.static]", "[configs.static]\nevaluate = false"),
+     "`baseline` 'static' is not an evaluated configuration"),
     ("name = ", "not valid TOML"),
 ])
 def test_bad_spec_is_a_clear_error(tmp_path, text, match):
     with pytest.raises(ValueError, match=match):
         load_spec(_spec(tmp_path, text))
+
+
+RECIPE = """
+baseline = "static"
+[train]
+data = "digits"
+train_split = "train[:1024]"
+eval_split = "train[1024:]"
+seeds = [0, 1]
+[configs.teacher]
+model = "resnet-18"
+seeds = [0]
+evaluate = false
+[configs.static]
+model = "reactnet-18"
+init_from = "{sweep_dir}/step1/seed-{seed}/model.keras"
+teacher = "{sweep_dir}/teacher/seed-0/model.keras"
+[configs.upgraded]
+model = "reactnet-18"
+dynamize = true
+init_from = "{sweep_dir}/static/seed-{seed}/model.keras"
+"""
+
+
+def test_runs_name_earlier_runs_of_the_sweep(tmp_path):
+    """{sweep_dir} and {seed} fill the paths of dependent runs; configurations with
+    `evaluate = false` train but are neither evaluated nor tabled, and a run whose
+    dependency is missing is an error naming both."""
+    spec = load_spec(_spec(tmp_path, RECIPE))
+    assert spec.evaluated == ["static", "upgraded"]
+    assert [r.key for r in spec.runs] == [
+        "teacher/seed-0", "static/seed-0", "upgraded/seed-0", "static/seed-1",
+        "upgraded/seed-1"]
+    out = tmp_path / "runs"
+    command = train_command(spec.runs[3], out / "static/seed-1")
+    assert command[command.index("--init-from") + 1] == str(out / "step1/seed-1/model.keras")
+    assert command[command.index("--teacher") + 1] == str(out / "teacher/seed-0/model.keras")
+    upgraded = train_command(spec.runs[2], out / "upgraded/seed-0")
+    assert "--dynamize" in upgraded
+    (out / "teacher/seed-0").mkdir(parents=True)
+    (out / "teacher/seed-0/report.json").write_text("{}")  # counts as finished
+    with pytest.raises(ValueError, match="Run static/seed-0 needs `init_from` "
+                       ".*step1/seed-0/model.keras.*above this one"):
+        run_sweep(spec, out, evaluate=False, print_fn=lambda _: None)
+    assert not (out / "static/seed-0").exists()
+
+
+def test_sweep_starts_runs_without_the_current_folder_on_the_path(tmp_path, monkeypatch):
+    """A larq_dybnn_cli.py in the folder the sweep is started from is not imported,
+    and a run that exits without its outputs is not reported as finished."""
+    from larq_dybnn.sweep import runner
+
+    marker = tmp_path / "pwned"
+    (tmp_path / "larq_dybnn_cli.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n")
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(_spec(tmp_path))
+    monkeypatch.setattr(runner, "train_command",
+                        lambda run, folder: ["--help"])  # exits 0, writes nothing
+    with pytest.raises(ValueError, match="exited without writing report.json, model.keras"):
+        run_sweep(spec, tmp_path / "runs", evaluate=False, print_fn=lambda _: None)
+    assert not marker.exists()
+
+
+def test_paired_differences_by_seed():
+    base = {f"protocol_{k}": 1 for k in results.PROTOCOL}
+    rows = [{**base, "config": c, "seed": s, "val_accuracy": v, "test_accuracy": v,
+             "lce_int8_accuracy": v}
+            for c, s, v in [("a", 0, 0.60), ("a", 1, 0.70), ("a", 2, 0.65),
+                            ("b", 0, 0.62), ("b", 1, 0.71), ("b", 3, 0.90)]]
+    (entry,) = results.paired(rows, baseline="a")
+    assert entry["seeds"] == [0, 1]  # seed 3 has no twin
+    mean, se, diffs = entry["test_accuracy"]
+    assert diffs == pytest.approx([0.02, 0.01])
+    assert mean == pytest.approx(0.015)
+    assert se == pytest.approx(math.sqrt(0.00005) / math.sqrt(2))
+    table = results.paired_table([entry], baseline="a")
+    assert "| b | 0, 1 |" in table and "+2.00, +1.00" in table
+
+
+def test_protocol_counts_paths_into_the_sweep_as_one():
+    assert results._protocol_value("init_from", "/x/runs/static-step1/seed-3/model.keras") \
+        == results._protocol_value("init_from", "/x/runs/dybnn-step1/seed-0/model.keras")
+    assert results._protocol_value("init_scheme", None) == "global"
 
 
 def test_unknown_configuration_and_missing_file(tmp_path):

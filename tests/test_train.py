@@ -173,30 +173,36 @@ def test_cli_reports_errors_with_exit_status_2(tmp_path, capsys):
     assert "invalid choice: 'vgg'" in capsys.readouterr().err
 
 
-def test_zoo_dybnn_runs_record_the_reduction_they_are_built_with(tmp_path):
-    """New runs record the zoo's default; a run recorded before that default changed
-    (reduction None, built with r=16) resumes with r=16, and an explicit 16 matches it."""
+def test_runs_record_the_reduction_and_initialization_they_are_built_with(tmp_path):
+    """New runs record the zoo's default reduction and per-layer initialization; a run
+    recorded before those existed (reduction None, built with r=16; no init_scheme,
+    built from Keras' global stream) resumes with r=16 and the global scheme, and
+    explicit values that differ from the recorded ones are refused."""
     import json
+    from dataclasses import replace
 
     from larq_dybnn.training.config import TrainConfig
-    from larq_dybnn.training.loop import _check_same_run, _resolve_reduction
+    from larq_dybnn.training.loop import _check_same_run, _resolve_recorded
     from larq_dybnn.zoo import DEFAULT_REDUCTION
 
     path = tmp_path / "config.json"
     config = TrainConfig(model="dybnn-reactnet-18", data="digits", output_dir=str(tmp_path))
-    assert _resolve_reduction(config, path).reduction == DEFAULT_REDUCTION == 64
+    fresh = _resolve_recorded(config, path)
+    assert fresh.reduction == DEFAULT_REDUCTION == 64
+    assert fresh.init_scheme == "per-layer"
     tiny = TrainConfig(model="tiny-dybnn", data="digits", output_dir=str(tmp_path))
-    assert _resolve_reduction(tiny, path).reduction is None  # the tiny models' own default
+    assert _resolve_recorded(tiny, path).reduction is None  # the tiny models' own default
     (tmp_path / "checkpoints").mkdir()
-    legacy = {**json.loads(json.dumps(config.__dict__)), "reduction": None}
-    path.write_text(json.dumps(legacy))
-    resolved = _resolve_reduction(config, path)
-    assert resolved.reduction == 16
+    legacy = {k: v for k, v in json.loads(json.dumps(config.__dict__)).items()
+              if k not in ("init_scheme", "dynamize")}
+    path.write_text(json.dumps({**legacy, "reduction": None}))
+    resolved = _resolve_recorded(config, path)
+    assert (resolved.reduction, resolved.init_scheme) == (16, "global")
     _check_same_run(resolved, path)  # resumable
-    from dataclasses import replace
-
     with pytest.raises(ValueError, match="reduction: 16 -> 64"):
-        _check_same_run(replace(config, reduction=64), path)
+        _check_same_run(replace(resolved, reduction=64), path)
+    with pytest.raises(ValueError, match="init_scheme: 'global' -> 'per-layer'"):
+        _check_same_run(replace(resolved, init_scheme="per-layer"), path)
 
 
 @pytest.mark.parametrize("created_first", [True, False])

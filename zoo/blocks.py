@@ -13,6 +13,7 @@ import larq as lq
 import tensorflow as tf
 
 from larq_dybnn import _checks
+from larq_dybnn.hyper import DEFAULT_REDUCTION
 from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
 from larq_dybnn.zoo.weights import recorded_option
@@ -28,12 +29,6 @@ DYNAMIC_PARTS = {
 #: BatchNorm as in PyTorch's defaults, which the official ReActNet code uses.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
-
-
-#: The zoo's default hyper-function reduction `r` (see the README's defaults table:
-#: at ImageNet widths r=64 with int8 hyper weights keeps the .tflite within 1.10x of
-#: static ReActNet; at small widths `min_hidden` sets the hidden size anyway).
-DEFAULT_REDUCTION = 64
 
 
 def resolve_reduction(reduction: int | None, weights, *, model: str) -> int:

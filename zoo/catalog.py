@@ -12,7 +12,7 @@ from larq_dybnn.zoo.reactnet_a import DyBNNReActNetA, ReActNetA
 from larq_dybnn.zoo.resnet import ResNet18
 from larq_dybnn.zoo.tiny import TinyDyBNN
 
-__all__ = ["MODELS", "build_model", "is_binary"]
+__all__ = ["MODELS", "build_model", "is_binary", "is_dynamic"]
 
 
 def _tiny(dynamic: bool) -> Callable[..., tf.keras.Model]:
@@ -73,6 +73,14 @@ MODELS: dict[str, Callable[..., tf.keras.Model]] = {
 def is_binary(name: str) -> bool:
     """Whether the named model is a binary network (everything but the teacher)."""
     return name != "resnet-18"
+
+
+def is_dynamic(name: str) -> bool:
+    """Whether the named model is a DyBNN model (dynamic thresholds by default)."""
+    return name in _DYNAMIC
+
+
+_DYNAMIC = ("tiny-dybnn", "dybnn-reactnet-18", "dybnn-reactnet-a")
 
 
 def build_model(

@@ -8,6 +8,9 @@ The markdown table gives, per configuration, the mean, standard deviation and co
 over seeds of the validation accuracy (the split choices are made on) and of the test
 accuracy in Keras and in the LCE interpreter, and the difference of the means to the
 baseline configuration with its standard error, `sqrt(s_a^2 / n_a + s_b^2 / n_b)`.
+A second table pairs runs by seed: for each configuration, the per-seed differences
+to the baseline run of the same seed (twins start from the same shared weights and
+see the same batches), their mean and its standard error `s_d / sqrt(n)`.
 Runs of different protocols (data, splits, epochs, batch, optimizer, schedule,
 augmentation, loss, width) are never put in one table: that is an error.
 """
@@ -19,6 +22,7 @@ import io
 import json
 import math
 import os
+import re
 import statistics
 from pathlib import Path
 from typing import Sequence
@@ -27,7 +31,7 @@ from larq_dybnn._io import atomic_write_bytes
 
 __all__ = [
     "collect", "PROTOCOL", "summarize", "markdown_table", "write_results", "copy_records",
-    "RECORDS",
+    "RECORDS", "paired", "paired_table",
 ]
 
 #: The small files of a run that results are computed from (no weights, no logs).
@@ -37,7 +41,7 @@ RECORDS = ("config.json", "report.json", "evaluation.json", "provenance.json", "
 PROTOCOL = (
     "data", "train_split", "eval_split", "epochs", "batch_size", "learning_rate", "step",
     "weight_decay", "init_from", "teacher", "label_smoothing", "width_multiplier",
-    "image_size", "preprocess", "strategy",
+    "image_size", "preprocess", "strategy", "init_scheme",
 )
 
 #: Columns of results.csv.
@@ -47,6 +51,17 @@ COLUMNS = (
     "tflite_bytes", "tflite_int8_bytes", "threshold_spread", "train_seconds", "commit",
     "dirty", "int8_form", "evaluation_commit", *(f"protocol_{k}" for k in PROTOCOL),
 )
+
+
+def _protocol_value(key: str, value: object) -> object:
+    """A protocol option as compared across runs: a path into the sweep's own runs
+    (`.../<config>/seed-<n>/model.keras`) counts as the same for every run, since
+    twins start from their own configuration's earlier step."""
+    if key in ("init_from", "teacher") and isinstance(value, str):
+        return re.sub(r"[^/]+/seed-\d+/(model\.keras)$", r"<run>/\1", value.replace("\\", "/"))
+    if key == "init_scheme" and value is None:
+        return "global"  # runs recorded before the option existed
+    return value
 
 
 def _read(path: Path) -> dict:
@@ -67,7 +82,7 @@ def collect(output_dir: str | os.PathLike) -> list[dict]:
         row = {
             "config": folder.parent.name, "seed": config.get("seed"),
             "model": config.get("model"),
-            "dynamic": config.get("dynamic") if "dybnn" in str(config.get("model")) else "none",
+            "dynamic": config.get("dynamic") if _is_dynamic(config) else "none",
             "reduction": config.get("reduction"),
             "val_accuracy": report.get("evaluation", {}).get("accuracy"),
             **{k: evaluation.get(k) for k in (
@@ -80,10 +95,63 @@ def collect(output_dir: str | os.PathLike) -> list[dict]:
             "int8_form": evaluation.get("evaluated_with", {}).get("int8_hyper_weights",
                                                                   "hybrid"),
             "evaluation_commit": evaluation.get("evaluated_with", {}).get("commit"),
-            **{f"protocol_{k}": config.get(k) for k in PROTOCOL},
+            **{f"protocol_{k}": _protocol_value(k, config.get(k)) for k in PROTOCOL},
         }
         rows.append(row)
     return rows
+
+
+def _is_dynamic(config: dict) -> bool:
+    from larq_dybnn.zoo import is_dynamic
+
+    return bool(config.get("dynamize")) or is_dynamic(str(config.get("model")))
+
+
+def paired(rows: Sequence[dict], *, baseline: str, configs: Sequence[str] | None = None,
+           metrics: Sequence[str] = ("val_accuracy", "test_accuracy", "lce_int8_accuracy"),
+           ) -> list[dict]:
+    """Per configuration, the differences to the baseline run of the same seed.
+
+    Returns:
+        One entry per non-baseline configuration with seeds shared with the baseline:
+        `config`, `seeds`, and per metric `{metric: (mean, se, [per-seed diffs])}`,
+        `se = stdev / sqrt(n)` (NaN for one seed).
+    """
+    names = list(configs or dict.fromkeys(r["config"] for r in rows))
+    base = {r["seed"]: r for r in rows if r["config"] == baseline}
+    result = []
+    for name in names:
+        if name == baseline:
+            continue
+        group = {r["seed"]: r for r in rows if r["config"] == name and r["seed"] in base}
+        if not group:
+            continue
+        seeds = sorted(group)
+        entry = {"config": name, "seeds": seeds}
+        for metric in metrics:
+            diffs = [group[s][metric] - base[s][metric] for s in seeds
+                     if group[s].get(metric) is not None and base[s].get(metric) is not None]
+            se = (statistics.stdev(diffs) / math.sqrt(len(diffs))
+                  if len(diffs) > 1 else math.nan)
+            entry[metric] = (statistics.fmean(diffs) if diffs else math.nan, se, diffs)
+        result.append(entry)
+    return result
+
+
+def paired_table(entries: Sequence[dict], *, baseline: str) -> str:
+    """`paired` as a markdown table (points, mean ± SE, then each seed's difference)."""
+    header = (f"| configuration − {baseline}, same seed | seeds | Δ val ± SE | Δ test ± SE "
+              "| Δ LCE int8 test ± SE | per-seed Δ test |\n|---|---|---|---|---|---|\n")
+    lines = []
+    for e in entries:
+        cells = []
+        for metric in ("val_accuracy", "test_accuracy", "lce_int8_accuracy"):
+            mean, se, _ = e[metric]
+            cells.append(_delta((mean, se)) if not math.isnan(mean) else "-")
+        per_seed = ", ".join(f"{100 * d:+.2f}" for d in e["test_accuracy"][2])
+        lines.append(f"| {e['config']} | {', '.join(map(str, e['seeds']))} | "
+                     + " | ".join(cells) + f" | {per_seed} |")
+    return header + "\n".join(lines) + "\n"
 
 
 def _check_one_protocol(rows: Sequence[dict]) -> None:
@@ -290,11 +358,14 @@ def write_results(
     protocol = {k: rows[0][f"protocol_{k}"] for k in PROTOCOL}
     commits = sorted({str(r["commit"]) for r in rows})
     evaluated = sorted({str(r["evaluation_commit"]) for r in rows if r.get("evaluation_commit")})
+    pairs = paired(rows, baseline=baseline, configs=configs)
     text = (
         markdown_table(summary, baseline=baseline)
         + "\nAccuracies in %, mean ± standard deviation over seeds; Δ is the difference "
         "of the means to the baseline with its standard error. Choices are made on "
         "the validation split (`eval_split`); the test split is evaluated once per run.\n\n"
+        + (("Paired by seed (points; mean of the per-seed differences ± its standard "
+            "error):\n\n" + paired_table(pairs, baseline=baseline) + "\n") if pairs else "")
         + "Protocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items() if v is not None)
         + f"\n\nCommits: {', '.join(commits)}\n"
         + (f"\nEvaluated with: {', '.join(evaluated)} (int8 files: "

@@ -21,6 +21,29 @@ A sweep is described by a TOML file:
     reduction = 16
     seeds = [0, 1]               # a configuration may have its own seeds
 
+Runs may depend on other runs of the sweep: in `init_from` and `teacher`,
+`{sweep_dir}` stands for the sweep's output directory and `{seed}` for the run's seed,
+so a two-step recipe reads
+
+    [configs.teacher]
+    model = "resnet-18"
+    seeds = [0]
+    evaluate = false             # trained, not evaluated on the test split or tabled
+
+    [configs.static-step1]
+    model = "reactnet-18"
+    step = 1
+    teacher = "{sweep_dir}/teacher/seed-0/model.keras"
+    evaluate = false
+
+    [configs.static]
+    model = "reactnet-18"
+    init_from = "{sweep_dir}/static-step1/seed-{seed}/model.keras"
+    teacher = "{sweep_dir}/teacher/seed-0/model.keras"
+
+A configuration runs after those above it in the file (seed by seed), so list a
+dependency first; a run whose dependency has not finished is an error naming both.
+
 Every run is an ordinary `larq-dybnn train` output directory,
 `<output_dir>/<configuration>/seed-<seed>/`, trained by the real command in a
 subprocess (its output goes to `train.log` there). `run_sweep` skips finished runs and
@@ -56,6 +79,9 @@ __all__ = ["RunSpec", "SweepSpec", "load_spec", "run_sweep", "train_command", "r
 #: TrainConfig fields a sweep sets per run, not per configuration.
 _PER_RUN = ("seed", "output_dir", "restart", "verbose")
 
+#: Options whose paths may name other runs of the sweep ({sweep_dir}, {seed}).
+_RUN_PATHS = ("init_from", "teacher")
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -88,6 +114,8 @@ class SweepSpec:
         configs: configuration names in file order.
         runs: every run, in execution order (seed by seed).
         source: the file it was read from.
+        evaluated: the configurations evaluated on the test split and tabled (all but
+            those with `evaluate = false`, e.g. teachers and step-1 runs).
     """
 
     name: str
@@ -96,6 +124,7 @@ class SweepSpec:
     configs: list[str]
     runs: list[RunSpec]
     source: str
+    evaluated: list[str] = dataclasses.field(default_factory=list)
 
     def select(self, only: Sequence[str] | None) -> list[RunSpec]:
         """The runs of the configurations in `only` (all runs for None).
@@ -133,6 +162,8 @@ def _seeds(value: object, where: str) -> list[int]:
 
 def _check_options(options: dict, where: str, fields: dict) -> None:
     for key in options:
+        if key == "evaluate":
+            raise ValueError(f"{where}: `evaluate` belongs in a [configs.<name>] table.")
         if key in _PER_RUN:
             raise ValueError(f"{where}: `{key}` is set by the sweep for each run; remove it.")
         if key not in fields:
@@ -156,7 +187,8 @@ def load_spec(path: str | os.PathLike, *, data: str | None = None) -> SweepSpec:
     Raises:
         FileNotFoundError: if `path` does not exist.
         ValueError: for a file that is not TOML, an unknown option (named with its
-            table), missing or bad seeds, an unknown baseline, or a validation split
+            table), missing or bad seeds, an unknown baseline, a configuration name
+            that is not one plain folder name, or a validation or training split
             that is the test split.
     """
     path = Path(path)
@@ -166,6 +198,8 @@ def load_spec(path: str | os.PathLike, *, data: str | None = None) -> SweepSpec:
         text = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"'{path}' is not valid TOML: {error}") from None
+    from larq_dybnn.training.data import parse_split
+
     fields = _train_fields()
     allowed = {"name", "baseline", "test_split", "train", "configs"}
     extra = sorted(set(text) - allowed)
@@ -179,18 +213,23 @@ def load_spec(path: str | os.PathLike, *, data: str | None = None) -> SweepSpec:
         raise ValueError(f"'{path}': needs at least one [configs.<name>] table.")
     test_split = text.get("test_split", "test")
     per_config: dict[str, tuple[dict, list[int]]] = {}
+    evaluated = []
     for name, table in configs.items():
         where = f"'{path}' [configs.{name}]"
+        _check_config_name(name, where)
         if not isinstance(table, dict):
             raise ValueError(f"{where} must be a table of options.")
         table = dict(table)
         seeds = _seeds(table.pop("seeds", default_seeds), where)
+        evaluate = table.pop("evaluate", True)
+        if not isinstance(evaluate, bool):
+            raise ValueError(f"{where}: `evaluate` must be true or false, got {evaluate!r}.")
+        if evaluate:
+            evaluated.append(name)
         _check_options(table, where, fields)
         options = {**common, **table}
         if data is not None:
             options["data"] = data
-        from larq_dybnn.training.data import parse_split
-
         eval_split = options.get("eval_split", fields["eval_split"])
         if parse_split(eval_split)[0] == parse_split(test_split)[0]:
             raise ValueError(
@@ -199,10 +238,16 @@ def load_spec(path: str | os.PathLike, *, data: str | None = None) -> SweepSpec:
                 "training split (e.g. eval_split = \"train[45000:]\")."
             )
         per_config[name] = (options, seeds)
-    baseline = text.get("baseline", next(iter(configs)))
-    if baseline not in configs:
-        raise ValueError(f"'{path}': `baseline` {baseline!r} is not a configuration "
-                         f"({', '.join(configs)}).")
+    baseline = text.get("baseline", evaluated[0] if evaluated else next(iter(configs)))
+    if baseline not in evaluated:
+        raise ValueError(f"'{path}': `baseline` {baseline!r} is not an evaluated "
+                         f"configuration ({', '.join(evaluated) or 'none'}).")
+    for name, (options, _) in per_config.items():
+        train_split = options.get("train_split", fields["train_split"])
+        if parse_split(train_split)[0] == parse_split(test_split)[0]:
+            raise ValueError(
+                f"'{path}' [configs.{name}]: `train_split` {train_split!r} comes from the "
+                f"test split {test_split!r}, which is only evaluated; train on another split.")
     runs = []
     for round_ in range(max(len(seeds) for _, seeds in per_config.values())):
         for name, (options, seeds) in per_config.items():
@@ -210,15 +255,36 @@ def load_spec(path: str | os.PathLike, *, data: str | None = None) -> SweepSpec:
                 runs.append(RunSpec(name, seeds[round_], options))
     return SweepSpec(
         name=str(text.get("name", path.stem)), baseline=baseline, test_split=test_split,
-        configs=list(configs), runs=runs, source=str(path),
+        configs=list(configs), runs=runs, source=str(path), evaluated=evaluated,
     )
 
 
+def _check_config_name(name: str, where: str) -> None:
+    """A configuration's name becomes a folder: one plain path segment."""
+    if (not name or name in (".", "..") or name.startswith(".")
+            or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in name)):
+        raise ValueError(
+            f"{where}: a configuration name must be one plain folder name of letters, "
+            f"digits, '-', '_' and '.' (not starting with '.'), got {name!r}.")
+
+
+def run_options(run: RunSpec, sweep_dir: str | os.PathLike) -> dict:
+    """`run`'s options with `{sweep_dir}` and `{seed}` filled in its run paths."""
+    options = dict(run.options)
+    for key in _RUN_PATHS:
+        if isinstance(options.get(key), str):
+            options[key] = (options[key].replace("{sweep_dir}", os.fspath(sweep_dir))
+                            .replace("{seed}", str(run.seed)))
+    return options
+
+
 def train_command(run: RunSpec, output_dir: str | os.PathLike) -> list[str]:
-    """The `larq-dybnn train` arguments of `run`, writing to `output_dir`."""
+    """The `larq-dybnn train` arguments of `run`, writing to `output_dir`
+    (`<sweep_dir>/<config>/seed-<seed>`)."""
     fields = _train_fields()
     args = ["train"]
-    for key, value in {**run.options, "seed": run.seed}.items():
+    sweep_dir = Path(output_dir).parent.parent
+    for key, value in {**run_options(run, sweep_dir), "seed": run.seed}.items():
         flag = "--" + key.replace("_", "-")
         if key == "deterministic":
             args += [] if value else ["--nondeterministic"]
@@ -358,6 +424,7 @@ def run_sweep(
                 if state == "done":
                     print_fn(f"[{index}/{len(runs)}] {run.key}: finished, skipped")
                     continue
+                _check_dependencies(run, output_dir)
                 folder.mkdir(parents=True, exist_ok=True)
                 _record_session(folder, run, spec, info)
                 print_fn(f"[{index}/{len(runs)}] {run.key}: "
@@ -370,23 +437,34 @@ def run_sweep(
 
             for run in runs:
                 folder = output_dir / run.key
-                if run_state(folder) == "done" and (
+                if run.config in spec.evaluated and run_state(folder) == "done" and (
                         reevaluate or not (folder / "evaluation.json").is_file()):
                     print_fn(f"{run.key}: evaluating on '{spec.test_split}'")
                     evaluate_run(folder, split=spec.test_split, print_fn=print_fn)
-            written = write_results(output_dir, baseline=spec.baseline, configs=spec.configs)
+            written = write_results(output_dir, baseline=spec.baseline,
+                                    configs=spec.evaluated)
             if results_dir is not None:
                 copied = copy_records(output_dir, Path(results_dir) / "runs")
                 written += write_results(Path(results_dir) / "runs", baseline=spec.baseline,
-                                         configs=spec.configs, destination=results_dir)
+                                         configs=spec.evaluated, destination=results_dir)
                 print_fn(f"Copied the records of {copied} runs to {Path(results_dir) / 'runs'}")
             for path in written:
                 print_fn(f"Wrote {path}")
     return [(run, run_state(output_dir / run.key)) for run in runs]
 
 
+def _check_dependencies(run: RunSpec, output_dir: Path) -> None:
+    for key, value in run_options(run, output_dir).items():
+        if key in _RUN_PATHS and isinstance(value, str) and not Path(value).exists():
+            raise ValueError(
+                f"Run {run.key} needs `{key}` '{value}', which does not exist yet: list "
+                "the configuration that trains it above this one in the sweep file.")
+
+
 def _train(run: RunSpec, folder: Path) -> None:
-    command = [sys.executable, "-m", "larq_dybnn_cli", *train_command(run, folder)]
+    # -P: the current folder is not put on the import path, so a stray
+    # larq_dybnn_cli.py there cannot stand in for the installed package.
+    command = [sys.executable, "-P", "-m", "larq_dybnn_cli", *train_command(run, folder)]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with open(folder / "train.log", "a") as log:
@@ -397,3 +475,7 @@ def _train(run: RunSpec, folder: Path) -> None:
         raise ValueError(
             f"Run {run.key} failed (exit {done.returncode}); see '{folder / 'train.log'}'."
         )
+    missing = [name for name in ("report.json", "model.keras") if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"Run {run.key} exited without writing {', '.join(missing)}; "
+                         f"see '{folder / 'train.log'}'.")

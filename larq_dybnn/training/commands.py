@@ -31,6 +31,7 @@ def train(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, train_split=args.train_split, eval_split=args.eval_split,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         step=args.step, weight_decay=args.weight_decay, init_from=args.init_from,
+        dynamize=args.dynamize, init_scheme=args.init_scheme,
         teacher=args.teacher, label_smoothing=args.label_smoothing,
         width_multiplier=args.width_multiplier, dynamic=args.dynamic,
         reduction=args.reduction, image_size=args.image_size, preprocess=args.preprocess,

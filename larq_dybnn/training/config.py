@@ -8,7 +8,11 @@ from pathlib import Path
 from larq_dybnn import _checks
 from larq_dybnn.training.distribute import Worker
 
-__all__ = ["TrainConfig", "TrainResult", "check_config", "STEP1_WEIGHT_DECAY"]
+__all__ = ["TrainConfig", "TrainResult", "check_config", "STEP1_WEIGHT_DECAY", "INIT_SCHEMES"]
+
+#: Initialization schemes: per-layer seeds (pairs static and DyBNN twins), or Keras'
+#: global random stream (runs made before per-layer initialization existed).
+INIT_SCHEMES = ("per-layer", "global")
 
 #: ReActNet's weight decay on conv kernels in step 1 (step 2 uses none).
 STEP1_WEIGHT_DECAY = 1e-5
@@ -33,6 +37,9 @@ class TrainConfig:
             0 in step 2).
         init_from: a saved model whose weights are transferred first (step 1 -> 2);
             every weight must carry over.
+        dynamize: with `init_from`: after the transfer, train the DyBNN twin of the
+            model (`larq_dybnn.dynamize` with `dynamic`, `reduction` and the seed):
+            a trained static model fine-tuned with dynamic thresholds added.
         teacher: a saved Keras model (logits out) for the distribution loss; None
             trains on cross-entropy.
         label_smoothing: cross-entropy label smoothing (without a teacher).
@@ -40,6 +47,11 @@ class TrainConfig:
         image_size: input size; None for the data's own (8 digits, 32 CIFAR) or 224.
         preprocess: "digits", "cifar" or "imagenet"; None picks by data and size.
         seed: seed of initialization, shuffling and augmentation.
+        init_scheme: "per-layer" (every weight drawn from the seed and its own path, so
+            a static model and its DyBNN twin start from identical shared weights) or
+            "global" (Keras' one random stream, as runs made before per-layer
+            initialization); None: "per-layer" for a new run, the recorded scheme
+            when resuming one.
         strategy: "default", "mirrored" or "multiworker".
         logical_cpus: split the CPU into this many devices (mirrored on CPUs).
         export: also export `model.tflite` through the converter and verify it.
@@ -64,6 +76,7 @@ class TrainConfig:
     step: int = 2
     weight_decay: float | None = None
     init_from: str | None = None
+    dynamize: bool = False
     teacher: str | None = None
     label_smoothing: float = 0.0
     width_multiplier: float = 1.0
@@ -72,6 +85,7 @@ class TrainConfig:
     image_size: int | None = None
     preprocess: str | None = None
     seed: int = 0
+    init_scheme: str | None = None
     strategy: str = "default"
     logical_cpus: int | None = None
     export: bool = False
@@ -121,7 +135,7 @@ def check_config(config: TrainConfig) -> None:
         FileNotFoundError: if `init_from` or `teacher` does not exist.
     """
     from larq_dybnn.training.preprocessing import PREPROCESSING
-    from larq_dybnn.zoo import MODELS
+    from larq_dybnn.zoo import MODELS, is_binary, is_dynamic
 
     if config.model not in MODELS:
         raise ValueError(f"`model` must be one of {', '.join(MODELS)}, got {config.model!r}.")
@@ -148,6 +162,14 @@ def check_config(config: TrainConfig) -> None:
             f"`preprocess` must be one of {sorted(PREPROCESSING)}, "
             f"got {config.preprocess!r}."
         )
+    if config.init_scheme not in (None, *INIT_SCHEMES):
+        raise ValueError(f"`init_scheme` must be one of {', '.join(INIT_SCHEMES)}, "
+                         f"got {config.init_scheme!r}.")
+    if config.dynamize and not config.init_from:
+        raise ValueError("`dynamize` makes the DyBNN twin of the `init_from` model; "
+                         "give `init_from` (a trained static model).")
+    if config.dynamize and (not is_binary(config.model) or is_dynamic(config.model)):
+        raise ValueError(f"`dynamize` needs a static binary `model`, got {config.model!r}.")
     for name in ("init_from", "teacher"):
         path = getattr(config, name)
         if path is not None and not Path(path).exists():

@@ -29,11 +29,14 @@ import numpy as np
 import tensorflow as tf
 
 from larq_dybnn._gc import fewer_collections
+from larq_dybnn.dynamization import dynamize
+from larq_dybnn.initialization import initialize_per_layer
 from larq_dybnn._io import atomic_save_model, atomic_write_bytes
 from larq_dybnn.contract import contract_for, read_contract, write_contract
 from larq_dybnn.training import data as data_lib, preprocessing
 from larq_dybnn.training.checkpoints import EpochCheckpoints, trim_history
 from larq_dybnn.training.config import (
+    INIT_SCHEMES,
     STEP1_WEIGHT_DECAY,
     TrainConfig,
     TrainResult,
@@ -180,7 +183,7 @@ def _start(config: TrainConfig, print_fn: Say):
     say = print_fn if worker.is_chief else (lambda _: None)
     if config.restart:
         _clear_run(out)
-    config = _resolve_reduction(config, out / "config.json")
+    config = _resolve_recorded(config, out / "config.json")
     _check_same_run(config, out / "config.json")
     return strategy, worker, out, say, config
 
@@ -189,28 +192,38 @@ def _start(config: TrainConfig, print_fn: Say):
 #: before the zoo's default became `DEFAULT_REDUCTION` (64): runs made then record None.
 _ZOO_DYBNN = ("dybnn-reactnet-18", "dybnn-reactnet-a")
 _FORMER_DEFAULT_REDUCTION = 16
+_FORMER_INIT_SCHEME = "global"
 
 
-def _recorded_reduction(previous: dict):
-    """The reduction a recorded run was built with (None for models without one)."""
+def _recorded(previous: dict) -> dict:
+    """A recorded run's options as they were built: runs recorded before an option
+    existed record nothing for it, and were built with its former behaviour."""
+    previous = dict(previous)
     if previous.get("reduction") is None and previous.get("model") in _ZOO_DYBNN:
-        return _FORMER_DEFAULT_REDUCTION
-    return previous.get("reduction")
+        previous["reduction"] = _FORMER_DEFAULT_REDUCTION
+    previous.setdefault("init_scheme", _FORMER_INIT_SCHEME)
+    previous["init_scheme"] = previous["init_scheme"] or _FORMER_INIT_SCHEME
+    previous.setdefault("dynamize", False)
+    return previous
 
 
-def _resolve_reduction(config: TrainConfig, path: Path) -> TrainConfig:
-    """Record the reduction a zoo DyBNN model is built with: the given one, that of the
-    run being resumed, or the zoo's default for a new run."""
-    if config.reduction is not None or config.model not in _ZOO_DYBNN:
-        return config
+def _resolve_recorded(config: TrainConfig, path: Path) -> TrainConfig:
+    """Fill the options a run records how it was built with: the reduction of a zoo
+    DyBNN (or dynamized) model and the initialization scheme: the given ones, those of
+    the run being resumed, or the current defaults for a new run."""
     from larq_dybnn.zoo import DEFAULT_REDUCTION
 
-    reduction = DEFAULT_REDUCTION
+    previous = {}
     if path.exists() and (path.parent / "checkpoints").exists():
-        previous = json.loads(path.read_text())
-        if previous.get("model") == config.model:
-            reduction = _recorded_reduction(previous)
-    return replace(config, reduction=reduction)
+        recorded = json.loads(path.read_text())
+        if recorded.get("model") == config.model:
+            previous = _recorded(recorded)
+    changes = {}
+    if config.reduction is None and (config.model in _ZOO_DYBNN or config.dynamize):
+        changes["reduction"] = previous.get("reduction") or DEFAULT_REDUCTION
+    if config.init_scheme is None:
+        changes["init_scheme"] = previous.get("init_scheme") or INIT_SCHEMES[0]
+    return replace(config, **changes)
 
 
 def _read_data(config: TrainConfig, worker: Worker, say: Say) -> _Data:
@@ -254,10 +267,18 @@ def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path
             reduction=config.reduction,
         )
         data.train.check_num_classes(model.output_shape[-1])
+        if config.init_scheme == "per-layer":
+            initialize_per_layer(model, seed=config.seed)
         if config.init_from:
             source = _load_keras(config.init_from, "init_from")
             count = transfer_weights(source, model)
             say(f"Transferred all {count} weights from {config.init_from}")
+            if config.dynamize:
+                model = dynamize(model, dynamic=config.dynamic, reduction=config.reduction,
+                                 seed=config.seed)
+                say(f"Dynamized ({config.dynamic}, r={config.reduction}): "
+                    f"{model.count_params() - source.count_params():,} new hyper weights, "
+                    "outputs unchanged until trained")
         decayed = add_conv_weight_decay(model, weight_decay=weight_decay)
         optimizer = linear_decay_adam(
             learning_rate=config.learning_rate, total_steps=config.epochs * data.steps
@@ -320,6 +341,16 @@ def _eval_batches(config: TrainConfig, data: _Data) -> tf.data.Dataset:
     ).with_options(data_options())
 
 
+def _train_batches(config: TrainConfig, data: _Data, *, first_epoch: int) -> tf.data.Dataset:
+    """The training batches from `first_epoch` on: their order and augmentation depend
+    only on the seed and the epoch, so paired runs (same seed) see the same batches."""
+    return preprocessing.pipeline(
+        data.train, training=True, batch_size=config.batch_size,
+        preprocess=data.preprocess, image_size=data.size, seed=config.seed,
+        first_epoch=first_epoch, epochs=config.epochs - first_epoch,
+    )
+
+
 def _fit(config: TrainConfig, data: _Data, fitting: _Fitting, out: Path, say: Say) -> np.ndarray:
     """Train the epochs not done yet; returns the threshold probe images."""
     # Every worker makes the same callbacks (they create variables, which must be
@@ -341,11 +372,7 @@ def _fit(config: TrainConfig, data: _Data, fitting: _Fitting, out: Path, say: Sa
     if fitting.initial_epoch >= config.epochs:
         say(f"All {config.epochs} epochs are already done; evaluating the checkpoint")
         return probe
-    train_batches = preprocessing.pipeline(
-        data.train, training=True, batch_size=config.batch_size,
-        preprocess=data.preprocess, image_size=data.size, seed=config.seed,
-        first_epoch=fitting.initial_epoch, epochs=config.epochs - fitting.initial_epoch,
-    )
+    train_batches = _train_batches(config, data, first_epoch=fitting.initial_epoch)
     say(f"Training epochs {fitting.initial_epoch + 1}-{config.epochs}, {data.steps} steps "
         f"each, batch size {config.batch_size}")
     fitting.fitted.fit(
@@ -389,8 +416,7 @@ def _check_same_run(config: TrainConfig, path: Path) -> None:
     """Record the options of a new run; refuse to resume one with other options."""
     current = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_CHANGES}
     if path.exists() and (path.parent / "checkpoints").exists():
-        previous = json.loads(path.read_text())
-        previous["reduction"] = _recorded_reduction(previous)
+        previous = _recorded(json.loads(path.read_text()))
         changed = sorted(k for k in current if previous.get(k) != current[k])
         if changed:
             raise ValueError(
