@@ -109,7 +109,8 @@ class SweepSpec:
 
     Attributes:
         name: the sweep's name.
-        baseline: the configuration the others are compared with.
+        baseline: the configuration the others are compared with (None when no
+            configuration is evaluated, e.g. a pilot).
         test_split: the split evaluated after training (never used for choices).
         configs: configuration names in file order.
         runs: every run, in execution order (seed by seed).
@@ -119,7 +120,7 @@ class SweepSpec:
     """
 
     name: str
-    baseline: str
+    baseline: str | None
     test_split: str
     configs: list[str]
     runs: list[RunSpec]
@@ -238,8 +239,8 @@ def load_spec(path: str | os.PathLike, *, data: str | None = None) -> SweepSpec:
                 "training split (e.g. eval_split = \"train[45000:]\")."
             )
         per_config[name] = (options, seeds)
-    baseline = text.get("baseline", evaluated[0] if evaluated else next(iter(configs)))
-    if baseline not in evaluated:
+    baseline = text.get("baseline", evaluated[0] if evaluated else None)
+    if evaluated and baseline not in evaluated or not evaluated and baseline is not None:
         raise ValueError(f"'{path}': `baseline` {baseline!r} is not an evaluated "
                          f"configuration ({', '.join(evaluated) or 'none'}).")
     for name, (options, _) in per_config.items():
@@ -442,8 +443,8 @@ def run_sweep(
                     print_fn(f"{run.key}: evaluating on '{spec.test_split}'")
                     evaluate_run(folder, split=spec.test_split, print_fn=print_fn)
             written = write_results(output_dir, baseline=spec.baseline,
-                                    configs=spec.evaluated)
-            if results_dir is not None:
+                                    configs=spec.evaluated) if spec.evaluated else []
+            if results_dir is not None and spec.evaluated:
                 copied = copy_records(output_dir, Path(results_dir) / "runs")
                 written += write_results(Path(results_dir) / "runs", baseline=spec.baseline,
                                          configs=spec.evaluated, destination=results_dir)

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Run (or resume) the recipe campaign from a frozen, non-editable install, so that work
+# on the checkout does not change the code under a running experiment.
+#
+#   experiments/cifar10-recipe/run_campaign.sh pilot      # learning-rate pilot, then the teacher
+#   experiments/cifar10-recipe/run_campaign.sh campaign   # teacher, step 1 and step 2, 4 seeds
+#   experiments/cifar10-recipe/run_campaign.sh upgrade    # fine-tuned vs dynamized, 4 seeds
+#   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
+#
+# Every stage is resumable: finished runs are skipped, unfinished ones resume from
+# their last epoch checkpoint. The first call clones the checkout's HEAD into
+# $CAMPAIGN_DIR/src and installs it into $CAMPAIGN_DIR/.venv; later calls reuse that
+# install (delete the folder's src and .venv to move to a newer commit; finished runs
+# keep the commit they were trained with in provenance.json). $CAMPAIGN_DIR defaults
+# to ../recipe-campaign beside the checkout, so the sweep files' "../shared/data/cifar10"
+# resolves there too. Runs go to $CAMPAIGN_DIR/runs/.
+set -euo pipefail
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade|results}"
+REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+WORK="${CAMPAIGN_DIR:-$REPO/../recipe-campaign}"
+mkdir -p "$WORK"
+WORK="$(cd "$WORK" && pwd)"
+if [ ! -x "$WORK/.venv/bin/larq-dybnn" ]; then
+    rm -rf "$WORK/src" "$WORK/.venv"
+    git clone --quiet "$REPO" "$WORK/src"
+    python3 -m venv "$WORK/.venv"
+    "$WORK/.venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=68" wheel
+    "$WORK/.venv/bin/python" -m pip install --quiet "$WORK/src"
+fi
+cd "$WORK"
+export LARQ_DYBNN_COMMIT="$(git -C "$WORK/src" rev-parse HEAD)"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+HERE="$WORK/src/experiments/cifar10-recipe"
+SWEEP=("$WORK/.venv/bin/larq-dybnn" sweep)
+case "$STAGE" in
+    pilot)
+        "${SWEEP[@]}" "$HERE/pilot.toml" --output-dir runs/cifar10-recipe-pilot --skip-evaluation
+        "${SWEEP[@]}" "$HERE/sweep.toml" --output-dir runs/cifar10-recipe --only teacher \
+            --skip-evaluation ;;
+    campaign)
+        "${SWEEP[@]}" "$HERE/sweep.toml" --output-dir runs/cifar10-recipe --skip-evaluation ;;
+    upgrade)
+        "${SWEEP[@]}" "$HERE/upgrade.toml" --output-dir runs/cifar10-recipe-upgrade \
+            --skip-evaluation ;;
+    results)
+        "${SWEEP[@]}" "$HERE/sweep.toml" --output-dir runs/cifar10-recipe --skip-training \
+            --results-dir "$REPO/experiments/cifar10-recipe/campaign"
+        if [ -d runs/cifar10-recipe-upgrade ]; then
+            "${SWEEP[@]}" "$HERE/upgrade.toml" --output-dir runs/cifar10-recipe-upgrade \
+                --skip-training --results-dir "$REPO/experiments/cifar10-recipe/upgrade"
+        fi ;;
+    *) echo "unknown stage '$STAGE'" >&2; exit 2 ;;
+esac
