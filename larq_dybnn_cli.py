@@ -44,6 +44,14 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _add_unsafe_load(parser) -> None:
+    parser.add_argument(
+        "--unsafe-load", action="store_true",
+        help="load Keras model files without refusing Lambda layers and classes or "
+        "functions from outside tf_keras, larq and larq_dybnn (code in the file then "
+        "runs: only for files you trust)")
+
+
 def _add_train_parser(commands) -> None:
     train = commands.add_parser(
         "train",
@@ -82,6 +90,7 @@ def _add_train_parser(commands) -> None:
                        "twin (dynamic thresholds/shifts per --dynamic, starting at 0)")
     train.add_argument("--teacher", metavar="MODEL",
                        help="saved real-valued model for the distribution loss")
+    _add_unsafe_load(train)
     train.add_argument("--label-smoothing", type=_non_negative_float, default=0.0,
                        help="cross-entropy label smoothing (without --teacher)")
     train.add_argument("--width-multiplier", type=float, default=1.0)
@@ -158,6 +167,7 @@ def _add_train_parser(commands) -> None:
     evaluate.add_argument("--threads", type=_positive_int, default=1,
                           help="LCE interpreter threads (.tflite)")
     evaluate.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    _add_unsafe_load(evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep the hyper functions' FC weights in float32 (the file "
                        "then computes exactly the Keras model)")
     convert.add_argument("--report", metavar="JSON", help="also write the report as JSON")
+    _add_unsafe_load(convert)
 
     inspect = commands.add_parser(
         "inspect", help="print the op table and size of a .tflite",

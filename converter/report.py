@@ -26,29 +26,12 @@ from larq_dybnn.quantizers import DynamicSign
 
 __all__ = ["ConversionReport", "export_and_verify", "load_model", "threshold_ops"]
 
+from larq_dybnn.loading import load_model  # noqa: E402  (re-exported)
+
 # Ops a static RSign / RPReLU already has; the dynamic versions add the rest.
 _STATIC_SIGN_OPS = collections.Counter({"SUB": 1})
 _STATIC_PRELU_OPS = collections.Counter({"SUB": 1, "PRELU": 1, "ADD": 1})
 _BINARY_OPS = ("LceQuantize", "LceBconv2d", "LceDequantize")
-
-
-def load_model(path: str | os.PathLike) -> tf.keras.Model:
-    """Load a `.keras`, `.h5` or SavedModel with this package's layers.
-
-    Raises:
-        FileNotFoundError: if `path` does not exist.
-        ValueError: if it cannot be loaded as a Keras model.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No model at '{path}'.")
-    try:
-        return tf.keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for unreadable files
-        raise ValueError(
-            f"Cannot load '{path}' as a Keras model (.keras, .h5 or SavedModel "
-            f"folder): {type(error).__name__}: {error}"
-        ) from None
 
 
 def threshold_ops(model: tf.keras.Model, operators: Sequence[Operator]) -> dict:

@@ -31,7 +31,7 @@ def train(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, train_split=args.train_split, eval_split=args.eval_split,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         step=args.step, weight_decay=args.weight_decay, init_from=args.init_from,
-        dynamize=args.dynamize, init_scheme=args.init_scheme,
+        dynamize=args.dynamize, init_scheme=args.init_scheme, unsafe_load=args.unsafe_load,
         teacher=args.teacher, label_smoothing=args.label_smoothing,
         width_multiplier=args.width_multiplier, dynamic=args.dynamic,
         reduction=args.reduction, image_size=args.image_size, preprocess=args.preprocess,
@@ -67,7 +67,7 @@ def evaluate(args: argparse.Namespace) -> int:
     result = evaluate_model(
         args.model, data=args.data, split=args.split, data_dir=args.data_dir,
         batch_size=args.batch_size, preprocess=args.preprocess, resize=args.resize,
-        limit=args.limit, threads=args.threads,
+        limit=args.limit, threads=args.threads, unsafe_load=args.unsafe_load,
         progress=lambda line: print(f"[evaluate] {line}", flush=True),
     )
     print(result)
@@ -84,14 +84,15 @@ def convert(args: argparse.Namespace) -> int:
     import warnings
 
     from larq_dybnn.contract import read_contract
-    from larq_dybnn.converter import export_and_verify, load_model
+    from larq_dybnn.converter import export_and_verify
+    from larq_dybnn.loading import load_model
     from larq_dybnn.training.data import read_image_sample
     from larq_dybnn.training.preprocessing import ARRAY_PREPROCESSING
 
     def say(line: str) -> None:
         print(f"[convert] {line}", flush=True)
 
-    model = load_model(args.model)
+    model = load_model(args.model, unsafe=args.unsafe_load)
     contract = read_contract(args.model)
     say("input contract: " + (contract.describe() if contract else "none recorded"))
     samples = labels = None

@@ -37,6 +37,9 @@ class TrainConfig:
             0 in step 2).
         init_from: a saved model whose weights are transferred first (step 1 -> 2);
             every weight must carry over.
+        unsafe_load: load `init_from` and `teacher` without checking that they run no
+            code from outside tf_keras, Larq and larq_dybnn (`larq_dybnn.loading`);
+            only for files you trust.
         dynamize: with `init_from`: after the transfer, train the DyBNN twin of the
             model (`larq_dybnn.dynamize` with `dynamic`, `reduction` and the seed):
             a trained static model fine-tuned with dynamic thresholds added.
@@ -77,6 +80,7 @@ class TrainConfig:
     weight_decay: float | None = None
     init_from: str | None = None
     dynamize: bool = False
+    unsafe_load: bool = False
     teacher: str | None = None
     label_smoothing: float = 0.0
     width_multiplier: float = 1.0

@@ -59,7 +59,7 @@ class Evaluation:
         )
 
 
-def _predictor(path: Path, threads: int):
+def _predictor(path: Path, threads: int, unsafe_load: bool):
     if path.suffix == ".tflite":
         from larq_compute_engine.tflite.python.interpreter import Interpreter
 
@@ -69,9 +69,9 @@ def _predictor(path: Path, threads: int):
                                   use_indirect_bgemm=True)
         shape = tuple(interpreter.input_shapes[0][1:])
         return "lce", shape, lambda x: np.asarray(interpreter.predict(x))
-    from larq_dybnn.converter import load_model
+    from larq_dybnn.loading import load_model
 
-    model = load_model(path)
+    model = load_model(path, unsafe=unsafe_load)
     shape = tuple(model.input_shape[1:])
     return "keras", shape, lambda x: np.asarray(model(x, training=False))
 
@@ -87,6 +87,7 @@ def evaluate(
     resize: bool = False,
     limit: int | None = None,
     threads: int = 1,
+    unsafe_load: bool = False,
     progress: Callable[[str], object] | None = None,
 ) -> Evaluation:
     """Evaluate a `.keras` / `.h5` / SavedModel or an LCE `.tflite` on a split.
@@ -105,6 +106,8 @@ def evaluate(
             they must have its size.
         limit: evaluate only the first `limit` images.
         threads: LCE interpreter threads.
+        unsafe_load: load a Keras model without checking that it runs no code from
+            outside tf_keras, Larq and larq_dybnn (`larq_dybnn.loading`).
         progress: receives a line about every tenth of the images (with the running
             top-1), for evaluations that take a while.
 
@@ -125,7 +128,8 @@ def evaluate(
     batch_size = _checks.positive_int("batch_size", batch_size)
     if limit is not None:
         limit = _checks.positive_int("limit", limit)
-    runtime, shape, predict = _predictor(path, _checks.positive_int("threads", threads))
+    runtime, shape, predict = _predictor(path, _checks.positive_int("threads", threads),
+                                         unsafe_load)
     if len(shape) != 3 or shape[0] is None or shape[0] != shape[1]:
         raise ValueError(f"'{path}' must take square images of a fixed size, takes {shape}.")
     images = data_lib.load(data, split=split, data_dir=data_dir)

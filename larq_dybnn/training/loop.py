@@ -31,6 +31,7 @@ import tensorflow as tf
 from larq_dybnn._gc import fewer_collections
 from larq_dybnn.dynamization import dynamize
 from larq_dybnn.initialization import initialize_per_layer
+from larq_dybnn.loading import load_model
 from larq_dybnn._io import atomic_save_model, atomic_write_bytes
 from larq_dybnn.contract import contract_for, read_contract, write_contract
 from larq_dybnn.training import data as data_lib, preprocessing
@@ -66,11 +67,9 @@ def _image_size(config: TrainConfig, images: data_lib.LabelledImages) -> int:
     return size if size <= 64 else 224
 
 
-def _load_keras(path: str, role: str) -> tf.keras.Model:
-    from larq_dybnn.converter import load_model
-
+def _load_keras(path: str, role: str, *, unsafe: bool = False) -> tf.keras.Model:
     try:
-        return load_model(path)
+        return load_model(path, unsafe=unsafe)
     except (FileNotFoundError, ValueError) as error:
         raise ValueError(f"`{role}`: {error}") from None
 
@@ -270,7 +269,7 @@ def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path
         if config.init_scheme == "per-layer":
             initialize_per_layer(model, seed=config.seed)
         if config.init_from:
-            source = _load_keras(config.init_from, "init_from")
+            source = _load_keras(config.init_from, "init_from", unsafe=config.unsafe_load)
             count = transfer_weights(source, model)
             say(f"Transferred all {count} weights from {config.init_from}")
             if config.dynamize:
@@ -305,7 +304,7 @@ def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path
 def _compile(config: TrainConfig, model: tf.keras.Model, optimizer):
     """Compile for the distribution loss against a teacher, or for cross-entropy."""
     if config.teacher:
-        teacher = _load_keras(config.teacher, "teacher")
+        teacher = _load_keras(config.teacher, "teacher", unsafe=config.unsafe_load)
         if tuple(teacher.input_shape[1:]) != tuple(model.input_shape[1:]):
             raise ValueError(
                 f"`teacher` takes inputs {teacher.input_shape[1:]} but the model "
@@ -402,6 +401,7 @@ def _save(config: TrainConfig, data: _Data, fitting: _Fitting, out: Path, say: S
 #: Options that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = (
     "verbose", "export", "probe_samples", "restart", "output_dir", "deterministic",
+    "unsafe_load",
 )
 
 
