@@ -8,7 +8,7 @@ from typing import Collection
 
 from tensorflow.lite.python import schema_py_generated as schema
 
-__all__ = ["Operator", "read_operators", "op_histogram", "layer_of"]
+__all__ = ["Operator", "read_operators", "op_histogram", "layer_of", "check_flatbuffer"]
 
 _BUILTIN_NAMES = {
     value: name for name, value in vars(schema.BuiltinOperator).items()
@@ -122,6 +122,56 @@ def read_operators(flatbuffer: bytes) -> list[Operator]:
             f"`flatbuffer` is not a valid TFLite model ({type(error).__name__}: "
             f"{error})."
         ) from None
+
+
+def check_flatbuffer(flatbuffer: bytes, *, source: str = "`flatbuffer`") -> None:
+    """Check that a TFLite file is whole before an interpreter opens it.
+
+    TFLite's interpreter trusts the offsets in a file: one cut short (a partial
+    download or copy) can crash the process instead of raising. This reads every
+    operator, tensor and constant buffer of every subgraph and checks that each lies
+    inside the file.
+
+    Arguments:
+        flatbuffer: the file's bytes.
+        source: how to name the file in errors.
+
+    Raises:
+        ValueError: naming `source`, for a file that is not a whole TFLite model.
+    """
+    try:
+        model = _model(flatbuffer)
+        read_operators(flatbuffer)
+        size = len(flatbuffer)
+        for g in range(model.SubgraphsLength()):
+            graph = model.Subgraphs(g)
+            for t in range(graph.TensorsLength()):
+                tensor = graph.Tensors(t)
+                if tensor.Buffer() >= max(model.BuffersLength(), 1):
+                    raise ValueError(f"tensor {t} names buffer {tensor.Buffer()}, which "
+                                     "does not exist")
+                tensor.ShapeAsNumpy()
+            for o in range(graph.OperatorsLength()):
+                graph.Operators(o).InputsAsNumpy()
+        for b in range(model.BuffersLength()):
+            buffer = model.Buffers(b)
+            if buffer.Offset() > 1:  # data stored after the flatbuffer (large models)
+                if buffer.Offset() + buffer.Size() > size:
+                    raise ValueError(f"buffer {b} ends after the end of the file")
+            elif buffer.DataLength():
+                data = buffer.DataAsNumpy()
+                if len(data) != buffer.DataLength():
+                    raise ValueError(f"buffer {b} is cut short")
+        for m in range(model.MetadataLength()):
+            if model.Metadata(m).Buffer() >= model.BuffersLength():
+                raise ValueError(f"metadata {m} names a buffer that does not exist")
+    except ValueError as error:
+        detail = str(error).replace("`flatbuffer` is ", "it is ")
+        raise ValueError(f"{source} is not a whole TFLite model (truncated or damaged?): "
+                         f"{detail}") from None
+    except Exception as error:  # flatbuffers raises plain errors on bad offsets
+        raise ValueError(f"{source} is not a whole TFLite model (truncated or damaged?): "
+                         f"{type(error).__name__}: {error}") from None
 
 
 def op_histogram(flatbuffer: bytes) -> collections.Counter:

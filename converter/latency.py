@@ -12,6 +12,7 @@ import numpy as np
 from larq_compute_engine.tflite.python.interpreter import Interpreter
 
 from larq_dybnn import _checks
+from larq_dybnn.converter.flatbuffer import check_flatbuffer
 
 __all__ = [
     "KERNELS", "SETTLE_MS", "Latency", "measure_latency", "compare_latency", "make_runner",
@@ -67,6 +68,7 @@ def make_runner(
     threads = _checks.positive_int("threads", threads)
     if not settle_ms >= 0:
         raise ValueError(f"`settle_ms` must be >= 0, got {settle_ms!r}.")
+    check_flatbuffer(flatbuffer)  # a cut file can crash TFLite instead of raising
     interpreter = Interpreter(flatbuffer, num_threads=threads, **KERNELS[kernel])
     shape = [1, *interpreter.input_shapes[0][1:]]
     sample = np.random.default_rng(0).normal(size=shape).astype(np.float32)

@@ -8,6 +8,8 @@ import numpy as np
 import tensorflow as tf
 from larq_compute_engine.tflite.python.interpreter import Interpreter
 
+from larq_dybnn.converter.flatbuffer import check_flatbuffer
+
 __all__ = ["Parity", "compare_with_lce", "run_keras_and_lce", "parity_of", "CLOSE_TOLERANCE"]
 
 #: Relative tolerance under which a sample's outputs count as matching.
@@ -28,6 +30,8 @@ class Parity:
             when a rounding-level difference flips one of its binary activations;
             in DyBNN such a flip also moves that sample's pooled context, so it can
             spread through the sample's later thresholds.
+        non_finite: samples with a NaN or inf output in Keras or LCE; they count as
+            neither agreeing nor close, and the differences are then inf.
     """
 
     samples: int
@@ -35,6 +39,7 @@ class Parity:
     max_abs_diff: float
     mean_abs_diff: float
     close_fraction: float
+    non_finite: int = 0
 
     def as_dict(self) -> dict:
         """The fields as a JSON-serializable dict."""
@@ -100,24 +105,28 @@ def run_keras_and_lce(
     """
     inputs = np.asarray(inputs, dtype=np.float32)
     keras_out = run_keras(model, inputs)
+    check_flatbuffer(flatbuffer)  # a cut file can crash TFLite instead of raising
     interpreter = Interpreter(flatbuffer, num_threads=num_threads)
     return keras_out, np.asarray(interpreter.predict(inputs))
 
 
 def parity_of(keras_out: np.ndarray, lce_out: np.ndarray) -> Parity:
     """Compare Keras and LCE outputs of the same samples (see `Parity`)."""
-    keras_flat = keras_out.reshape(len(keras_out), -1)
-    lce_flat = lce_out.reshape(len(lce_out), -1)
+    keras_flat = keras_out.reshape(len(keras_out), -1).astype(np.float64)
+    lce_flat = lce_out.reshape(len(lce_out), -1).astype(np.float64)
+    finite = np.all(np.isfinite(keras_flat), axis=1) & np.all(np.isfinite(lce_flat), axis=1)
     diff = np.abs(keras_flat - lce_flat)
-    tolerance = CLOSE_TOLERANCE * max(1.0, float(np.abs(keras_flat).max()))
+    diff[~finite] = np.inf  # NaN never compares as close; count it as the worst
+    largest = np.abs(keras_flat[finite]).max() if finite.any() else 0.0
+    tolerance = CLOSE_TOLERANCE * max(1.0, float(largest))
+    agree = (keras_flat.argmax(axis=1) == lce_flat.argmax(axis=1)) & finite
     return Parity(
         samples=int(len(keras_flat)),
-        top1_agreement=float(
-            np.mean(keras_flat.argmax(axis=1) == lce_flat.argmax(axis=1))
-        ),
+        top1_agreement=float(np.mean(agree)),
         max_abs_diff=float(diff.max()),
         mean_abs_diff=float(diff.mean()),
-        close_fraction=float(np.mean(diff.max(axis=1) <= tolerance)),
+        close_fraction=float(np.mean((diff.max(axis=1) <= tolerance) & finite)),
+        non_finite=int(np.sum(~finite)),
     )
 
 

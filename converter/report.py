@@ -34,6 +34,30 @@ _STATIC_PRELU_OPS = collections.Counter({"SUB": 1, "PRELU": 1, "ADD": 1})
 _BINARY_OPS = ("LceQuantize", "LceBconv2d", "LceDequantize")
 
 
+def _check_finite_weights(model: tf.keras.Model) -> None:
+    bad = [w.name for w in model.weights if not np.all(np.isfinite(w.numpy()))]
+    if bad:
+        raise ValueError(
+            f"Model '{model.name}' has non-finite weights (NaN or inf) in "
+            f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; a diverged model "
+            "is not exported.")
+
+
+def _checked_labels(labels, model: tf.keras.Model, samples) -> np.ndarray:
+    labels = np.asarray(labels)
+    classes = int(model.output_shape[-1])
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"`labels` must be a 1-D array of class indices, got shape "
+                         f"{labels.shape} of {labels.dtype}.")
+    if samples is not None and len(labels) != len(samples):
+        raise ValueError(f"`labels` has {len(labels)} entries for {len(samples)} samples.")
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"`labels` must be class indices in [0, {classes}) for a model "
+                         f"with {classes} outputs, got values from {labels.min()} to "
+                         f"{labels.max()}.")
+    return labels
+
+
 def threshold_ops(model: tf.keras.Model, operators: Sequence[Operator]) -> dict:
     """Attribute float ops to the model's dynamic threshold layers.
 
@@ -266,6 +290,9 @@ def export_and_verify(
     Raises:
         TypeError: if `model` is not a tf.keras model (a Keras 3 model included).
         FileNotFoundError, ValueError: for a model path that does not load.
+        ValueError: for a model with non-finite weights, non-finite `samples`,
+            `labels` that are not class indices of the model, or samples whose
+            outputs are not finite; nothing is written then.
         FloatFallbackError: if binary layers did not become LceBconv2d and
             `allow_float_fallback` is False; it lists the layers and causes.
         OSError: if `output_path` cannot be written; no partial file is left.
@@ -281,6 +308,14 @@ def export_and_verify(
         raise FileNotFoundError(
             f"Cannot write '{output_path}': folder '{Path(output_path).parent}' does not exist."
         )
+    _check_finite_weights(model)
+    if samples is not None:
+        samples = np.asarray(samples, dtype=np.float32)
+        if not np.all(np.isfinite(samples)):
+            raise ValueError(f"`samples` holds {int(np.sum(~np.isfinite(samples)))} "
+                             "non-finite values (NaN or inf); parity needs finite inputs.")
+    if labels is not None:
+        labels = _checked_labels(labels, model, samples)
     say(f"converting {model.name} with Larq Compute Engine")
     flatbuffer = export_tflite(model, int8_hyper_weights=False)
     int8 = None
@@ -302,10 +337,6 @@ def export_and_verify(
             f"and run as float ops in LCE: {listed}", stacklevel=2,
         )
         say(f"{len(binary.float_quantized)} quantized layers are not binary: float ops in LCE")
-    if output_path is not None:
-        atomic_write_bytes(output_path, flatbuffer)
-        say(f"wrote {output_path} ({len(flatbuffer) / 1024:,.1f} KiB)")
-
     if samples is None:
         shape = [random_samples, *model.input_shape[1:]]
         if any(d is None for d in shape):
@@ -330,9 +361,15 @@ def export_and_verify(
     else:
         keras_out, lce_out = run_keras_and_lce(model, flatbuffer, samples)
     parity = parity_of(keras_out, lce_out)
+    if parity.non_finite:
+        raise ValueError(
+            f"{parity.non_finite} of {parity.samples} samples give non-finite outputs "
+            f"(Keras or LCE) for {model.name}; not exported as verified.")
+    if output_path is not None:
+        atomic_write_bytes(output_path, flatbuffer)
+        say(f"wrote {output_path} ({len(flatbuffer) / 1024:,.1f} KiB)")
     accuracy = {}
     if labels is not None:
-        labels = np.asarray(labels)
         accuracy = {
             "keras": float(np.mean(keras_out.argmax(axis=-1) == labels)),
             "lce": float(np.mean(lce_out.argmax(axis=-1) == labels)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import tensorflow as tf
@@ -26,8 +27,21 @@ def optional_positive_float(name: str, value: object) -> float | None:
     """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
-        raise ValueError(f"`{name}` must be None or a positive number, got {value!r}.")
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value <= 0):
+        raise ValueError(f"`{name}` must be None or a positive finite number, "
+                         f"got {value!r}.")
+    return float(value)
+
+
+def positive_float(name: str, value: object) -> float:
+    """Return `value` as a float if it is a positive finite number, else raise.
+
+    Raises:
+        ValueError: naming `name`, for None, NaN, inf, zero or a negative number.
+    """
+    if value is None or optional_positive_float(name, value) is None:
+        raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
     return float(value)
 
 

@@ -8,9 +8,33 @@ the parsed arguments.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["run", "COMMANDS"]
+
+
+def check_outputs(*, inputs: dict[str, object], outputs: dict[str, object]) -> None:
+    """Refuse an output path that is an input or another output (a trained model
+    overwritten by its own `.tflite`, a report written over the model).
+
+    Arguments:
+        inputs, outputs: option name -> path (None for an option not given).
+
+    Raises:
+        ValueError: naming both options and the path.
+    """
+    seen: dict[str, str] = {}
+    for role, paths in (("input", inputs), ("output", outputs)):
+        for option, path in paths.items():
+            if path is None:
+                continue
+            key = os.path.realpath(os.fspath(path))
+            if key in seen and (role == "output"):
+                raise ValueError(
+                    f"{option} '{path}' is the same file as {seen[key]}; refusing to "
+                    "overwrite it. Choose another output path.")
+            seen.setdefault(key, option)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -64,6 +88,8 @@ def sweep(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from larq_dybnn.training.evaluation import evaluate as evaluate_model
 
+    check_outputs(inputs={"the model": args.model, "--data": args.data},
+                  outputs={"--json": args.json})
     result = evaluate_model(
         args.model, data=args.data, split=args.split, data_dir=args.data_dir,
         batch_size=args.batch_size, preprocess=args.preprocess, resize=args.resize,
@@ -92,6 +118,8 @@ def convert(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(f"[convert] {line}", flush=True)
 
+    check_outputs(inputs={"the model": args.model, "--verify": args.verify},
+                  outputs={"-o/--output": args.output, "--report": args.report})
     model = load_model(args.model, unsafe=args.unsafe_load)
     contract = read_contract(args.model)
     say("input contract: " + (contract.describe() if contract else "none recorded"))

@@ -146,11 +146,11 @@ def check_config(config: TrainConfig) -> None:
     _checks.positive_int("epochs", config.epochs)
     _checks.positive_int("batch_size", config.batch_size)
     _checks.positive_int("probe_samples", config.probe_samples)
-    if _checks.optional_positive_float("learning_rate", config.learning_rate) is None:
-        raise ValueError("`learning_rate` must be a positive number, got None.")
+    _checks.positive_float("learning_rate", config.learning_rate)
+    _checks.positive_float("width_multiplier", config.width_multiplier)
     if config.step not in (1, 2):
         raise ValueError(f"`step` must be 1 or 2, got {config.step!r}.")
-    if config.weight_decay is not None and config.weight_decay < 0:
+    if config.weight_decay is not None and not 0 <= config.weight_decay < float("inf"):
         raise ValueError(f"`weight_decay` must be >= 0, got {config.weight_decay!r}.")
     if not 0.0 <= config.label_smoothing < 1.0:
         raise ValueError(f"`label_smoothing` must be in [0, 1), got {config.label_smoothing!r}.")

@@ -31,9 +31,11 @@ the pipeline with TensorFlow's decode error.
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -114,7 +116,13 @@ def parse_split(split: str) -> tuple[str, str | None, str | None]:
 def _bound(text: str | None, count: int, default: int) -> int:
     if text is None:
         return default
-    value = round(count * int(text[:-1]) / 100) if text.endswith("%") else int(text)
+    if text.endswith("%"):
+        percent = int(text[:-1])
+        if not -100 <= percent <= 100:
+            raise ValueError(f"A split bound of {text} is outside -100%..100%.")
+        value = round(count * percent / 100)
+    else:
+        value = int(text)
     if value < 0:
         value += count
     return min(max(value, 0), count)
@@ -136,6 +144,34 @@ def slice_indices(split: str, count: int) -> range:
 def _check_image_bytes(data: bytes, name: str) -> None:
     if len(data) < 8 or not data.startswith(_SIGNATURES):
         raise ValueError(f"Unreadable image '{name}': not a JPEG, PNG, GIF or BMP file.")
+
+
+#: The largest archive member read as an image (no JPEG, PNG, GIF or BMP a data set
+#: holds comes near it; a 1 GiB member in a 1 MB archive is a compression bomb).
+MAX_IMAGE_BYTES = 64 * 2**20
+
+
+def read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: object) -> bytes:
+    """An image member's bytes, checked before it is read: its declared size must be
+    at most `MAX_IMAGE_BYTES` and its first bytes an image signature.
+
+    Raises:
+        ValueError: naming the archive and member.
+    """
+    name = f"{archive}:{member.name}"
+    if member.size > MAX_IMAGE_BYTES:
+        raise ValueError(f"Archive member '{name}' declares {member.size:,} bytes, more "
+                         f"than any image ({MAX_IMAGE_BYTES:,}); refusing to read it.")
+    handle = tar.extractfile(member)
+    if handle is None:
+        raise ValueError(f"Archive member '{name}' is not a regular file.")
+    head = handle.read(16)
+    _check_image_bytes(head, name)
+    return head + handle.read(member.size - len(head))
+
+
+#: What reading a damaged archive raises (tar headers, gzip/bzip2/xz streams, EOF).
+ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
 def _digits_split(split: str) -> LabelledImages:
@@ -218,11 +254,11 @@ def _archives(paths: list[Path], split: str) -> LabelledImages:
                         or not parts[-1].lower().endswith(IMAGE_SUFFIXES)
                     ):
                         continue
-                    data = tar.extractfile(member).read()
-                    _check_image_bytes(data, f"{archive}:{member.name}")
+                    data = read_member(tar, member, archive)
                     found.setdefault(parts[-2], []).append((member.name, data))
-        except tarfile.TarError as error:
-            raise ValueError(f"'{archive}' is not a readable tar archive: {error}") from None
+        except ARCHIVE_ERRORS as error:
+            raise ValueError(f"'{archive}' is not a readable tar archive (damaged or "
+                             f"truncated?): {type(error).__name__}: {error}") from None
     if not found:
         raise ValueError(
             f"No images of split '{split}' (<...>/{split}/<class>/<image>) in "
@@ -353,7 +389,7 @@ def _listing(path: Path) -> list[tuple[str, str]]:
         with tarfile.open(path, "r:*") as tar:
             return [(m.name, PurePosixPath(m.name).parent.name) for m in tar.getmembers()
                     if m.isfile() and _is_image(m.name)]
-    except (tarfile.TarError, OSError) as error:
+    except ARCHIVE_ERRORS as error:
         raise ValueError(
             f"'{path}' is neither an image folder nor a readable tar archive: {error}"
         ) from None
@@ -412,12 +448,17 @@ def read_image_sample(
             images[name] = decode(Path(name).read_bytes(), name)
     else:
         wanted = set(names)
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                if member.name in wanted:
-                    images[member.name] = decode(tar.extractfile(member).read(), member.name)
-                    if len(images) == len(wanted):
-                        break
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                for member in tar:
+                    if member.name in wanted:
+                        images[member.name] = decode(read_member(tar, member, path),
+                                                     member.name)
+                        if len(images) == len(wanted):
+                            break
+        except ARCHIVE_ERRORS as error:
+            raise ValueError(f"'{path}' is not a readable tar archive (damaged or "
+                             f"truncated?): {type(error).__name__}: {error}") from None
     shapes = {images[name].shape for name in names}
     if len(shapes) > 1:
         raise ValueError(f"Images in '{path}' have different sizes {sorted(shapes)}; pass `size`.")

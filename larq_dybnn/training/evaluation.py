@@ -60,13 +60,16 @@ class Evaluation:
 
 
 def _predictor(path: Path, threads: int, unsafe_load: bool):
-    if path.suffix == ".tflite":
+    if path.suffix.lower() == ".tflite":
         from larq_compute_engine.tflite.python.interpreter import Interpreter
 
+        from larq_dybnn.converter.flatbuffer import check_flatbuffer
+
+        flatbuffer = path.read_bytes()
+        check_flatbuffer(flatbuffer, source=f"'{path}'")  # a cut file can crash TFLite
         # The indirect bgemm kernel gives the same outputs as the default one and is
         # about 5x faster on x86, where LCE's default kernels are not optimized.
-        interpreter = Interpreter(path.read_bytes(), num_threads=threads,
-                                  use_indirect_bgemm=True)
+        interpreter = Interpreter(flatbuffer, num_threads=threads, use_indirect_bgemm=True)
         shape = tuple(interpreter.input_shapes[0][1:])
         return "lce", shape, lambda x: np.asarray(interpreter.predict(x))
     from larq_dybnn.loading import load_model
