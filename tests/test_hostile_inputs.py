@@ -181,3 +181,148 @@ def test_commands_refuse_hostile_models_and_the_opt_out_is_explicit(tmp_path, ca
         assert not marker.exists(), argv
         assert not (tmp_path / "out.tflite").exists()
     assert path.read_bytes() == before
+
+
+# -- archives ---------------------------------------------------------------------------
+def _tar_gz(path: Path, members: list[tuple[str, bytes, int | None]]) -> Path:
+    """A .tar.gz whose members may declare another size than the bytes they hold."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data, declared in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            if declared is None:
+                tar.addfile(info, io.BytesIO(data))
+            else:  # a header that claims `declared` bytes, followed by a few
+                info.size = declared
+                tar.fileobj.write(info.tobuf(tar.format, tar.encoding, tar.errors))
+                tar.fileobj.write(data.ljust(512, b"\0"))
+                tar.offset += 512 + 512
+                break
+    import gzip
+
+    path.write_bytes(gzip.compress(buffer.getvalue()))
+    return path
+
+
+def _jpeg() -> bytes:
+    return tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
+
+
+def test_an_archive_member_claiming_a_gigabyte_is_refused_before_reading(tmp_path):
+    from larq_dybnn.training import data as data_lib
+
+    path = _tar_gz(tmp_path / "bomb.tar.gz", [
+        ("d/train/cat/0.jpg", _jpeg(), None),
+        ("d/train/dog/1.jpg", b"\xff\xd8\xff\xe0" + b"\0" * 60, 2**30)])
+    with pytest.raises(ValueError, match=r"bomb.tar.gz:d/train/dog/1.jpg' declares "
+                       r"1,073,741,824 bytes"):
+        data_lib.load(str(path), split="train")
+
+
+def test_a_truncated_archive_names_the_file(tmp_path):
+    from larq_dybnn.training import data as data_lib
+
+    whole = _tar_gz(tmp_path / "whole.tar.gz", [
+        (f"d/train/c{i % 2}/{i}.jpg", _jpeg(), None) for i in range(20)])
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(ValueError, match="'.*cut.tar.gz' is not a readable tar archive "
+                       r"\(damaged or truncated\?\)"):
+        data_lib.load(str(cut), split="train")
+    with pytest.raises(ValueError, match="outside -100%..100%"):
+        data_lib.load(str(whole), split="train[:150%]")
+
+
+# -- files a user owns ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory):
+    """A small trained-shape model for digits (8x8) as .keras and as a .tflite."""
+    from larq_dybnn.converter import export_tflite
+    from larq_dybnn.zoo import TinyDyBNN
+
+    folder = tmp_path_factory.mktemp("tiny")
+    model = TinyDyBNN(input_shape=(8, 8, 3), width=32, blocks=1)
+    keras_path = folder / "m.keras"
+    model.save(keras_path)
+    tflite_path = folder / "m.tflite"
+    tflite_path.write_bytes(export_tflite(model))
+    return model, keras_path, tflite_path
+
+
+@pytest.mark.parametrize("argv, clash", [
+    (["convert", "{m}", "-o", "{m}"], "-o/--output '{m}' is the same file as the model"),
+    (["convert", "{m}", "-o", "{d}/x.tflite", "--report", "{d}/x.tflite"],
+     "--report '{d}/x.tflite' is the same file as -o/--output"),
+    (["evaluate", "{m}", "--data", "digits", "--json", "{m}"],
+     "--json '{m}' is the same file as the model"),
+])
+def test_an_output_that_is_an_input_is_an_error(tiny_files, tmp_path, capsys, argv, clash):
+    _, keras_path, _ = tiny_files
+    model = tmp_path / "m.keras"
+    model.write_bytes(keras_path.read_bytes())
+    fill = {"m": str(model), "d": str(tmp_path)}
+    before = model.read_bytes()
+    assert main([a.format(**fill) for a in argv]) == 2
+    assert clash.format(**fill) in capsys.readouterr().err
+    assert model.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
+
+
+def test_a_truncated_tflite_is_an_error_not_a_crash(tiny_files, tmp_path, capsys):
+    from larq_dybnn.converter.flatbuffer import check_flatbuffer
+
+    _, _, tflite_path = tiny_files
+    data = tflite_path.read_bytes()
+    check_flatbuffer(data)
+    for fraction in np.linspace(0.05, 0.995, 60):
+        with pytest.raises(ValueError, match="not a whole TFLite model"):
+            check_flatbuffer(data[: int(len(data) * fraction)], source="cut")
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(data[: len(data) * 9 // 10])
+    assert main(["evaluate", str(cut), "--data", "digits", "--limit", "10"]) == 2
+    assert f"'{cut}' is not a whole TFLite model" in capsys.readouterr().err
+    # An upper-case suffix is still a TFLite file.
+    upper = tmp_path / "model.TFLITE"
+    upper.write_bytes(data)
+    assert main(["evaluate", str(upper), "--data", "digits", "--limit", "10"]) == 0
+
+
+# -- wrong results reported as fine -----------------------------------------------------
+@pytest.mark.parametrize("flag, value", [
+    ("--learning-rate", "nan"), ("--learning-rate", "inf"), ("--width-multiplier", "0"),
+    ("--width-multiplier", "nan"), ("--weight-decay", "nan")])
+def test_non_finite_or_empty_options_are_errors(tmp_path, capsys, flag, value):
+    out = tmp_path / "run"
+    try:
+        status = main(["train", "--model", "tiny-dybnn", flag, value, "--epochs", "1",
+                       "--output-dir", str(out)])
+    except SystemExit as stop:  # refused by the parser
+        status = stop.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert flag in err or flag.lstrip("-").replace("-", "_") in err, err
+    assert not out.exists()
+
+
+def test_a_diverged_model_or_nan_samples_are_never_verified(tiny_files, tmp_path):
+    from larq_dybnn.converter import export_and_verify
+    from larq_dybnn.converter.parity import parity_of
+
+    model, _, _ = tiny_files
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype(np.float32)
+    bad = x.copy()
+    bad[1, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="`samples` holds 1 non-finite"):
+        export_and_verify(model, samples=bad, benchmark=False)
+    with pytest.raises(ValueError, match=r"`labels` must be class indices in \[0, 10\)"):
+        export_and_verify(model, samples=x, labels=np.full(4, 99), benchmark=False)
+    diverged = tf.keras.models.clone_model(model)
+    diverged.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    out = tmp_path / "diverged.tflite"
+    with pytest.raises(ValueError, match="non-finite weights"):
+        export_and_verify(diverged, output_path=out, samples=x, benchmark=False)
+    assert not out.exists()
+    parity = parity_of(np.array([[1.0, np.nan], [1.0, 2.0]]), np.array([[1.0, 0.0], [1.0, 2.0]]))
+    assert parity.non_finite == 1 and parity.top1_agreement == 0.5
+    assert parity.close_fraction == 0.5 and parity.max_abs_diff == np.inf
