@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
+from pathlib import Path
 
 import larq_compute_engine as lce
 import tensorflow as tf
@@ -11,7 +14,7 @@ import tensorflow as tf
 from larq_dybnn._gc import fewer_collections
 from larq_dybnn._io import atomic_write_bytes
 
-__all__ = ["check_model", "export_tflite", "save_serving_model"]
+__all__ = ["check_model", "export_tflite", "save_serving_model", "remove_stale_savedmodels"]
 
 
 def check_model(model: object) -> tf.keras.Model:
@@ -124,6 +127,39 @@ def save_serving_model(model: tf.keras.Model, directory: str | os.PathLike) -> N
 def _convert(model: tf.keras.Model, target: str) -> bytes:
     if not _single_float_input(model):
         return lce.convert_keras_model(model, target=target)
-    with tempfile.TemporaryDirectory() as directory:
+    remove_stale_savedmodels()
+    with tempfile.TemporaryDirectory(prefix=f"{_SAVEDMODEL_PREFIX}{os.getpid()}-") as directory:
         save_serving_model(model, directory)
         return lce.convert_saved_model(directory, target=target)
+
+
+#: Temporary SavedModel folders of a conversion: `<tmp>/larq-dybnn-savedmodel-<pid>-*`.
+_SAVEDMODEL_PREFIX = "larq-dybnn-savedmodel-"
+
+
+def remove_stale_savedmodels() -> int:
+    """Delete temporary SavedModel folders left in the system's temp folder by
+    conversions whose process was killed (their pid no longer runs).
+
+    Returns:
+        How many were removed.
+    """
+    removed = 0
+    pattern = re.compile(rf"{_SAVEDMODEL_PREFIX}(\d+)-")
+    for folder in Path(tempfile.gettempdir()).glob(f"{_SAVEDMODEL_PREFIX}*"):
+        match = pattern.match(folder.name)
+        if not match or not folder.is_dir() or _alive(int(match[1])):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 
+#: Marks this package's temporary files: `.<name>.tmp-<random><suffix>` beside the
+#: file being written. One left by a killed process is removed by
+#: `remove_stale_temporaries` when the next run in that folder starts.
+TEMPORARY_MARK = ".tmp-"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def final_mode(path: Path) -> int:
+    """The mode a written file gets: an existing file's own, else 0666 less the umask
+    (what `open` would give it), not the 0600 of a temporary file."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
-def _replacing(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary path beside `path`; on success it replaces `path`.
+def replacing(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside `path`; on success it replaces `path`, with the
+    mode `path` had (or the umask's for a new file).
 
     Raises:
         FileNotFoundError: if the folder of `path` does not exist.
@@ -22,15 +45,34 @@ def _replacing(path: str | os.PathLike) -> Iterator[str]:
     if not folder.is_dir():
         raise FileNotFoundError(f"Cannot write '{path}': folder '{folder}' does not exist.")
     # Keep the suffix: Keras picks the save format by it.
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=folder)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}{TEMPORARY_MARK}",
+                                     suffix=path.suffix, dir=folder)
     os.close(fd)
     try:
         yield temporary
+        os.chmod(temporary, final_mode(path))
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete this package's temporary files in `folder` (not below it), left by a
+    process killed while writing. Call it only where no other writer is active (a
+    run's locked output folder).
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for path in Path(folder).glob(f".*{TEMPORARY_MARK}*"):
+        if path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -46,7 +88,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     Raises:
         OSError: if the folder is missing or not writable; no file is left behind.
     """
-    with _replacing(path) as temporary:
+    with replacing(path) as temporary:
         with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -60,6 +102,63 @@ def atomic_save_model(model, path: str | os.PathLike) -> Path:
     Raises:
         OSError: if the folder is missing or not writable; no file is left behind.
     """
-    with _replacing(path) as temporary:
+    with replacing(path) as temporary:
         model.save(temporary, overwrite=True)
     return Path(path)
+
+
+#: The lock file of a folder a process writes in (a training run, a sweep).
+LOCK_NAME = ".lock"
+
+
+class FolderLock:
+    """An exclusive lock on a folder, held until `close` (or the process ends)."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    def close(self) -> None:
+        if self._handle is not None:
+            import fcntl
+
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> "FolderLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def lock_folder(folder: str | os.PathLike, *, what: str) -> FolderLock:
+    """Lock `folder` for this process, or say which process holds it.
+
+    Arguments:
+        folder: an existing folder.
+        what: what the folder is, for the error ("training run", "sweep").
+
+    Returns:
+        A `FolderLock` (a context manager).
+
+    Raises:
+        ValueError: if another process holds the lock, naming its pid.
+    """
+    import fcntl
+
+    path = Path(folder) / LOCK_NAME
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ValueError(f"The {what} folder '{folder}' is in use by pid {holder}; wait "
+                         "for it to finish or use another folder.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return FolderLock(handle)

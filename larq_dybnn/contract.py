@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn._io import atomic_write_bytes, replacing
 
 __all__ = [
     "InputContract", "contract_for", "read_contract", "write_contract", "add_to_flatbuffer",
@@ -254,10 +253,7 @@ def write_contract(path: str | os.PathLike, contract: InputContract) -> Path:
         return atomic_write_bytes(path / "assets" / _MEMBER, text.encode())
     if kind == "tflite":
         return atomic_write_bytes(path, add_to_flatbuffer(path.read_bytes(), contract))
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
-                                     dir=path.parent)
-    os.close(fd)
-    try:
+    with replacing(path) as temporary:
         shutil.copyfile(path, temporary)
         if kind == "keras":
             with zipfile.ZipFile(path) as source, zipfile.ZipFile(temporary, "w") as target:
@@ -270,10 +266,6 @@ def write_contract(path: str | os.PathLike, contract: InputContract) -> Path:
 
             with h5py.File(temporary, "a") as handle:
                 handle.attrs[_H5_ATTRIBUTE] = text
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -8,7 +8,9 @@ byte-identical afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import json
 import shlex
 import sys
@@ -326,3 +328,87 @@ def test_a_diverged_model_or_nan_samples_are_never_verified(tiny_files, tmp_path
     parity = parity_of(np.array([[1.0, np.nan], [1.0, 2.0]]), np.array([[1.0, 0.0], [1.0, 2.0]]))
     assert parity.non_finite == 1 and parity.top1_agreement == 0.5
     assert parity.close_fraction == 0.5 and parity.max_abs_diff == np.inf
+
+
+# -- output folders ---------------------------------------------------------------------
+def _user_folder(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    folder = tmp_path / "my-project"
+    (folder / "logs").mkdir(parents=True)
+    files = {"notes.txt": b"mine", "logs/today.log": b"also mine"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder, files
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_train_refuses_a_folder_that_holds_no_run(tmp_path, capsys, restart):
+    folder, files = _user_folder(tmp_path)
+    argv = ["train", "--model", "tiny-dybnn", "--epochs", "1", "--output-dir", str(folder)]
+    assert main(argv + (["--restart"] if restart else [])) == 2
+    assert "is not empty and holds no training run (logs, notes.txt)" in capsys.readouterr().err
+    assert {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} == set(files)
+    assert all((folder / n).read_bytes() == d for n, d in files.items())
+
+
+def test_a_run_folder_in_use_is_locked_and_stale_temporaries_are_removed(tmp_path, capsys):
+    from larq_dybnn._io import lock_folder
+    from larq_dybnn.training import TrainConfig
+    from larq_dybnn.training import loop
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with lock_folder(out, what="training run"):
+        assert main(["train", "--model", "tiny-dybnn", "--epochs", "1",
+                     "--output-dir", str(out)]) == 2
+        assert f"is in use by pid {os.getpid()}" in capsys.readouterr().err
+    stale = out / ".model.tmp-x1y2.keras"
+    stale.write_bytes(b"half a model")
+    config = TrainConfig(model="tiny-dybnn", output_dir=str(out), epochs=1)
+    with contextlib.ExitStack() as held:
+        loop._start(config, lambda _: None, held)
+        assert not stale.exists()
+        assert (out / "config.json").is_file()
+
+
+def test_stale_savedmodel_folders_of_dead_conversions_are_removed():
+    import tempfile
+
+    from larq_dybnn.converter.export import remove_stale_savedmodels
+
+    root = Path(tempfile.gettempdir())
+    dead = root / "larq-dybnn-savedmodel-999999999-abc"
+    mine = root / f"larq-dybnn-savedmodel-{os.getpid()}-abc"
+    for folder in (dead, mine):
+        (folder / "variables").mkdir(parents=True, exist_ok=True)
+    try:
+        assert remove_stale_savedmodels() >= 1
+        assert not dead.exists() and mine.exists()
+    finally:
+        import shutil
+
+        shutil.rmtree(mine, ignore_errors=True)
+
+
+def test_written_files_respect_the_umask_and_keep_an_existing_mode(tmp_path, tiny_files):
+    from larq_dybnn._io import atomic_write_bytes
+    from larq_dybnn.contract import contract_for, write_contract
+
+    old = os.umask(0o022)
+    try:
+        new = atomic_write_bytes(tmp_path / "new.json", b"{}")
+        assert new.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.json"
+        kept.write_bytes(b"[]")
+        kept.chmod(0o640)
+        atomic_write_bytes(kept, b"{}")
+        assert kept.stat().st_mode & 0o777 == 0o640
+        _, keras_path, _ = tiny_files
+        model = tmp_path / "m.keras"
+        model.write_bytes(keras_path.read_bytes())
+        model.chmod(0o644)
+        write_contract(model, contract_for("digits", image_size=8,
+                                           class_names=[str(i) for i in range(10)]))
+        assert model.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

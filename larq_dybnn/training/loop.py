@@ -18,6 +18,7 @@ checkpoints and final model under `workers/worker-<id>/`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -32,7 +33,9 @@ from larq_dybnn._gc import fewer_collections
 from larq_dybnn.dynamization import dynamize
 from larq_dybnn.initialization import initialize_per_layer
 from larq_dybnn.loading import load_model
-from larq_dybnn._io import atomic_save_model, atomic_write_bytes
+from larq_dybnn._io import (
+    LOCK_NAME, TEMPORARY_MARK, atomic_save_model, atomic_write_bytes, lock_folder,
+    remove_stale_temporaries)
 from larq_dybnn.contract import contract_for, read_contract, write_contract
 from larq_dybnn.training import data as data_lib, preprocessing
 from larq_dybnn.training.checkpoints import EpochCheckpoints, trim_history
@@ -151,7 +154,13 @@ def train(config: TrainConfig, *, print_fn: Say = print) -> TrainResult:
         FloatFallbackError: with `export=True`, if binary layers did not convert.
     """
     started = time.perf_counter()
-    strategy, worker, out, say, config = _start(config, print_fn)
+    with contextlib.ExitStack() as held:
+        return _train(config, print_fn, held, started)
+
+
+def _train(config: TrainConfig, print_fn: Say, held: contextlib.ExitStack,
+           started: float) -> TrainResult:
+    strategy, worker, out, say, config = _start(config, print_fn, held)
     data = _read_data(config, worker, say)
     fitting = _build(config, strategy, worker, data, out, say)
     probe = _fit(config, data, fitting, out, say)
@@ -167,8 +176,9 @@ def train(config: TrainConfig, *, print_fn: Say = print) -> TrainResult:
     return result
 
 
-def _start(config: TrainConfig, print_fn: Say):
-    """Check the options; make the strategy, seeds and this worker's output folder."""
+def _start(config: TrainConfig, print_fn: Say, held: contextlib.ExitStack | None = None):
+    """Check the options; make the strategy, seeds and this worker's output folder,
+    locked for this process (the lock is released when `held` closes)."""
     check_config(config)
     # The strategy comes first: a multi-worker strategy must exist before other ops.
     strategy = make_strategy(config.strategy, logical_cpus=config.logical_cpus)
@@ -178,7 +188,14 @@ def _start(config: TrainConfig, print_fn: Say):
         tf.config.experimental.enable_op_determinism()
     root = Path(config.output_dir)
     out = root if worker.is_chief else root / "workers" / f"worker-{worker.task_id}"
+    _check_output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+    lock = lock_folder(out, what="training run")
+    if held is not None:
+        held.enter_context(lock)
+    else:
+        lock.close()
+    remove_stale_temporaries(out)
     say = print_fn if worker.is_chief else (lambda _: None)
     if config.restart:
         _clear_run(out)
@@ -403,6 +420,47 @@ _RESUMABLE_CHANGES = (
     "verbose", "export", "probe_samples", "restart", "output_dir", "deterministic",
     "unsafe_load",
 )
+
+
+#: What a run writes in its folder (`--restart` deletes only these), and the files a
+#: sweep writes there before the run starts.
+_RUN_FILES = ("checkpoints", "logs", "plots", "workers", "history.csv", "config.json",
+              "report.json", "model.keras", "model.tflite")
+_SWEEP_FILES = ("provenance.json", "train.log", "evaluation.json", "model_int8.tflite",
+                LOCK_NAME)
+
+
+def _check_output_folder(out: Path) -> None:
+    """Refuse an output folder that holds something other than a run of this
+    package: a run would write (and --restart delete) files a user owns. A folder
+    holds a run when its config.json is a run's record (written before anything
+    else); without one it may hold only what a sweep writes before the run."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"`output_dir` '{out}' is a file, not a folder.")
+    config = out / "config.json"
+    if config.exists():
+        try:
+            recorded = json.loads(config.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"'{config}' is not a readable run record "
+                             f"({type(error).__name__}: {error}); move it away or use "
+                             "another output folder.") from None
+        if isinstance(recorded, dict) and "model" in recorded and "seed" in recorded:
+            allowed = _RUN_FILES + _SWEEP_FILES
+        else:
+            raise ValueError(f"'{config}' is not the record of a training run; use "
+                             "another output folder.")
+    else:
+        allowed = _SWEEP_FILES
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in allowed and TEMPORARY_MARK not in p.name)
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise ValueError(
+            f"`output_dir` '{out}' is not empty and holds no training run ({listed}); "
+            "use an empty or new folder, or the folder of an earlier run.")
 
 
 def _clear_run(out: Path) -> None:
