@@ -323,6 +323,7 @@ def export_and_verify(
         flatbuffer, int8 = quantize_hyper_weights(flatbuffer, model)
         say(f"hyper weights to int8: {int8.tensors} FC kernels")
     if contract is not None:
+        contract.check_outputs(int(model.output_shape[-1]), source=f"model '{model.name}'")
         flatbuffer = add_to_flatbuffer(flatbuffer, contract)
     operators = read_operators(flatbuffer)
     binary = check_binary_layers(model, operators)

@@ -79,6 +79,42 @@ class InputContract:
     resize: str
     class_names: tuple[str, ...]
 
+    def __post_init__(self):
+        problems = []
+        if len(self.image_size) != 2 or any(int(v) <= 0 for v in self.image_size):
+            problems.append(f"image_size {self.image_size} is not two positive sizes")
+        if self.channels <= 0:
+            problems.append(f"channels {self.channels} is not positive")
+        if self.preprocess not in RECIPES:
+            problems.append(f"preprocess {self.preprocess!r} is not one of {sorted(RECIPES)}")
+        else:
+            # One interpretation everywhere: the recipe's name and the recorded numbers
+            # must say the same, so a runtime using either prepares the same inputs.
+            mean, std, resize = RECIPES[self.preprocess]
+            if len(self.mean) != self.channels or len(self.std) != self.channels or not (
+                    np.allclose(self.mean, mean[:self.channels], rtol=0, atol=1e-6)
+                    and np.allclose(self.std, std[:self.channels], rtol=0, atol=1e-6)):
+                problems.append(
+                    f"mean {self.mean} / std {self.std} are not the numbers of the recipe "
+                    f"{self.preprocess!r} ({mean} / {std})")
+            if self.resize != resize:
+                problems.append(f"resize {self.resize!r} is not the recipe's {resize!r}")
+        if not self.class_names or len(set(self.class_names)) != len(self.class_names):
+            problems.append("class_names must be a non-empty list of distinct names")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def check_outputs(self, outputs: int, *, source: str) -> None:
+        """Raise if a model with `outputs` classes does not fit the recorded names.
+
+        Raises:
+            ValueError: naming `source`, the class count and the output count.
+        """
+        if int(outputs) != len(self.class_names):
+            raise ValueError(
+                f"The input contract of {source} names {len(self.class_names)} classes, "
+                f"but the model has {outputs} outputs.")
+
     def as_dict(self) -> dict:
         """JSON-ready fields, with the 0..255 form of mean and std for runtimes."""
         return {
@@ -104,10 +140,8 @@ class InputContract:
                 class_names=tuple(str(v) for v in value["class_names"]),
             )
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"The input contract in {source} is malformed: {error!r}") from None
-        if len(contract.image_size) != 2 or len(contract.mean) != contract.channels \
-                or len(contract.std) != contract.channels or not contract.class_names:
-            raise ValueError(f"The input contract in {source} is malformed: {value!r}")
+            detail = str(error) if isinstance(error, ValueError) else repr(error)
+            raise ValueError(f"The input contract in {source} is malformed: {detail}") from None
         return contract
 
     def describe(self) -> str:
@@ -232,7 +266,12 @@ def _from_flatbuffer(flatbuffer: bytes, source: str) -> InputContract | None:
         entry = model.Metadata(i)
         if entry.Name() == CONTRACT_NAME.encode():
             data = model.Buffers(entry.Buffer()).DataAsNumpy()
-            return InputContract.from_dict(json.loads(bytes(data)), source=source)
+            try:
+                record = json.loads(bytes(data))
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise ValueError(f"The input contract in {source} is not JSON: "
+                                 f"{error}") from None
+            return InputContract.from_dict(record, source=source)
     return None
 
 

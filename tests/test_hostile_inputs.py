@@ -412,3 +412,132 @@ def test_written_files_respect_the_umask_and_keep_an_existing_mode(tmp_path, tin
     finally:
         os.umask(old)
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+# -- errors that name the file ----------------------------------------------------------
+def _image_folder(root: Path, *, sizes=None, broken: int | None = None) -> Path:
+    """root/test/<class>/<i>.jpg, 10 classes x 2 images of 8x8 (or `sizes[i]`)."""
+    for i in range(20):
+        folder = root / "test" / f"c{i % 10}"
+        folder.mkdir(parents=True, exist_ok=True)
+        size = (sizes or {}).get(i, 8)
+        data = tf.io.encode_jpeg(np.full((size, size, 3), 40 * (i % 5), np.uint8)).numpy()
+        if i == broken:
+            data = data[:20] + b"\x00garbage" * 8  # a JPEG header, then junk
+        (folder / f"{i}.jpg").write_bytes(data)
+    return root
+
+
+@pytest.mark.parametrize("case, message", [
+    ("broken", "Cannot decode image '.*/test/c3/13.jpg'"),
+    ("sizes", "Image '.*/test/c7/17.jpg' .* is 20x20, not 8x8"),
+])
+def test_a_bad_image_is_named_in_evaluate(tiny_files, tmp_path, capsys, case, message):
+    import re
+
+    _, keras_path, _ = tiny_files
+    data = _image_folder(tmp_path / "data", broken=13 if case == "broken" else None,
+                         sizes={17: 20} if case == "sizes" else None)
+    assert main(["evaluate", str(keras_path), "--data", str(data), "--preprocess",
+                 "digits"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_model_of_another_size_is_not_silently_padded(tmp_path, capsys):
+    from larq_dybnn.zoo import TinyDyBNN
+
+    path = tmp_path / "sixteen.keras"
+    TinyDyBNN(input_shape=(16, 16, 3), width=32, blocks=1).save(path)
+    assert main(["evaluate", str(path), "--data", "digits", "--preprocess", "digits"]) == 2
+    assert "takes 16x16 images, but 'digits' has 8x8 images; pass --resize" in \
+        capsys.readouterr().err
+
+
+def test_damaged_records_are_named(tmp_path, tiny_files):
+    from larq_dybnn.contract import read_contract
+    from larq_dybnn.sweep import results
+    from larq_dybnn.training.checkpoints import trim_history
+
+    _, keras_path, _ = tiny_files
+    model = tmp_path / "m.keras"
+    model.write_bytes(keras_path.read_bytes())
+    with zipfile.ZipFile(model, "a") as archive:
+        archive.writestr("larq_dybnn_input_contract.json", "{not json")
+    with pytest.raises(ValueError, match=f"input contract in '{model}' is not JSON"):
+        read_contract(model)
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss\n0,1.0\nthree,2.0\n")
+    with pytest.raises(ValueError, match=f"'{history}' is not a readable training history"):
+        trim_history(history, epochs=1)
+    run = tmp_path / "runs" / "a" / "seed-0"
+    run.mkdir(parents=True)
+    (run / "evaluation.json").write_text("{truncated")
+    with pytest.raises(ValueError, match=f"'{run / 'evaluation.json'}' is not readable JSON"):
+        results.collect(tmp_path / "runs")
+
+
+def test_contracts_are_checked_when_written_and_read(tiny_files):
+    from larq_dybnn.contract import InputContract, contract_for
+    from larq_dybnn.converter import export_and_verify
+
+    good = contract_for("digits", image_size=8, class_names=[str(i) for i in range(10)])
+    record = good.as_dict()
+    for change, message in [
+        ({"std": [0.0, 0.5, 0.5]}, "are not the numbers of the recipe 'digits'"),
+        ({"mean": [float("nan")] * 3}, "are not the numbers of the recipe 'digits'"),
+        ({"preprocess": "sepia"}, "preprocess 'sepia' is not one of"),
+        ({"image_size": [0, 8]}, "is not two positive sizes"),
+        ({"class_names": ["a", "a"]}, "distinct names"),
+    ]:
+        with pytest.raises(ValueError, match=f"contract in 'x' is malformed: .*{message}"):
+            InputContract.from_dict({**record, **change}, source="'x'")
+    model, _, _ = tiny_files
+    three = contract_for("digits", image_size=8, class_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match="names 3 classes, but the model has 10 outputs"):
+        export_and_verify(model, contract=three, benchmark=False)
+
+
+def test_resume_falls_back_to_the_newest_readable_checkpoint(tmp_path):
+    from larq_dybnn.training.checkpoints import EpochCheckpoints
+
+    def fresh():
+        inputs = tf.keras.Input((4,))
+        model = tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs))
+        model.compile(tf.keras.optimizers.Adam(1e-3), "mse")
+        model.optimizer.build(model.trainable_variables)
+        return model, EpochCheckpoints(tmp_path / "checkpoints", model)
+
+    _, saver = fresh()
+    saver.on_epoch_end(0)
+    saver.on_epoch_end(1)
+    newest = sorted((tmp_path / "checkpoints").glob("ckpt-2.data*"))[0]
+    newest.write_bytes(newest.read_bytes()[:10])  # a write cut short
+    model, checkpoints = fresh()
+    assert checkpoints.restore() == 1
+    assert "ckpt-2' is missing or damaged" in checkpoints.fallback
+    for path in (tmp_path / "checkpoints").glob("ckpt-2*"):
+        path.unlink()  # deleted
+    assert fresh()[1].restore() == 1
+    for path in (tmp_path / "checkpoints").glob("ckpt-1.data*"):
+        path.write_bytes(b"")
+    with pytest.raises(ValueError, match="No readable checkpoint .*--restart"):
+        fresh()[1].restore()
+
+
+def test_provenance_names_the_installed_package_not_the_current_folder(tmp_path,
+                                                                      monkeypatch):
+    import subprocess
+
+    from larq_dybnn.sweep.runner import provenance
+
+    monkeypatch.delenv("LARQ_DYBNN_COMMIT", raising=False)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=a@b", "-c", "user.name=a",
+                    "commit", "-q", "--allow-empty", "-m", "other"], check=True)
+    other = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"],
+                           capture_output=True, text=True).stdout.strip()
+    monkeypatch.chdir(tmp_path)
+    record = provenance()
+    assert record["commit"] != other
+    if record["installed"] == "regular":
+        assert record["commit"] is None

@@ -31,7 +31,7 @@ from larq_dybnn._io import atomic_write_bytes
 
 __all__ = [
     "collect", "PROTOCOL", "summarize", "markdown_table", "write_results", "copy_records",
-    "RECORDS", "paired", "paired_table",
+    "RECORDS", "paired", "paired_table", "read_record",
 ]
 
 #: The small files of a run that results are computed from (no weights, no logs).
@@ -64,8 +64,22 @@ def _protocol_value(key: str, value: object) -> object:
     return value
 
 
-def _read(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
+def read_record(path: Path) -> dict:
+    """A run's JSON record file as a dict ({} when absent).
+
+    Raises:
+        ValueError: naming the file, when it is not a JSON object.
+    """
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"'{path}' is not readable JSON ({type(error).__name__}: "
+                         f"{error}); repair or delete it.") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"'{path}' does not hold a JSON object.")
+    return record
 
 
 def collect(output_dir: str | os.PathLike) -> list[dict]:
@@ -73,10 +87,10 @@ def collect(output_dir: str | os.PathLike) -> list[dict]:
     rows = []
     for evaluation_path in sorted(Path(output_dir).glob("*/seed-*/evaluation.json")):
         folder = evaluation_path.parent
-        config = _read(folder / "config.json")
-        report = _read(folder / "report.json")
-        evaluation = _read(evaluation_path)
-        sessions = _read(folder / "provenance.json").get("sessions", [{}])
+        config = read_record(folder / "config.json")
+        report = read_record(folder / "report.json")
+        evaluation = read_record(evaluation_path)
+        sessions = read_record(folder / "provenance.json").get("sessions", [{}])
         history = report.get("history", {})
         spread = report.get("threshold_spread") or {}
         row = {

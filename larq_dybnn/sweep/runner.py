@@ -316,10 +316,11 @@ def _git(*args: str) -> str | None:
 
 
 def provenance() -> dict:
-    """The commit (of the current folder's git checkout) and versions a run uses.
+    """The commit and versions of the installed package a run uses.
 
-    `LARQ_DYBNN_COMMIT` in the environment overrides the commit (for installs made
-    outside a checkout).
+    The commit is that of the checkout the package is installed from (an editable
+    install), never of the folder the sweep happens to start in; a regular install
+    has none unless `LARQ_DYBNN_COMMIT` names it (as the campaign scripts do).
     """
     import larq
     import larq_compute_engine
@@ -327,12 +328,18 @@ def provenance() -> dict:
 
     import larq_dybnn
 
-    commit = os.environ.get("LARQ_DYBNN_COMMIT") or _git("rev-parse", "HEAD")
-    dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
+    checkout = Path(larq_dybnn.__file__).resolve().parents[1]
+    editable = (checkout / "setup.py").is_file() and (checkout / "larq_dybnn").is_dir()
+    commit = os.environ.get("LARQ_DYBNN_COMMIT")
+    dirty = None
+    if commit is None and editable:
+        commit = _git("-C", str(checkout), "rev-parse", "HEAD")
+        if commit is not None:
+            dirty = bool(_git("-C", str(checkout), "status", "--porcelain",
+                              "--untracked-files=no"))
     return {
         "commit": commit, "dirty": dirty, "larq_dybnn": larq_dybnn.__version__,
-        "installed": "editable" if (Path(larq_dybnn.__file__).parents[1] / "setup.py").exists()
-        else "regular",
+        "installed": "editable" if editable else "regular",
         "tensorflow": tf.__version__, "larq": larq.__version__,
         "larq_compute_engine": larq_compute_engine.__version__,
         "python": platform.python_version(), "machine": platform.machine(),
@@ -342,7 +349,9 @@ def provenance() -> dict:
 
 def _record_session(folder: Path, run: RunSpec, sweep: SweepSpec, info: dict) -> None:
     path = folder / "provenance.json"
-    record = json.loads(path.read_text()) if path.is_file() else {
+    from larq_dybnn.sweep.results import read_record
+
+    record = read_record(path) if path.is_file() else {
         "sweep": sweep.name, "sweep_file": sweep.source, "config": run.config,
         "seed": run.seed, "options": run.options, "sessions": [],
     }

@@ -31,6 +31,7 @@ class EpochCheckpoints(tf.keras.callbacks.Callback):
 
     def __init__(self, directory: str | os.PathLike, model: tf.keras.Model, *, keep: int = 2):
         super().__init__()
+        self.fallback: str | None = None
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="finished_epochs")
         self.checkpoint = tf.train.Checkpoint(
             model=model, optimizer=model.optimizer, finished_epochs=self.epoch
@@ -40,27 +41,45 @@ class EpochCheckpoints(tf.keras.callbacks.Callback):
         )
 
     def restore(self) -> int:
-        """Load the latest checkpoint, if any.
+        """Load the newest readable checkpoint, if any.
+
+        A checkpoint deleted or damaged (a kill while it was written, a full disk) is
+        skipped for the one before it; `fallback` then says which was used and why.
 
         Returns:
             The number of finished epochs (0 without a checkpoint).
 
         Raises:
-            ValueError: if the checkpoint does not fit the model (e.g. the output
-                directory belongs to a run of another model).
+            ValueError: if no checkpoint can be read, or they do not fit the model
+                (e.g. the output directory belongs to a run of another model).
         """
-        latest = self.manager.latest_checkpoint
-        if latest is None:
+        self.fallback = None
+        candidates = list(reversed(self.manager.checkpoints))
+        if not candidates:
             return 0
-        try:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
+        failures = []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (AssertionError, ValueError, IndexError, tf.errors.OpError) as error:
+                first = (str(error).splitlines() or [type(error).__name__])[0]
+                failures.append((path, isinstance(error, AssertionError), first))
+                continue
+            if failures:
+                self.fallback = (
+                    f"checkpoint '{failures[0][0]}' is missing or damaged ({failures[0][2]}); "
+                    f"resuming from '{path}' instead")
+            return int(self.epoch.numpy())
+        newest, mismatch, reason = failures[0]
+        if mismatch or all(m for _, m, _ in failures):
             raise ValueError(
-                f"Checkpoint '{latest}' does not fit this model and optimizer; use a "
+                f"Checkpoint '{newest}' does not fit this model and optimizer; use a "
                 f"new output directory or the same options as the interrupted run. "
-                f"({str(error).splitlines()[0]})"
-            ) from None
-        return int(self.epoch.numpy())
+                f"({reason})")
+        raise ValueError(
+            "No readable checkpoint in '" + os.path.dirname(newest) + "': "
+            + "; ".join(f"'{p}': {r}" for p, _, r in failures)
+            + ". Pass --restart to start the run over.")
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.assign(epoch + 1)
@@ -75,12 +94,18 @@ def trim_history(path: str | os.PathLike, *, epochs: int) -> None:
     """
     if not os.path.exists(path):
         return
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return
-    header, body = rows[0], rows[1:]
-    kept = [row for row in body if row and int(float(row[0])) < epochs]
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.reader(handle))
+        if not rows:
+            return
+        header, body = rows[0], rows[1:]
+        if header[:1] != ["epoch"]:
+            raise ValueError("its first line is not a header starting with 'epoch'")
+        kept = [row for row in body if row and int(float(row[0])) < epochs]
+    except (ValueError, UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"'{path}' is not a readable training history ({error}); "
+                         "repair or delete it, or pass --restart.") from None
     if len(kept) == len(body):
         return
     buffer = io.StringIO()

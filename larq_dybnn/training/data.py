@@ -69,10 +69,34 @@ class LabelledImages:
     num_examples: int
     class_names: list[str]
     source: str
+    names: tuple[str, ...] = ()
+    encoded: tuple = ()
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def locate_bad_image(self, size: int | None = None) -> str | None:
+        """Find the first image that does not decode, or (with `size`) is not
+        `size` x `size`: what to say when the pipeline fails on one.
+
+        Decodes every image eagerly, so call it only after a failure.
+
+        Returns:
+            A message naming the file and what is wrong, or None when every image
+            is fine (or the source keeps no per-image names, as tfds).
+        """
+        for name, item in zip(self.names, self.encoded):
+            try:
+                data = tf.io.read_file(item) if isinstance(item, str) else item
+                image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            except (tf.errors.InvalidArgumentError, ValueError):
+                return f"Cannot decode image '{name}' of '{self.source}' (damaged file?)."
+            if size is not None and tuple(image.shape[:2]) != (size, size):
+                return (f"Image '{name}' of '{self.source}' is {image.shape[0]}x"
+                        f"{image.shape[1]}, not {size}x{size} like the others; resize the "
+                        "data (or pass --resize / --image-size).")
+        return None
 
     def check_num_classes(self, num_classes: int) -> None:
         """Raise if a model with `num_classes` outputs does not fit these labels.
@@ -234,7 +258,8 @@ def _split_folder(root: Path, split: str) -> LabelledImages:
     keep = slice_indices(split, len(files))
     files, labels = files[keep.start:keep.stop], labels[keep.start:keep.stop]
     return LabelledImages(
-        _from_encoded(files, labels, from_files=True), len(files), classes, str(folder)
+        _from_encoded(files, labels, from_files=True), len(files), classes, str(folder),
+        names=tuple(files), encoded=tuple(files),
     )
 
 
@@ -265,12 +290,14 @@ def _archives(paths: list[Path], split: str) -> LabelledImages:
             + ", ".join(f"'{p}'" for p in paths)
         )
     classes = sorted(found)
-    encoded, labels = _round_robin([[data for _, data in sorted(found[c])] for c in classes])
-    keep = slice_indices(full_split, len(encoded))
-    encoded, labels = encoded[keep.start:keep.stop], labels[keep.start:keep.stop]
+    items, labels = _round_robin([sorted(found[c]) for c in classes])
+    keep = slice_indices(full_split, len(items))
+    items, labels = items[keep.start:keep.stop], labels[keep.start:keep.stop]
+    encoded = [data for _, data in items]
     source = ", ".join(str(p) for p in paths)
     return LabelledImages(
-        _from_encoded(encoded, labels, from_files=False), len(encoded), classes, source
+        _from_encoded(encoded, labels, from_files=False), len(encoded), classes, source,
+        names=tuple(name for name, _ in items), encoded=tuple(encoded),
     )
 
 

@@ -138,7 +138,13 @@ def evaluate(
     images = data_lib.load(data, split=split, data_dir=data_dir)
     size = int(shape[0])
     contract = read_contract(path)
-    first = next(iter(images.dataset.take(1)))[0]
+    try:
+        first = next(iter(images.dataset.take(1)))[0]
+    except tf.errors.InvalidArgumentError:
+        problem = images.locate_bad_image()
+        if problem:
+            raise ValueError(problem) from None
+        raise
     data_size = (int(first.shape[0]), int(first.shape[1]))
     notes = []
     if contract is not None:
@@ -154,17 +160,36 @@ def evaluate(
         notes.append(f"'{path}' records no input contract; the preprocessing "
                      f"'{preprocess}' was guessed from the data and the input size")
         warnings.warn(notes[-1], stacklevel=2)
+    if not resize and preprocess != "imagenet" and data_size != (size, size):
+        raise ValueError(
+            f"'{path}' takes {size}x{size} images, but '{images.source}' has "
+            f"{data_size[0]}x{data_size[1]} images; pass --resize to resize them (they "
+            f"would otherwise be padded or cropped by the '{preprocess}' recipe).")
     if resize and data_size != (size, size):
         notes.append(f"images resized from {data_size[0]}x{data_size[1]} to {size}x{size}")
         images = dataclasses.replace(images, dataset=images.dataset.map(
             lambda x, y: (tf.cast(tf.round(tf.image.resize(x, [size, size])), tf.uint8), y)))
+    # Without --resize every image must have the model's size (the ImageNet recipe
+    # resizes by design); one of another size is an error naming it.
+    exact = not resize and preprocess != "imagenet"
     batches = preprocessing.pipeline(images, training=False, batch_size=batch_size,
-                                preprocess=preprocess, image_size=size, cache=False)
+                                preprocess=preprocess, image_size=size, cache=False,
+                                exact_size=exact)
     logits, labels = [], []
     seen, correct = 0, 0
     total = images.num_examples if limit is None else min(limit, images.num_examples)
     step, reported = max(total // 10, 1), 0
-    for x, y in batches:
+    batches = iter(batches)
+    while True:
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            break
+        except tf.errors.InvalidArgumentError:
+            problem = images.locate_bad_image(size if exact else None)
+            if problem:
+                raise ValueError(problem) from None
+            raise
         if limit is not None and seen >= limit:
             break
         out = predict(x.numpy())

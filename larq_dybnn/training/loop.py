@@ -117,6 +117,7 @@ class _Data:
     size: int
     preprocess: str
     steps: int
+    exact_size: bool = False
 
 
 @dataclass
@@ -162,6 +163,19 @@ def _train(config: TrainConfig, print_fn: Say, held: contextlib.ExitStack,
            started: float) -> TrainResult:
     strategy, worker, out, say, config = _start(config, print_fn, held)
     data = _read_data(config, worker, say)
+    try:
+        return _train_on(config, strategy, worker, out, say, data, started)
+    except tf.errors.InvalidArgumentError:
+        # A damaged image or one of another size fails inside the input pipeline,
+        # whose error names no file: find it, and say which.
+        for split in (data.train, data.eval):
+            problem = split.locate_bad_image(data.size if data.exact_size else None)
+            if problem:
+                raise ValueError(problem) from None
+        raise
+
+
+def _train_on(config, strategy, worker, out, say, data, started) -> TrainResult:
     fitting = _build(config, strategy, worker, data, out, say)
     probe = _fit(config, data, fitting, out, say)
     evaluation, model_path = _save(config, data, fitting, out, say)
@@ -251,7 +265,13 @@ def _read_data(config: TrainConfig, worker: Worker, say: Say) -> _Data:
             f"Splits '{config.train_split}' and '{config.eval_split}' of '{config.data}' "
             "have different classes."
         )
-    size = _image_size(config, train_data)
+    try:
+        size = _image_size(config, train_data)
+    except tf.errors.InvalidArgumentError:
+        problem = train_data.locate_bad_image()
+        if problem:
+            raise ValueError(problem) from None
+        raise
     preprocess = config.preprocess or preprocessing.default_preprocess(config.data, size)
     steps = preprocessing.steps_per_epoch(train_data, config.batch_size)
     if config.batch_size % worker.replicas:
@@ -264,7 +284,10 @@ def _read_data(config: TrainConfig, worker: Worker, say: Say) -> _Data:
         f"{eval_data.num_examples} {config.eval_split} images, "
         f"{train_data.num_classes} classes, {size}x{size}, preprocess={preprocess}"
     )
-    return _Data(train_data, eval_data, size, preprocess, steps)
+    # With the data's own size, every image must have it (not only the first); a
+    # size the user asked for (--image-size) pads or crops as the recipe does.
+    exact = config.image_size is None and preprocess != "imagenet"
+    return _Data(train_data, eval_data, size, preprocess, steps, exact)
 
 
 def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path,
@@ -304,6 +327,8 @@ def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path
         _create_metric_variables(fitted, model)
         checkpoints = EpochCheckpoints(out / "checkpoints", fitted)
         initial_epoch = checkpoints.restore()
+        if checkpoints.fallback:
+            say(f"Warning: {checkpoints.fallback}")
 
     kind = f"step {config.step}" if is_binary(config.model) else "real-valued"
     description = (
@@ -353,7 +378,7 @@ def _create_metric_variables(fitted: tf.keras.Model, model: tf.keras.Model) -> N
 def _eval_batches(config: TrainConfig, data: _Data) -> tf.data.Dataset:
     return preprocessing.pipeline(
         data.eval, training=False, batch_size=config.batch_size,
-        preprocess=data.preprocess, image_size=data.size,
+        preprocess=data.preprocess, image_size=data.size, exact_size=data.exact_size,
     ).with_options(data_options())
 
 
@@ -364,6 +389,7 @@ def _train_batches(config: TrainConfig, data: _Data, *, first_epoch: int) -> tf.
         data.train, training=True, batch_size=config.batch_size,
         preprocess=data.preprocess, image_size=data.size, seed=config.seed,
         first_epoch=first_epoch, epochs=config.epochs - first_epoch,
+        exact_size=data.exact_size,
     )
 
 

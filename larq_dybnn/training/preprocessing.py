@@ -137,6 +137,7 @@ def pipeline(
     first_epoch: int = 0,
     epochs: int | None = None,
     drop_remainder: bool | None = None,
+    exact_size: bool = False,
 ) -> tf.data.Dataset:
     """A batched, prefetched tf.data pipeline with the recipe's preprocessing.
 
@@ -165,6 +166,8 @@ def pipeline(
         epochs: how many epochs to produce (training); None repeats forever.
         drop_remainder: drop the last partial batch (evaluation only; training
             always drops it).
+        exact_size: refuse (InvalidArgumentError) any image that is not
+            `image_size` x `image_size`, instead of padding or cropping it.
 
     Returns:
         A dataset of `(float32 images (B, S, S, 3), int64 labels (B,))`.
@@ -179,6 +182,12 @@ def pipeline(
     image_size = _checks.positive_int("image_size", image_size)
     function = PREPROCESSING[preprocess]
     dataset = data.dataset
+    if exact_size:
+        # Every image, not only the first, must have the size: a smaller or larger
+        # one would be padded or cropped without a word. An error names the file
+        # (`LabelledImages.locate_bad_image`).
+        dataset = dataset.map(lambda image, label: (
+            tf.ensure_shape(image, [image_size, image_size, None]), label))
     if cache:
         dataset = dataset.cache()
     if not training:
