@@ -1,0 +1,170 @@
+"""Run larq-dybnn's exported `.tflite` files with tflite-runtime and LCE's op library.
+
+The device-side runner: it needs only `tflite-runtime` and `numpy` (no TensorFlow,
+no larq-dybnn package import), so it runs on a 64-bit Raspberry Pi OS or any aarch64
+Linux where `pip install tflite-runtime numpy` works. Larq Compute Engine publishes no
+aarch64 Python wheel; its custom ops (LceQuantize, LceDequantize, LceBconv2d,
+LceBMaxPool2d) come from a shared library built from LCE's kernel sources with
+`larq_dybnn/arm/lce_register.cc` (see docs/deployment.md, "Raspberry Pi").
+
+    python -m larq_dybnn_runtime model.tflite --library liblce_ops.so \\
+        --inputs x.npy --outputs logits.npy --kernel bgemm
+
+`--inputs` holds float32 samples already prepared as the model's input contract says
+(`larq-dybnn inspect model.tflite` prints it). The same runner is what the project's
+emulated-aarch64 tests and `larq-dybnn verify-arm` run under qemu.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["KERNELS", "load_op_library", "Runner", "main"]
+
+#: Binary-conv kernels by name, and the registerer function of the op library that
+#: installs LCE's ops with that kernel. "bgemm" is what LCE runs on devices.
+KERNELS = {
+    "bgemm": "LarqDybnnRegisterBgemm",
+    "indirect": "LarqDybnnRegisterIndirectBgemm",
+    "reference": "LarqDybnnRegisterReference",
+}
+
+_LOADED: dict[str, ctypes.CDLL] = {}
+
+
+def load_op_library(path: str) -> ctypes.CDLL:
+    """Load LCE's op library so that the interpreter finds its registerers.
+
+    Arguments:
+        path: the shared library (built by `larq_dybnn.arm.build_op_library`).
+
+    Returns:
+        The loaded library (loaded once per process, with RTLD_GLOBAL).
+
+    Raises:
+        FileNotFoundError: if `path` does not exist.
+        OSError: if it cannot be loaded (another architecture, missing symbols).
+    """
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No LCE op library at '{path}'.")
+    if path not in _LOADED:
+        _import_interpreter()
+        _LOADED[path] = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    return _LOADED[path]
+
+
+def _import_interpreter():
+    """Import tflite-runtime with its extension's symbols global: LCE's kernels call
+    the tflite and ruy functions it exports."""
+    if "tflite_runtime.interpreter" in sys.modules:
+        module = sys.modules["tflite_runtime.interpreter"]
+    else:
+        flags = sys.getdlopenflags()
+        sys.setdlopenflags(flags | ctypes.RTLD_GLOBAL)
+        try:
+            import tflite_runtime.interpreter as module
+        finally:
+            sys.setdlopenflags(flags)
+    return module.InterpreterWithCustomOps
+
+
+class Runner:
+    """One interpreter of a `.tflite` file with LCE's ops on a chosen kernel.
+
+    Arguments:
+        model_path: the `.tflite` file.
+        library: LCE's op library.
+        kernel: a `KERNELS` key.
+        threads: interpreter threads.
+
+    Raises:
+        ValueError: for an unknown `kernel` or a non-positive `threads`.
+        FileNotFoundError: for a missing model or library.
+    """
+
+    def __init__(self, model_path: str, *, library: str, kernel: str = "bgemm",
+                 threads: int = 1):
+        if kernel not in KERNELS:
+            raise ValueError(f"`kernel` must be one of {sorted(KERNELS)}, got {kernel!r}.")
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"`threads` must be a positive integer, got {threads!r}.")
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(f"No model at '{model_path}'.")
+        load_op_library(library)
+        InterpreterWithCustomOps = _import_interpreter()
+        self.kernel = kernel
+        self.interpreter = InterpreterWithCustomOps(
+            model_path=model_path, custom_op_registerers=[KERNELS[kernel]],
+            num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The model's input shape without the batch axis."""
+        return tuple(int(d) for d in self._input["shape"][1:])
+
+    def predict(self, samples: np.ndarray) -> np.ndarray:
+        """Outputs for a batch of prepared samples, one sample per invocation.
+
+        Raises:
+            ValueError: if `samples` are not `(N, *input_shape)`.
+        """
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim != len(self.input_shape) + 1 or samples.shape[1:] != self.input_shape:
+            raise ValueError(f"`samples` must be (N, {', '.join(map(str, self.input_shape))}), "
+                             f"got {samples.shape}.")
+        outputs = []
+        for sample in samples:
+            self.interpreter.set_tensor(self._input["index"], sample[None])
+            self.interpreter.invoke()
+            outputs.append(self.interpreter.get_tensor(self._output["index"])[0].copy())
+        return np.stack(outputs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The runner's command line (see the module docstring).
+
+    Returns:
+        The exit status (2 for bad arguments or files).
+    """
+    parser = argparse.ArgumentParser(prog="python -m larq_dybnn_runtime",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="the .tflite file")
+    parser.add_argument("--library", required=True, help="LCE's op library (.so)")
+    parser.add_argument("--inputs", required=True, help=".npy of prepared float32 samples")
+    parser.add_argument("--outputs", help="write the outputs here (.npy)")
+    parser.add_argument("--kernel", choices=sorted(KERNELS), default="bgemm")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the samples this many times (for cost measurements)")
+    args = parser.parse_args(argv)
+    try:
+        runner = Runner(args.model, library=args.library, kernel=args.kernel,
+                        threads=args.threads)
+        samples = np.load(args.inputs)
+        started = time.perf_counter()
+        for _ in range(max(args.repeat, 0)):
+            outputs = runner.predict(samples)
+        seconds = time.perf_counter() - started
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f"larq_dybnn_runtime: error: {error}", file=sys.stderr)
+        return 2
+    if args.repeat > 0 and args.outputs:
+        np.save(args.outputs, outputs)
+    print(f"{args.model}: {len(samples)} samples x {args.repeat} on the {args.kernel} "
+          f"kernel in {seconds:.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
