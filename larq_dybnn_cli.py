@@ -240,6 +240,31 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--report", metavar="JSON", help="also write the report as JSON")
     _add_unsafe_load(convert)
 
+    arm = commands.add_parser(
+        "verify-arm", help="run a .tflite on LCE's aarch64 kernels (emulated) and compare",
+        description="Run an exported .tflite on Larq Compute Engine's aarch64 kernels "
+        "(bgemm and indirect bgemm, the code phones and Raspberry Pis run) under "
+        "qemu-aarch64, and report its parity with LCE's x86 interpreter and, given "
+        "--keras, with Keras; ARM top-1 with --data. Sets up the emulated environment "
+        "on first use (Debian, root for apt-get; cached in --arm-dir).",
+    )
+    arm.add_argument("tflite", help="the exported model")
+    arm.add_argument("--data", help="an image folder or .tar.gz (<class>/<image>); "
+                     "prepared as the model's input contract says. Without it: random "
+                     "inputs of the model's shape")
+    arm.add_argument("--limit", type=_positive_int, default=64, help="how many images")
+    arm.add_argument("--keras", metavar="MODEL", help="the Keras model the file came from")
+    arm.add_argument("--kernels", default="bgemm,indirect",
+                     help="comma-separated: bgemm, indirect, reference")
+    arm.add_argument("--arm-dir", default=os.path.join(
+        os.path.expanduser("~"), ".cache", "larq-dybnn", "arm"),
+        help="cache folder of the emulated environment")
+    arm.add_argument("--lce-source", default=os.environ.get("LARQ_DYBNN_LCE_SOURCE"),
+                     help="an LCE source folder to build the ops from (default: "
+                     "$LARQ_DYBNN_LCE_SOURCE)")
+    arm.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    _add_unsafe_load(arm)
+
     inspect = commands.add_parser(
         "inspect", help="print the op table and size of a .tflite",
         description="Print the operators and size of a TFLite flatbuffer.",

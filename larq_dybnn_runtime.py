@@ -142,27 +142,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("model", help="the .tflite file")
     parser.add_argument("--library", required=True, help="LCE's op library (.so)")
     parser.add_argument("--inputs", required=True, help=".npy of prepared float32 samples")
-    parser.add_argument("--outputs", help="write the outputs here (.npy)")
-    parser.add_argument("--kernel", choices=sorted(KERNELS), default="bgemm")
+    parser.add_argument("--outputs", help="write the outputs here (.npy; .npz with one "
+                        "array per kernel when several are given)")
+    parser.add_argument("--kernel", default="bgemm",
+                        help=f"one of {', '.join(sorted(KERNELS))}, or several, comma-separated")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1,
                         help="run the samples this many times (for cost measurements)")
     args = parser.parse_args(argv)
+    kernels = [k.strip() for k in args.kernel.split(",") if k.strip()]
+    results = {}
     try:
-        runner = Runner(args.model, library=args.library, kernel=args.kernel,
-                        threads=args.threads)
         samples = np.load(args.inputs)
-        started = time.perf_counter()
-        for _ in range(max(args.repeat, 0)):
-            outputs = runner.predict(samples)
-        seconds = time.perf_counter() - started
+        for kernel in kernels:
+            runner = Runner(args.model, library=args.library, kernel=kernel,
+                            threads=args.threads)
+            started = time.perf_counter()
+            for _ in range(max(args.repeat, 0)):
+                results[kernel] = runner.predict(samples)
+            print(f"{args.model}: {len(samples)} samples x {args.repeat} on the {kernel} "
+                  f"kernel in {time.perf_counter() - started:.3f} s")
     except (OSError, ValueError, RuntimeError) as error:
         print(f"larq_dybnn_runtime: error: {error}", file=sys.stderr)
         return 2
     if args.repeat > 0 and args.outputs:
-        np.save(args.outputs, outputs)
-    print(f"{args.model}: {len(samples)} samples x {args.repeat} on the {args.kernel} "
-          f"kernel in {seconds:.3f} s")
+        if args.outputs.endswith(".npz"):
+            np.savez(args.outputs, **results)
+        else:
+            np.save(args.outputs, results[kernels[-1]])
     return 0
 
 

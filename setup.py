@@ -14,17 +14,19 @@ from setuptools import setup
 setup(
     packages=[
         "larq_dybnn", "larq_dybnn.zoo", "larq_dybnn.converter",
-        "larq_dybnn.training", "larq_dybnn.sweep",
+        "larq_dybnn.training", "larq_dybnn.sweep", "larq_dybnn.arm",
     ],
     # The command line's parser: a top-level module so that `larq-dybnn --help` does
     # not import the package (whose __init__ loads TensorFlow).
-    py_modules=["larq_dybnn_cli"],
+    # The device-side runner: needs only tflite-runtime and numpy (larq_dybnn.arm).
+    py_modules=["larq_dybnn_cli", "larq_dybnn_runtime"],
     package_dir={
         "larq_dybnn": "larq_dybnn",
         "larq_dybnn.zoo": "zoo",
         "larq_dybnn.converter": "converter",
     },
     # Trained weights shipped with the zoo (see zoo/pretrained/manifest.json).
-    package_data={"larq_dybnn.zoo": ["pretrained/manifest.json", "pretrained/*.h5"]},
+    package_data={"larq_dybnn.zoo": ["pretrained/manifest.json", "pretrained/*.h5"],
+                  "larq_dybnn.arm": ["lce_register.cc"]},
     include_package_data=False,
 )

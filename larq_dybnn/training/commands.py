@@ -209,10 +209,72 @@ def inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify_arm(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from larq_dybnn._io import atomic_write_bytes
+    from larq_dybnn.arm import prepare, verify_arm as verify
+    from larq_dybnn.contract import read_contract
+    from larq_dybnn.converter.flatbuffer import check_flatbuffer
+    from larq_dybnn.loading import load_model
+
+    def say(line: str) -> None:
+        print(f"[verify-arm] {line}", flush=True)
+
+    check_outputs(inputs={"the model": args.tflite, "--keras": args.keras,
+                          "--data": args.data}, outputs={"--json": args.json})
+    path = Path(args.tflite)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model at '{path}'.")
+    flatbuffer = path.read_bytes()
+    check_flatbuffer(flatbuffer, source=f"'{path}'")
+    kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
+    if args.lce_source is None:
+        raise ValueError("--lce-source (or LARQ_DYBNN_LCE_SOURCE) must name an LCE source "
+                         "folder to build LCE's aarch64 ops from.")
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    shape = tuple(Interpreter(flatbuffer, num_threads=1).input_shapes[0][1:])
+    contract = read_contract(flatbuffer)
+    labels = None
+    if args.data:
+        from larq_dybnn.training.data import read_image_sample
+        from larq_dybnn.training.preprocessing import ARRAY_PREPROCESSING
+
+        images, labels, classes = read_image_sample(args.data, limit=args.limit,
+                                                    size=tuple(shape[:2]))
+        if contract is not None:
+            contract.check_classes(classes, source=args.data)
+            samples = contract.normalize(images)
+        else:
+            say("no input contract recorded: preprocessing 'cifar' guessed")
+            samples = ARRAY_PREPROCESSING["cifar"](images).astype("float32")
+        source = f"{len(samples)} images of {args.data}"
+    else:
+        samples = np.random.default_rng(0).normal(size=(args.limit, *shape)).astype("float32")
+        source = f"{args.limit} random normal inputs"
+    keras = None if args.keras is None else load_model(args.keras, unsafe=args.unsafe_load)
+    say(f"setting up the emulated aarch64 environment in {args.arm_dir}")
+    environment = prepare(args.arm_dir, lce_source=args.lce_source, print_fn=say)
+    say(f"running {source} on {', '.join(kernels)} (qemu-aarch64)")
+    checks = verify(path, environment=environment, samples=samples, labels=labels,
+                    keras_model=keras, kernels=kernels)
+    for check in checks:
+        print(check)
+    if args.json:
+        atomic_write_bytes(args.json, json.dumps(
+            {"model": str(path), "inputs": source, "checks": [c.as_dict() for c in checks]},
+            indent=2).encode())
+    return 0
+
+
 #: Command name -> its body, a function of the parsed arguments returning the exit status.
 COMMANDS = {
     "demo": demo, "train": train, "sweep": sweep, "evaluate": evaluate,
-    "convert": convert, "inspect": inspect,
+    "convert": convert, "inspect": inspect, "verify-arm": verify_arm,
 }
 
 
@@ -231,10 +293,12 @@ def run(args: argparse.Namespace) -> int:
     # Larq's QuantizedVariable makes AutoGraph print a harmless warning per layer.
     tf.get_logger().setLevel("ERROR")
 
+    from larq_dybnn.arm import ArmSetupError
     from larq_dybnn.converter import FloatFallbackError
 
     try:
         return COMMANDS[args.command](args)
-    except (FileNotFoundError, FloatFallbackError, ValueError, TypeError, OSError) as error:
+    except (FileNotFoundError, FloatFallbackError, ValueError, TypeError, OSError,
+            ArmSetupError) as error:
         print(f"larq-dybnn {args.command}: error: {error}", file=sys.stderr)
         return 2
