@@ -84,6 +84,11 @@ class Runner:
         library: LCE's op library.
         kernel: a `KERNELS` key.
         threads: interpreter threads.
+        xnnpack: let tflite-runtime apply its default XNNPACK delegate to the float ops
+            (what `tflite_runtime` does on a device unless told otherwise). XNNPACK
+            sums in another order than TFLite's builtin kernels, so its float results
+            differ by rounding; False runs the builtin kernels, as LCE's own Python
+            interpreter does by default.
 
     Raises:
         ValueError: for an unknown `kernel` or a non-positive `threads`.
@@ -91,7 +96,7 @@ class Runner:
     """
 
     def __init__(self, model_path: str, *, library: str, kernel: str = "bgemm",
-                 threads: int = 1):
+                 threads: int = 1, xnnpack: bool = True):
         if kernel not in KERNELS:
             raise ValueError(f"`kernel` must be one of {sorted(KERNELS)}, got {kernel!r}.")
         if not isinstance(threads, int) or threads < 1:
@@ -100,10 +105,14 @@ class Runner:
             raise FileNotFoundError(f"No model at '{model_path}'.")
         load_op_library(library)
         InterpreterWithCustomOps = _import_interpreter()
+        from tflite_runtime.interpreter import OpResolverType
+
         self.kernel = kernel
         self.interpreter = InterpreterWithCustomOps(
             model_path=model_path, custom_op_registerers=[KERNELS[kernel]],
-            num_threads=threads)
+            num_threads=threads, experimental_op_resolver_type=(
+                OpResolverType.AUTO if xnnpack
+                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
         self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
@@ -147,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kernel", default="bgemm",
                         help=f"one of {', '.join(sorted(KERNELS))}, or several, comma-separated")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-xnnpack", action="store_true",
+                        help="run float ops on TFLite's builtin kernels, not XNNPACK")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run the samples this many times (for cost measurements)")
     args = parser.parse_args(argv)
@@ -156,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         samples = np.load(args.inputs)
         for kernel in kernels:
             runner = Runner(args.model, library=args.library, kernel=kernel,
-                            threads=args.threads)
+                            threads=args.threads, xnnpack=not args.no_xnnpack)
             started = time.perf_counter()
             for _ in range(max(args.repeat, 0)):
                 results[kernel] = runner.predict(samples)

@@ -35,12 +35,14 @@ class ArmCheck:
         vs_x86: parity with the x86 LCE interpreter.
         vs_keras: parity with the Keras model, if one was given.
         accuracy: ARM top-1 on the labels, if given.
+        xnnpack: whether tflite-runtime's XNNPACK delegate ran the float ops.
     """
 
     kernel: str
     vs_x86: Parity
     vs_keras: Parity | None = None
     accuracy: float | None = None
+    xnnpack: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -50,7 +52,8 @@ class ArmCheck:
             return (f"top-1 agreement {parity.top1_agreement:.2%}, max diff "
                     f"{parity.max_abs_diff:.3g}, within tolerance {parity.close_fraction:.2%}")
 
-        text = f"ARM {self.kernel} ({self.vs_x86.samples} samples): vs x86 LCE " + described(
+        delegate = " + XNNPACK" if self.xnnpack else ""
+        text = f"ARM {self.kernel}{delegate} ({self.vs_x86.samples} samples): vs x86 LCE " + described(
             self.vs_x86)
         if self.vs_keras is not None:
             text += "; vs Keras " + described(self.vs_keras)
@@ -61,7 +64,7 @@ class ArmCheck:
 
 def run_on_arm(environment: ArmEnvironment, model_path: str | os.PathLike,
                samples: np.ndarray, *, kernels: Sequence[str] = ("bgemm",), repeat: int = 1,
-               timeout: float | None = 900) -> dict[str, np.ndarray]:
+               xnnpack: bool = False, timeout: float | None = 900) -> dict[str, np.ndarray]:
     """Outputs of a `.tflite` file for `samples` on emulated ARM kernels (one
     emulated process for all kernels).
 
@@ -71,6 +74,9 @@ def run_on_arm(environment: ArmEnvironment, model_path: str | os.PathLike,
         samples: prepared float32 inputs `(N, ...)`.
         kernels: `larq_dybnn_runtime.KERNELS` keys.
         repeat: how many times the samples run (cost measurements).
+        xnnpack: apply tflite-runtime's default XNNPACK delegate to the float ops (as a
+            device does by default); False runs TFLite's builtin kernels, like LCE's
+            x86 interpreter, so that outputs compare exactly.
         timeout: seconds before the emulated run is stopped.
 
     Returns:
@@ -91,7 +97,7 @@ def run_on_arm(environment: ArmEnvironment, model_path: str | os.PathLike,
         environment.run("-m", "larq_dybnn_runtime", str(model_path.resolve()), "--library",
                         str(environment.library), "--inputs", str(inputs), "--outputs",
                         str(outputs), "--kernel", ",".join(kernels), "--repeat", str(repeat),
-                        timeout=timeout)
+                        *([] if xnnpack else ["--no-xnnpack"]), timeout=timeout)
         with np.load(outputs) as stored:
             return {kernel: stored[kernel] for kernel in kernels}
 
@@ -113,6 +119,7 @@ def verify_arm(
     labels: np.ndarray | None = None,
     keras_model=None,
     kernels: Sequence[str] = DEVICE_KERNELS,
+    xnnpack: bool = False,
 ) -> list[ArmCheck]:
     """Run a `.tflite` file on each ARM kernel and compare (see the module docstring).
 
@@ -123,6 +130,7 @@ def verify_arm(
         labels: class indices of the samples, for ARM top-1.
         keras_model: the Keras model the file was exported from, for ARM-vs-Keras.
         kernels: which ARM kernels to run.
+        xnnpack: as in `run_on_arm` (False compares like with like).
 
     Returns:
         One `ArmCheck` per kernel.
@@ -140,11 +148,12 @@ def verify_arm(
             raise ValueError(f"`labels` must hold one class per sample ({len(samples)}), "
                              f"got shape {labels.shape}.")
     checks = []
-    outputs = run_on_arm(environment, model_path, samples, kernels=kernels)
+    outputs = run_on_arm(environment, model_path, samples, kernels=kernels, xnnpack=xnnpack)
     for kernel, arm in outputs.items():
         checks.append(ArmCheck(
             kernel=kernel, vs_x86=parity_of(x86, arm),
             vs_keras=None if keras is None else parity_of(keras, arm),
             accuracy=None if labels is None else float(np.mean(arm.argmax(-1) == labels)),
+            xnnpack=xnnpack,
         ))
     return checks

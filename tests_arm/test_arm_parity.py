@@ -1,0 +1,95 @@
+"""Exported models on LCE's aarch64 kernels (bgemm and indirect bgemm, the code
+phones and Raspberry Pis run), emulated with qemu: the same outputs as LCE's x86
+interpreter, for every zoo architecture, dynamic and static, float and int8 hyper
+weights, a CIFAR and an ImageNet-stem input, and for the shipped CIFAR-10 weights on
+real test images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import randomize_and_calibrate
+
+from larq_dybnn.arm import DEVICE_KERNELS, run_on_arm, verify_arm
+from larq_dybnn.converter import export_tflite
+from larq_dybnn.zoo import build_model
+
+# (model, input size, stem, int8 hyper weights). DyBNN models with both hyper-weight
+# forms; ReActNet-A (the slowest conversion) at the CIFAR size only.
+CASES = [
+    ("dybnn-reactnet-18", 32, "cifar", False), ("dybnn-reactnet-18", 32, "cifar", True),
+    ("reactnet-18", 32, "cifar", False),
+    ("dybnn-reactnet-18", 64, "imagenet", False), ("dybnn-reactnet-18", 64, "imagenet", True),
+    ("reactnet-18", 64, "imagenet", False),
+    ("dybnn-reactnet-a", 32, "cifar", False), ("dybnn-reactnet-a", 32, "cifar", True),
+    ("reactnet-a", 32, "cifar", False),
+]
+
+
+def _assert_matches_x86(check):
+    parity = check.vs_x86
+    assert parity.non_finite == 0, check
+    assert parity.top1_agreement == 1.0, check
+    assert parity.close_fraction == 1.0, check
+    assert parity.max_abs_diff < 1e-3, check
+
+
+@pytest.mark.parametrize("name, size, stem, int8", CASES,
+                         ids=[f"{n}-{s}-{'int8' if i else 'float'}" for n, s, _, i in CASES])
+def test_arm_kernels_match_x86_lce(arm, tmp_path, name, size, stem, int8):
+    model = build_model(name, input_shape=(size, size, 3), num_classes=10,
+                        width_multiplier=0.25, stem=stem)
+    x = np.random.default_rng(size).normal(size=(16, size, size, 3)).astype(np.float32)
+    randomize_and_calibrate(model, x, seed=7)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(export_tflite(model, int8_hyper_weights=int8))
+    checks = verify_arm(path, environment=arm, samples=x,
+                        keras_model=None if int8 else model, kernels=DEVICE_KERNELS)
+    assert [c.kernel for c in checks] == list(DEVICE_KERNELS)
+    for check in checks:
+        _assert_matches_x86(check)
+        if not int8:  # float hyper weights: Keras computes the same network
+            assert check.vs_keras.top1_agreement >= 0.9, check
+
+
+@pytest.mark.parametrize("name", ["reactnet-18", "dybnn-reactnet-18"])
+def test_shipped_cifar10_models_on_arm(arm, tmp_path, cifar10_test_batch, name):
+    from larq_dybnn.zoo import DyBNNReActNet18, ReActNet18
+
+    builder = DyBNNReActNet18 if name.startswith("dybnn") else ReActNet18
+    model = builder(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
+                    num_classes=10, weights="cifar10")
+    x, y = cifar10_test_batch
+    x, y = x[::2], y[::2]  # 50 images, 5 per class
+    path = tmp_path / "shipped.tflite"
+    path.write_bytes(export_tflite(model))  # the default: int8 hyper weights
+    (bgemm, indirect) = verify_arm(path, environment=arm, samples=x, labels=y)
+    for check in (bgemm, indirect):
+        _assert_matches_x86(check)
+    assert bgemm.accuracy == indirect.accuracy >= 0.6
+    # With tflite-runtime's default XNNPACK delegate (what a device runs unless told
+    # otherwise) the float ops sum in another order: the same top-1, but a rounding
+    # difference can flip a binary activation and move one sample's outputs.
+    for check in verify_arm(path, environment=arm, samples=x, labels=y, xnnpack=True):
+        assert check.vs_x86.top1_agreement >= 0.98, check
+        assert check.vs_x86.close_fraction >= 0.95, check
+        assert abs(check.accuracy - bgemm.accuracy) <= 0.02, check
+
+
+def test_the_runner_refuses_an_unknown_kernel_and_a_foreign_library(arm, tmp_path):
+    from larq_dybnn.arm import ArmSetupError
+
+    with pytest.raises(ValueError, match="`kernels` must be some of"):
+        run_on_arm(arm, tmp_path / "x.tflite", np.zeros((1, 8, 8, 3)), kernels=["fast"])
+    model = build_model("tiny-dybnn", input_shape=(8, 8, 3), num_classes=10)
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(export_tflite(model))
+    wrong = tmp_path / "x86.so"  # an x86 library cannot be loaded on aarch64
+    import larq_compute_engine
+
+    wrong.write_bytes(next(iter(__import__("pathlib").Path(
+        larq_compute_engine.__file__).parent.rglob("*.so"))).read_bytes())
+    from dataclasses import replace
+
+    with pytest.raises(ArmSetupError, match="larq_dybnn_runtime: error"):
+        run_on_arm(replace(arm, library=wrong), path, np.zeros((1, 8, 8, 3), np.float32))
