@@ -10,7 +10,8 @@
 # Every stage is resumable: finished runs are skipped, unfinished ones resume from
 # their last epoch checkpoint. The first call clones the checkout's HEAD into
 # $CAMPAIGN_DIR/src and installs it into $CAMPAIGN_DIR/.venv; later calls reuse that
-# install (delete the folder's src and .venv to move to a newer commit; finished runs
+# install (delete the folder's src and .venv to move to a newer commit, or set
+# CAMPAIGN_COMMIT to install that commit instead of HEAD; finished runs
 # keep the commit they were trained with in provenance.json). $CAMPAIGN_DIR defaults
 # to ../recipe-campaign beside the checkout, so the sweep files' "../shared/data/cifar10"
 # resolves there too. Runs go to $CAMPAIGN_DIR/runs/.
@@ -23,6 +24,7 @@ WORK="$(cd "$WORK" && pwd)"
 if [ ! -x "$WORK/.venv/bin/larq-dybnn" ]; then
     rm -rf "$WORK/src" "$WORK/.venv"
     git clone --quiet "$REPO" "$WORK/src"
+    if [ -n "${CAMPAIGN_COMMIT:-}" ]; then git -C "$WORK/src" checkout --quiet "$CAMPAIGN_COMMIT"; fi
     python3 -m venv "$WORK/.venv"
     "$WORK/.venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=68" wheel
     "$WORK/.venv/bin/python" -m pip install --quiet "$WORK/src"
