@@ -93,3 +93,37 @@ def test_the_runner_refuses_an_unknown_kernel_and_a_foreign_library(arm, tmp_pat
 
     with pytest.raises(ArmSetupError, match="larq_dybnn_runtime: error"):
         run_on_arm(replace(arm, library=wrong), path, np.zeros((1, 8, 8, 3), np.float32))
+
+
+def test_verify_arm_command_on_real_images(arm, tmp_path, capsys):
+    """`larq-dybnn verify-arm` with the shipped DyBNN model's file, real CIFAR-10 test
+    images prepared by its input contract, and the Keras model."""
+    import json
+
+    from conftest import ARM_DIR, LCE_SOURCE, main_conftest
+
+    from larq_dybnn.converter import export_and_verify
+    from larq_dybnn.zoo import DyBNNReActNet18
+    from larq_dybnn_cli import main
+
+    model = DyBNNReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
+                            num_classes=10, weights="cifar10")
+    keras_path = tmp_path / "model.keras"
+    model.save(keras_path)
+    tflite = tmp_path / "model.tflite"
+    contract = main_conftest.CIFAR10_CLASSES
+    from larq_dybnn.contract import contract_for
+
+    export_and_verify(model, output_path=tflite, benchmark=False, int8_hyper_weights=False,
+                      contract=contract_for("cifar", image_size=32, class_names=contract))
+    archive = main_conftest.CIFAR10_DIR / "cifar10-test-jpg.tar.gz"
+    report = tmp_path / "arm.json"
+    assert main(["verify-arm", str(tflite), "--data", str(archive), "--limit", "20",
+                 "--keras", str(keras_path), "--arm-dir", str(ARM_DIR), "--lce-source",
+                 str(LCE_SOURCE), "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "ARM bgemm (20 samples): vs x86 LCE top-1 agreement 100.00%" in out
+    checks = json.loads(report.read_text())["checks"]
+    assert [c["kernel"] for c in checks] == ["bgemm", "indirect"]
+    assert all(c["vs_keras"]["top1_agreement"] >= 0.95 and c["accuracy"] >= 0.5
+               for c in checks)

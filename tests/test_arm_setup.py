@@ -1,0 +1,38 @@
+"""The emulated-aarch64 tooling's checks that need no emulator: a clear error off
+Debian or without root, and bad arguments named (the parity itself runs in
+`make test-arm`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from larq_dybnn.arm import ArmSetupError, build_op_library, environment
+from larq_dybnn_cli import main
+
+
+def test_setup_off_debian_or_without_root_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(environment.shutil, "which",
+                        lambda program: "/usr/bin/apt-get" if program == "apt-get" else None)
+    monkeypatch.setattr(environment.os, "geteuid", lambda: 1000)
+    with pytest.raises(ArmSetupError, match="needs root .* qemu-user g\\+\\+-aarch64"):
+        environment._host_tools(print)
+    real_is_file = environment.Path.is_file
+    monkeypatch.setattr(environment.Path, "is_file", lambda self: False if str(self) ==
+                        "/etc/debian_version" else real_is_file(self))
+    with pytest.raises(ArmSetupError, match="not Debian"):
+        environment._host_tools(print)
+
+
+def test_an_lce_source_without_kernels_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="`lce_source`: no '.*bconv2d.cc'"):
+        build_op_library(tmp_path, tmp_path / "lib")
+
+
+def test_verify_arm_names_what_is_missing(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LARQ_DYBNN_LCE_SOURCE", raising=False)
+    assert main(["verify-arm", str(tmp_path / "none.tflite"), "--lce-source", "x"]) == 2
+    assert "No model at" in capsys.readouterr().err
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 10)
+    assert main(["verify-arm", str(path), "--lce-source", "x"]) == 2
+    assert "is not a whole TFLite model" in capsys.readouterr().err
