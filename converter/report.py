@@ -304,6 +304,8 @@ def export_and_verify(
         if contract is None:
             contract = read_contract(path)
     model = check_model(model)
+    if contract is None:
+        contract = getattr(model, "input_contract", None)  # a zoo model with named weights
     if output_path is not None and not Path(output_path).parent.is_dir():
         raise FileNotFoundError(
             f"Cannot write '{output_path}': folder '{Path(output_path).parent}' does not exist."

@@ -308,6 +308,28 @@ def write_contract(path: str | os.PathLike, contract: InputContract) -> Path:
     return path
 
 
+def attach_contract(model, contract: InputContract) -> None:
+    """Make an in-memory model carry `contract`: as `model.input_contract`, and in
+    every file `model.save` writes (.keras, .h5, SavedModel), so that a model built
+    with named weights keeps their preprocessing and class names when saved.
+
+    Arguments:
+        model: a Keras model.
+        contract: its input contract.
+    """
+    model.input_contract = contract
+    save = model.save
+
+    def save_with_contract(filepath, *args, **kwargs):
+        result = save(filepath, *args, **kwargs)
+        if isinstance(filepath, (str, os.PathLike)) and (
+                Path(filepath).is_dir() or Path(filepath).suffix.lower() in (".keras", ".h5")):
+            write_contract(filepath, contract)
+        return result
+
+    model.save = save_with_contract
+
+
 def read_contract(source: str | os.PathLike | bytes) -> InputContract | None:
     """The input contract recorded in a model file or flatbuffer; None without one.
 

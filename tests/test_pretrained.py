@@ -123,3 +123,31 @@ def test_the_documented_call_builds_with_the_reduction_of_the_weights():
 
     assert reductions(loaded) == {entry["options"]["reduction"]} == {16}
     assert reductions(fresh) == {DEFAULT_REDUCTION} == {64}
+
+
+def test_named_weights_give_the_class_count_and_carry_their_contract(tmp_path):
+    """As a new user calls it (no num_classes): the weights' 10 classes; the model
+    carries the weights' input contract into a saved file, and `evaluate` applies it
+    without guessing."""
+    import warnings
+
+    from larq_dybnn.contract import read_contract
+    from larq_dybnn.training.evaluation import evaluate
+    from larq_dybnn.zoo import DyBNNReActNet18
+
+    model = DyBNNReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
+                            weights="cifar10")
+    assert model.output_shape == (None, 10)
+    assert model.input_contract.preprocess == "cifar"
+    path = tmp_path / "mine.keras"
+    model.save(path)
+    assert read_contract(path) == model.input_contract
+    with pytest.raises(ValueError, match="`num_classes`=5 does not match weights"):
+        DyBNNReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
+                        weights="cifar10", num_classes=5)
+    archive = CIFAR10_DIR / "cifar10-test-jpg.tar.gz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a guessed preprocessing would warn
+        result = evaluate(path, data=str(archive), split="test", limit=50)
+    assert result.preprocess == "cifar" and result.accuracy > 0.5
+    assert not any("guessed" in note for note in result.notes)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 from larq_zoo.core import utils as zoo_utils
 
-from larq_dybnn.zoo.weights import load_weights
+from larq_dybnn.contract import InputContract, attach_contract
+from larq_dybnn.zoo.weights import load_weights, registered_entry
 
 
 def finish_model(
@@ -28,7 +29,8 @@ def finish_model(
         input_tensor: the user's input tensor, if any (its sources become the inputs).
         include_top: whether to add the head.
         num_classes: outputs of the head.
-        weights: as the zoo builders' `weights`.
+        weights: as the zoo builders' `weights`; named weights with an input
+            contract make the model carry it (`larq_dybnn.contract.attach_contract`).
         name: model name, or None for `default_name`.
         default_name: the builder's model name, also its weights-registry key.
         options: the builder's options, checked against those of named weights.
@@ -49,4 +51,8 @@ def finish_model(
         model, weights, model_name=default_name, include_top=include_top,
         num_classes=num_classes, options=options,
     )
+    entry = registered_entry(weights, model=default_name)
+    if entry is not None and entry.input_contract is not None and include_top:
+        attach_contract(model, InputContract.from_dict(
+            entry.input_contract, source=f"the weights '{weights}' of {default_name}"))
     return model

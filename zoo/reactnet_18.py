@@ -10,6 +10,7 @@ from larq_dybnn._gc import fewer_collections
 from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, resolve_reduction, scaled
 from larq_dybnn.zoo.assembly import finish_model
 from larq_dybnn.zoo.inputs import model_input
+from larq_dybnn.zoo.weights import resolve_num_classes
 
 __all__ = ["ReActNet18", "DyBNNReActNet18"]
 
@@ -51,12 +52,13 @@ def _reactnet_18(
     input_tensor: tf.Tensor | None,
     weights: str | None,
     include_top: bool,
-    num_classes: int,
+    num_classes: int | None,
     width_multiplier: float,
     stem: str,
     binary_weights: bool,
     name: str | None,
 ) -> tf.keras.Model:
+    num_classes = resolve_num_classes(num_classes, weights, model=default_name)
     inputs, _ = model_input(
         input_shape=input_shape, input_tensor=input_tensor, include_top=include_top,
         num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
@@ -97,7 +99,7 @@ def ReActNet18(  # noqa: N802 - larq-zoo names models like classes
     input_tensor: tf.Tensor | None = None,
     weights: str | None = None,
     include_top: bool = True,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     width_multiplier: float = 1.0,
     stem: str = "imagenet",
     binary_weights: bool = True,
@@ -146,7 +148,7 @@ def DyBNNReActNet18(  # noqa: N802
     input_tensor: tf.Tensor | None = None,
     weights: str | None = None,
     include_top: bool = True,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     dynamic: str = "both",
     reduction: int | None = None,
     output_bound: float | None = None,

@@ -10,6 +10,7 @@ from larq_dybnn._gc import fewer_collections
 from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, resolve_reduction, scaled
 from larq_dybnn.zoo.assembly import finish_model
 from larq_dybnn.zoo.inputs import model_input
+from larq_dybnn.zoo.weights import resolve_num_classes
 
 __all__ = ["ReActNetA", "DyBNNReActNetA"]
 
@@ -63,12 +64,13 @@ def _reactnet_a(
     input_tensor: tf.Tensor | None,
     weights: str | None,
     include_top: bool,
-    num_classes: int,
+    num_classes: int | None,
     width_multiplier: float,
     stem: str,
     binary_weights: bool,
     name: str | None,
 ) -> tf.keras.Model:
+    num_classes = resolve_num_classes(num_classes, weights, model=default_name)
     inputs, _ = model_input(
         input_shape=input_shape, input_tensor=input_tensor, include_top=include_top,
         num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
@@ -106,7 +108,7 @@ def ReActNetA(  # noqa: N802 - larq-zoo names models like classes
     input_tensor: tf.Tensor | None = None,
     weights: str | None = None,
     include_top: bool = True,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     width_multiplier: float = 1.0,
     stem: str = "imagenet",
     binary_weights: bool = True,
@@ -134,7 +136,8 @@ def ReActNetA(  # noqa: N802 - larq-zoo names models like classes
             (see `larq_dybnn.zoo.weights`).
         include_top: whether to include pooling and the classifier; without it the
             model returns the last feature map.
-        num_classes: classifier outputs.
+        num_classes: classifier outputs; None for those of the named `weights`, else
+            1000.
         width_multiplier: multiplies every channel count (e.g. 0.25 for quick CPU
             experiments).
         stem: "imagenet" (stride-2 stem) or "cifar" (stride-1 stem for 32x32).
@@ -167,7 +170,7 @@ def DyBNNReActNetA(  # noqa: N802
     input_tensor: tf.Tensor | None = None,
     weights: str | None = None,
     include_top: bool = True,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     dynamic: str = "both",
     reduction: int | None = None,
     output_bound: float | None = None,

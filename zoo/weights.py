@@ -52,6 +52,8 @@ class WeightsEntry:
             other values of these options cannot load them.
         path: a file shipped with the package (used instead of `url`).
         accuracy: documented accuracies (e.g. `{"keras": 0.62, "lce": 0.62}`).
+        input_contract: the preprocessing and class names the weights were trained
+            with (`larq_dybnn.contract.InputContract.as_dict()`), or None.
     """
 
     model: str
@@ -63,6 +65,7 @@ class WeightsEntry:
     options: dict = field(default_factory=dict)
     path: str | None = None
     accuracy: dict = field(default_factory=dict)
+    input_contract: dict | None = None
 
     @property
     def filename(self) -> str:
@@ -84,6 +87,7 @@ def register_weights(
     options: dict | None = None,
     path: str | os.PathLike | None = None,
     accuracy: dict | None = None,
+    input_contract: dict | None = None,
 ) -> WeightsEntry:
     """Register a weights file under `name` for zoo model `model`.
 
@@ -99,6 +103,8 @@ def register_weights(
         path: a local file to load instead of downloading `url` (still checked
             against `sha256`).
         accuracy: documented accuracies, shown by `registered_weights`.
+        input_contract: the weights' input contract as a dict; a model built with
+            them carries it (`model.input_contract`) and writes it when saved.
 
     Returns:
         The entry.
@@ -116,7 +122,8 @@ def register_weights(
         raise ValueError(f"`name` {name!r} is also a local path; choose another name.")
     entry = WeightsEntry(model, name, url or "", sha256.lower(), int(num_classes),
                          include_top, dict(options or {}),
-                         None if path is None else os.fspath(path), dict(accuracy or {}))
+                         None if path is None else os.fspath(path), dict(accuracy or {}),
+                         None if input_contract is None else dict(input_contract))
     _REGISTRY[(model, name, include_top)] = entry
     return entry
 
@@ -263,11 +270,31 @@ def recorded_option(weights, *, model: str, option: str):
         The recorded value, or None when `weights` is not a registered name or its
         entry does not record the option.
     """
+    entry = registered_entry(weights, model=model)
+    return None if entry is None else entry.options.get(option)
+
+
+def registered_entry(weights, *, model: str) -> WeightsEntry | None:
+    """The registry entry `weights` names for `model`, or None (no weights, a local
+    file, or a name not registered)."""
     if weights is None or os.path.exists(os.fspath(weights)):
         return None
-    entry = _REGISTRY.get((model, os.fspath(weights), True)) or _REGISTRY.get(
+    return _REGISTRY.get((model, os.fspath(weights), True)) or _REGISTRY.get(
         (model, os.fspath(weights), False))
-    return None if entry is None else entry.options.get(option)
+
+
+#: The classifier size of a zoo model built without named weights (ImageNet).
+DEFAULT_NUM_CLASSES = 1000
+
+
+def resolve_num_classes(num_classes: int | None, weights, *, model: str) -> int:
+    """The classifier size to build with: the given one, else that of the named
+    weights, else `DEFAULT_NUM_CLASSES`. An explicit size that differs from the
+    weights' is an error later (`load_weights`)."""
+    if num_classes is not None:
+        return num_classes
+    entry = registered_entry(weights, model=model)
+    return DEFAULT_NUM_CLASSES if entry is None else entry.num_classes
 
 
 def load_weights(
@@ -328,6 +355,7 @@ def _register_shipped() -> None:
             model=item["model"], name=item["name"], url="", sha256=item["sha256"],
             num_classes=item["num_classes"], options=item["options"],
             path=PRETRAINED_DIR / item["file"], accuracy=item.get("accuracy", {}),
+            input_contract=item.get("input_contract"),
         )
 
 
