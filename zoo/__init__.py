@@ -10,7 +10,7 @@ from larq_dybnn.zoo.reactnet_18 import DyBNNReActNet18, ReActNet18
 from larq_dybnn.zoo.reactnet_a import DyBNNReActNetA, ReActNetA
 from larq_dybnn.zoo.resnet import ResNet18
 from larq_dybnn.zoo.tiny import TinyDyBNN
-from larq_dybnn.zoo.catalog import MODELS, build_model, is_binary, is_dynamic
+from larq_dybnn.zoo.catalog import MODELS, SPECS, ModelSpec, build_model, is_binary, is_dynamic, model_spec
 from larq_dybnn.zoo.weights import register_weights, registered_weights
 from larq_dybnn.zoo.blocks import DEFAULT_REDUCTION
 
@@ -26,6 +26,9 @@ __all__ = [
     "build_model",
     "is_binary",
     "is_dynamic",
+    "SPECS",
+    "ModelSpec",
+    "model_spec",
     "preprocess_input",
     "decode_predictions",
     "register_weights",

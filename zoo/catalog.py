@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import tensorflow as tf
 
+from larq_dybnn.hyper import DEFAULT_REDUCTION
 from larq_dybnn.zoo.blocks import scaled
 from larq_dybnn.zoo.reactnet_18 import DyBNNReActNet18, ReActNet18
 from larq_dybnn.zoo.reactnet_a import DyBNNReActNetA, ReActNetA
 from larq_dybnn.zoo.resnet import ResNet18
 from larq_dybnn.zoo.tiny import TinyDyBNN
 
-__all__ = ["MODELS", "build_model", "is_binary", "is_dynamic"]
+__all__ = ["MODELS", "SPECS", "ModelSpec", "model_spec", "build_model", "is_binary",
+           "is_dynamic"]
+
+#: The tiny models' hyper-function reduction when none is given.
+TINY_REDUCTION = 4
 
 
 def _tiny(dynamic: bool) -> Callable[..., tf.keras.Model]:
@@ -28,7 +34,7 @@ def _tiny(dynamic: bool) -> Callable[..., tf.keras.Model]:
             input_shape=input_shape, num_classes=num_classes,
             width=scaled(32, width_multiplier), blocks=2,
             dynamic=dynamic and dynamic_parts == "both",
-            reduction=reduction or 4, binary_weights=binary_weights,
+            reduction=reduction or TINY_REDUCTION, binary_weights=binary_weights,
         )
 
     return build
@@ -70,17 +76,58 @@ MODELS: dict[str, Callable[..., tf.keras.Model]] = {
 }
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the package knows about a model name: the one place that decides it.
+
+    Attributes:
+        name: the command-line name.
+        binary: a binary network (False: the real-valued teacher).
+        dynamic: a DyBNN model (dynamic thresholds by default).
+        default_reduction: the hyper-function reduction when none is given (None for
+            models without hyper functions).
+        records_reduction: `train` records the reduction it builds this model with
+            (the zoo DyBNN models, whose default changed once).
+    """
+
+    name: str
+    binary: bool
+    dynamic: bool
+    default_reduction: int | None
+    records_reduction: bool
+
+
+#: Every command-line model name and its facts.
+SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec("tiny-dybnn", True, True, TINY_REDUCTION, False),
+    ModelSpec("tiny-reactnet", True, False, None, False),
+    ModelSpec("dybnn-reactnet-18", True, True, DEFAULT_REDUCTION, True),
+    ModelSpec("reactnet-18", True, False, None, False),
+    ModelSpec("dybnn-reactnet-a", True, True, DEFAULT_REDUCTION, True),
+    ModelSpec("reactnet-a", True, False, None, False),
+    ModelSpec("resnet-18", False, False, None, False),
+)}
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The facts of a command-line model name.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name not in SPECS:
+        raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(SPECS)}.")
+    return SPECS[name]
+
+
 def is_binary(name: str) -> bool:
     """Whether the named model is a binary network (everything but the teacher)."""
-    return name != "resnet-18"
+    return model_spec(name).binary
 
 
 def is_dynamic(name: str) -> bool:
     """Whether the named model is a DyBNN model (dynamic thresholds by default)."""
-    return name in _DYNAMIC
-
-
-_DYNAMIC = ("tiny-dybnn", "dybnn-reactnet-18", "dybnn-reactnet-a")
+    return name in SPECS and SPECS[name].dynamic
 
 
 def build_model(
@@ -105,7 +152,8 @@ def build_model(
         binary_weights: False for step 1 of ReActNet's recipe (real-valued weights).
         dynamic: DyBNN models only: "both", "sign", "prelu" or "none".
         reduction: DyBNN models only: hyper-function reduction (None: the model's
-            default, 4 for the tiny models and 16 for the zoo).
+            `ModelSpec.default_reduction`, 4 for the tiny models and
+            `DEFAULT_REDUCTION` = 64 for the zoo, or that of named weights).
 
     Returns:
         The model (logits out).
@@ -113,8 +161,7 @@ def build_model(
     Raises:
         ValueError: for an unknown name, or options the model does not take.
     """
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(MODELS)}.")
+    model_spec(name)  # an unknown name is an error naming the choices
     if stem is None:
         stem = "cifar" if max(input_shape[:2]) <= 64 else "imagenet"
     return MODELS[name](

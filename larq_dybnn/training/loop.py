@@ -218,18 +218,23 @@ def _start(config: TrainConfig, print_fn: Say, held: contextlib.ExitStack | None
     return strategy, worker, out, say, config
 
 
-#: Zoo DyBNN models, and the reduction they were built with when `reduction` was unset
-#: before the zoo's default became `DEFAULT_REDUCTION` (64): runs made then record None.
-_ZOO_DYBNN = ("dybnn-reactnet-18", "dybnn-reactnet-a")
+#: The reduction zoo DyBNN models (`ModelSpec.records_reduction`) were built with when
+#: `reduction` was unset before the zoo's default became 64: runs made then record None.
 _FORMER_DEFAULT_REDUCTION = 16
 _FORMER_INIT_SCHEME = "global"
+
+
+def _records_reduction(model: object) -> bool:
+    from larq_dybnn.zoo import SPECS
+
+    return model in SPECS and SPECS[model].records_reduction
 
 
 def _recorded(previous: dict) -> dict:
     """A recorded run's options as they were built: runs recorded before an option
     existed record nothing for it, and were built with its former behaviour."""
     previous = dict(previous)
-    if previous.get("reduction") is None and previous.get("model") in _ZOO_DYBNN:
+    if previous.get("reduction") is None and _records_reduction(previous.get("model")):
         previous["reduction"] = _FORMER_DEFAULT_REDUCTION
     previous.setdefault("init_scheme", _FORMER_INIT_SCHEME)
     previous["init_scheme"] = previous["init_scheme"] or _FORMER_INIT_SCHEME
@@ -249,7 +254,7 @@ def _resolve_recorded(config: TrainConfig, path: Path) -> TrainConfig:
         if recorded.get("model") == config.model:
             previous = _recorded(recorded)
     changes = {}
-    if config.reduction is None and (config.model in _ZOO_DYBNN or config.dynamize):
+    if config.reduction is None and (_records_reduction(config.model) or config.dynamize):
         changes["reduction"] = previous.get("reduction") or DEFAULT_REDUCTION
     if config.init_scheme is None:
         changes["init_scheme"] = previous.get("init_scheme") or INIT_SCHEMES[0]

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from larq_dybnn import _checks
+from larq_dybnn.contract import RECIPES
 from larq_dybnn.training.data import LabelledImages
 
 __all__ = [
@@ -30,10 +31,12 @@ __all__ = [
     "ARRAY_PREPROCESSING", "CIFAR10_MEAN", "CIFAR10_STD", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
 
-CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
-CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+# The numbers come from the input contract's recipes, the one place they are written:
+# what a model records is what it was trained with.
+CIFAR10_MEAN = np.array(RECIPES["cifar"][0], np.float32)
+CIFAR10_STD = np.array(RECIPES["cifar"][1], np.float32)
+IMAGENET_MEAN = np.array(RECIPES["imagenet"][0], np.float32)
+IMAGENET_STD = np.array(RECIPES["imagenet"][1], np.float32)
 
 #: The evaluation-time preprocessing as NumPy functions of 0..255 pixel arrays (plus
 #: "unit", "signed" and "none" scalings for models trained elsewhere).
