@@ -441,6 +441,9 @@ def test_a_bad_image_is_named_in_evaluate(tiny_files, tmp_path, capsys, case, me
     assert main(["evaluate", str(keras_path), "--data", str(data), "--preprocess",
                  "digits"]) == 2
     assert re.search(message, capsys.readouterr().err)
+    if case == "sizes":  # --resize resizes every image, not only when the first differs
+        assert main(["evaluate", str(keras_path), "--data", str(data), "--preprocess",
+                     "digits", "--resize"]) == 0
 
 
 def test_a_model_of_another_size_is_not_silently_padded(tmp_path, capsys):
@@ -541,3 +544,14 @@ def test_provenance_names_the_installed_package_not_the_current_folder(tmp_path,
     assert record["commit"] != other
     if record["installed"] == "regular":
         assert record["commit"] is None
+
+
+def test_a_damaged_run_record_is_named_and_left_alone(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text('{"model": "tiny-dybnn", "se')
+    before = (out / "config.json").read_bytes()
+    assert main(["train", "--model", "tiny-dybnn", "--epochs", "1", "--restart",
+                 "--output-dir", str(out)]) == 2
+    assert f"'{out / 'config.json'}' is not a readable run record" in capsys.readouterr().err
+    assert (out / "config.json").read_bytes() == before

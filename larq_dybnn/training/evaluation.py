@@ -165,8 +165,11 @@ def evaluate(
             f"'{path}' takes {size}x{size} images, but '{images.source}' has "
             f"{data_size[0]}x{data_size[1]} images; pass --resize to resize them (they "
             f"would otherwise be padded or cropped by the '{preprocess}' recipe).")
-    if resize and data_size != (size, size):
-        notes.append(f"images resized from {data_size[0]}x{data_size[1]} to {size}x{size}")
+    if resize:
+        # Every image, not only when the first one differs: sizes may vary.
+        if data_size != (size, size):
+            notes.append(f"images resized from {data_size[0]}x{data_size[1]} to "
+                         f"{size}x{size}")
         images = dataclasses.replace(images, dataset=images.dataset.map(
             lambda x, y: (tf.cast(tf.round(tf.image.resize(x, [size, size])), tf.uint8), y)))
     # Without --resize every image must have the model's size (the ImageNet recipe
