@@ -80,10 +80,10 @@ def read_model_config(path: str | os.PathLike) -> list[object]:
             return [_h5_config(path)]
     except (KeyError, OSError, zipfile.BadZipFile, json.JSONDecodeError,
             UnicodeDecodeError) as error:
-        raise ValueError(f"Cannot read the model config of '{path}': "
-                         f"{type(error).__name__}: {error}") from None
-    raise ValueError(f"'{path}' is not a Keras model (.keras archive, .h5 file or "
-                     "SavedModel folder).")
+        raise ValueError(f"Cannot load '{path}': its model config cannot be read "
+                         f"({type(error).__name__}: {error}).") from None
+    raise ValueError(f"Cannot load '{path}' as a Keras model: it is not a .keras archive, "
+                     ".h5 file or SavedModel folder.")
 
 
 def _h5_config(path: Path) -> object:

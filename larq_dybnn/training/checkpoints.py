@@ -54,7 +54,7 @@ class EpochCheckpoints(tf.keras.callbacks.Callback):
                 (e.g. the output directory belongs to a run of another model).
         """
         self.fallback = None
-        candidates = list(reversed(self.manager.checkpoints))
+        candidates = self._candidates()
         if not candidates:
             return 0
         failures = []
@@ -80,6 +80,22 @@ class EpochCheckpoints(tf.keras.callbacks.Callback):
             "No readable checkpoint in '" + os.path.dirname(newest) + "': "
             + "; ".join(f"'{p}': {r}" for p, _, r in failures)
             + ". Pass --restart to start the run over.")
+
+    def _candidates(self) -> list[str]:
+        """Checkpoint prefixes, newest first: the one the state file names (even if
+        its files are gone), then every `ckpt-N` with an index file, by N."""
+        directory = self.manager.directory
+        found = {}
+        for index in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index")):
+            prefix = index[: -len(".index")]
+            number = prefix.rsplit("-", 1)[-1]
+            if number.isdigit():
+                found[prefix] = int(number)
+        ordered = sorted(found, key=found.get, reverse=True)
+        latest = self.manager.latest_checkpoint
+        if latest is not None and latest not in found:
+            ordered.insert(0, latest)
+        return ordered
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.assign(epoch + 1)

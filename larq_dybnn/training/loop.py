@@ -465,7 +465,8 @@ def _check_output_folder(out: Path) -> None:
     """Refuse an output folder that holds something other than a run of this
     package: a run would write (and --restart delete) files a user owns. A folder
     holds a run when its config.json is a run's record (written before anything
-    else); without one it may hold only what a sweep writes before the run."""
+    else); without one it may hold only what a sweep (or another worker of the same
+    run) writes before the run."""
     if not out.exists():
         return
     if not out.is_dir():
@@ -479,14 +480,13 @@ def _check_output_folder(out: Path) -> None:
                              f"({type(error).__name__}: {error}); move it away or use "
                              "another output folder.") from None
         if isinstance(recorded, dict) and "model" in recorded and "seed" in recorded:
-            allowed = _RUN_FILES + _SWEEP_FILES
-        else:
-            raise ValueError(f"'{config}' is not the record of a training run; use "
-                             "another output folder.")
-    else:
-        allowed = _SWEEP_FILES
+            return  # a run's folder; --restart deletes only `_RUN_FILES` from it
+        raise ValueError(f"'{config}' is not the record of a training run; use "
+                         "another output folder.")
+    # No run record yet: only what a sweep or this run's other workers write first.
     foreign = sorted(p.name for p in out.iterdir()
-                     if p.name not in allowed and TEMPORARY_MARK not in p.name)
+                     if p.name not in _SWEEP_FILES + ("workers",)
+                     and TEMPORARY_MARK not in p.name)
     if foreign:
         listed = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise ValueError(
