@@ -26,12 +26,21 @@ CASES = [
 ]
 
 
-def _assert_matches_x86(check):
+def _assert_matches_x86(check, *, exact: bool = True):
+    """ARM against x86 LCE. The binary kernels compute exactly; the float ops (MEAN,
+    FC, ADD) of the two builds sum in other orders, and in a deep DyBNN with random
+    weights a rounding difference can flip one binary activation near its threshold
+    and move that sample's later thresholds (as the x86 conversion tests allow).
+    `exact=False` allows that for a few samples of random models."""
     parity = check.vs_x86
     assert parity.non_finite == 0, check
-    assert parity.top1_agreement == 1.0, check
-    assert parity.close_fraction == 1.0, check
-    assert parity.max_abs_diff < 1e-3, check
+    if exact:
+        assert parity.top1_agreement == 1.0, check
+        assert parity.close_fraction == 1.0, check
+        assert parity.max_abs_diff < 1e-3, check
+    else:
+        assert parity.top1_agreement >= 0.9, check
+        assert parity.close_fraction >= 0.85, check
 
 
 @pytest.mark.parametrize("name, size, stem, int8", CASES,
@@ -47,7 +56,7 @@ def test_arm_kernels_match_x86_lce(arm, tmp_path, name, size, stem, int8):
                         keras_model=None if int8 else model, kernels=DEVICE_KERNELS)
     assert [c.kernel for c in checks] == list(DEVICE_KERNELS)
     for check in checks:
-        _assert_matches_x86(check)
+        _assert_matches_x86(check, exact=not name.startswith("dybnn"))
         if not int8:  # float hyper weights: Keras computes the same network
             assert check.vs_keras.top1_agreement >= 0.9, check
 
