@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import randomize_and_calibrate
 
 from larq_dybnn import dynamize, initialize_per_layer
 from larq_dybnn.initialization import weight_paths
@@ -49,6 +50,12 @@ def test_twins_share_every_initial_weight_and_dynamize_gives_the_dybnn_start(
     # Another seed draws other random weights.
     initialize_per_layer(static, seed=8)
     assert not np.array_equal(_values(static)["stem_conv/kernel"], shared["stem_conv/kernel"])
+    # With trained-like weights (non-zero thresholds and shifts) the twin computes
+    # exactly what the static model computes.
+    x = np.random.default_rng(2).normal(size=(4, 32, 32, 3)).astype(np.float32)
+    randomize_and_calibrate(static, x, seed=11)
+    np.testing.assert_array_equal(dynamize(static, seed=1)(x, training=False).numpy(),
+                                  static(x, training=False).numpy())
 
 
 def test_train_pairs_static_and_dybnn_runs_of_one_seed(tmp_path):
