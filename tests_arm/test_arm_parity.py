@@ -15,7 +15,8 @@ from larq_dybnn.converter import export_tflite
 from larq_dybnn.zoo import build_model
 
 # (model, input size, stem, int8 hyper weights). DyBNN models with both hyper-weight
-# forms; ReActNet-A (the slowest conversion) at the CIFAR size only.
+# forms at the CIFAR size; at a small ImageNet-stem size ReActNet-18 with both forms
+# and ReActNet-A (the slowest conversion) with the export default, int8.
 CASES = [
     ("dybnn-reactnet-18", 32, "cifar", False), ("dybnn-reactnet-18", 32, "cifar", True),
     ("reactnet-18", 32, "cifar", False),
@@ -23,6 +24,7 @@ CASES = [
     ("reactnet-18", 64, "imagenet", False),
     ("dybnn-reactnet-a", 32, "cifar", False), ("dybnn-reactnet-a", 32, "cifar", True),
     ("reactnet-a", 32, "cifar", False),
+    ("dybnn-reactnet-a", 64, "imagenet", True),
 ]
 
 
