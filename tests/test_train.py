@@ -224,3 +224,33 @@ def test_the_training_step_is_traced_once_when_metric_variables_exist(created_fi
     x, y = np.zeros((4, 8, 8, 3), np.float32), np.zeros((4,), np.int64)
     model.fit(x, y, batch_size=4, verbose=0)
     assert model.train_function.experimental_get_tracing_count() == (1 if created_first else 2)
+
+
+def test_every_train_config_field_round_trips_through_the_command_line():
+    """One mapping between TrainConfig and `larq-dybnn train`'s flags: a config with
+    every field off its default becomes arguments (as the sweep writes them) and
+    parses back into the same config. A new field without a flag fails here."""
+    import dataclasses
+
+    from larq_dybnn.training import TrainConfig
+    from larq_dybnn_cli import build_parser, train_arguments, train_config_options
+
+    changed = dict(
+        model="reactnet-18", data="some/data", output_dir="out/run", data_dir="tfds",
+        train_split="train[:100]", eval_split="train[100:]", epochs=3, batch_size=32,
+        learning_rate=0.01, step=1, weight_decay=0.5, init_from="a.keras", dynamize=True,
+        unsafe_load=True, teacher="t.keras", label_smoothing=0.1, width_multiplier=0.5,
+        dynamic="sign", reduction=8, image_size=16, preprocess="cifar", seed=7,
+        init_scheme="global", strategy="mirrored", logical_cpus=2, export=True,
+        probe_samples=32, restart=True, deterministic=False, verbose=2,
+    )
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    assert set(changed) == set(fields), "give the new field a value here"
+    assert all(changed[k] != fields[k] for k in fields)
+    switches = [k for k, default in fields.items() if isinstance(default, bool)]
+    argv = ["train", *train_arguments(changed, switches=switches)]
+    parsed = train_config_options(build_parser().parse_args(argv), list(fields))
+    assert TrainConfig(**parsed) == TrainConfig(**changed)
+    defaults = train_config_options(build_parser().parse_args(["train"]), list(fields))
+    assert {k: v for k, v in defaults.items() if k != "verbose"} == {
+        k: v for k, v in fields.items() if k != "verbose"}

@@ -282,19 +282,13 @@ def run_options(run: RunSpec, sweep_dir: str | os.PathLike) -> dict:
 def train_command(run: RunSpec, output_dir: str | os.PathLike) -> list[str]:
     """The `larq-dybnn train` arguments of `run`, writing to `output_dir`
     (`<sweep_dir>/<config>/seed-<seed>`)."""
+    from larq_dybnn_cli import train_arguments
+
     fields = _train_fields()
-    args = ["train"]
     sweep_dir = Path(output_dir).parent.parent
-    for key, value in {**run_options(run, sweep_dir), "seed": run.seed}.items():
-        flag = "--" + key.replace("_", "-")
-        if key == "deterministic":
-            args += [] if value else ["--nondeterministic"]
-        elif key == "probe_samples":
-            continue  # no flag; the default is used
-        elif isinstance(fields[key], bool) or isinstance(value, bool):
-            args += [flag] if value else []
-        elif value is not None:
-            args += [flag, str(value)]
+    switches = [key for key, default in fields.items() if isinstance(default, bool)]
+    args = ["train", *train_arguments({**run_options(run, sweep_dir), "seed": run.seed},
+                                      switches=switches)]
     return args + ["--output-dir", os.fspath(output_dir), "--quiet"]
 
 

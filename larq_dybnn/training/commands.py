@@ -48,21 +48,13 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
-    from larq_dybnn.training import TrainConfig, train as train_run
+    import dataclasses
 
-    config = TrainConfig(
-        model=args.model, data=args.data, output_dir=args.output_dir,
-        data_dir=args.data_dir, train_split=args.train_split, eval_split=args.eval_split,
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        step=args.step, weight_decay=args.weight_decay, init_from=args.init_from,
-        dynamize=args.dynamize, init_scheme=args.init_scheme, unsafe_load=args.unsafe_load,
-        teacher=args.teacher, label_smoothing=args.label_smoothing,
-        width_multiplier=args.width_multiplier, dynamic=args.dynamic,
-        reduction=args.reduction, image_size=args.image_size, preprocess=args.preprocess,
-        seed=args.seed, strategy=args.strategy, logical_cpus=args.logical_cpus,
-        export=args.export, restart=args.restart,
-        deterministic=not args.nondeterministic, verbose=2 if args.quiet else 1,
-    )
+    from larq_dybnn.training import TrainConfig, train as train_run
+    from larq_dybnn_cli import train_config_options
+
+    fields = [field.name for field in dataclasses.fields(TrainConfig)]
+    config = TrainConfig(**train_config_options(args, fields))
     result = train_run(config, print_fn=lambda line: print(f"[train] {line}", flush=True))
     if result.worker.is_chief:
         print(f"[train] done in {result.seconds:.0f} s; outputs in {result.output_dir}")
