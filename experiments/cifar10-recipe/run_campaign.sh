@@ -17,7 +17,7 @@
 # resolves there too. Runs go to $CAMPAIGN_DIR/runs/.
 set -euo pipefail
 STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade|results}"
-REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+REPO="${CAMPAIGN_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}"
 WORK="${CAMPAIGN_DIR:-$REPO/../recipe-campaign}"
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
@@ -28,6 +28,13 @@ if [ ! -x "$WORK/.venv/bin/larq-dybnn" ]; then
     python3 -m venv "$WORK/.venv"
     "$WORK/.venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=68" wheel
     "$WORK/.venv/bin/python" -m pip install --quiet "$WORK/src"
+fi
+# Train with the frozen copy of this script: bash reads a script as it runs, so editing
+# the checkout's copy during a campaign would change the commands being run. (A frozen
+# copy older than this guard just runs its own stages.)
+if [ "$STAGE" != results ] && [ -z "${CAMPAIGN_FROZEN_SCRIPT:-}" ]; then
+    CAMPAIGN_FROZEN_SCRIPT=1 CAMPAIGN_REPO="$REPO" CAMPAIGN_DIR="$WORK" \
+        exec bash "$WORK/src/experiments/cifar10-recipe/run_campaign.sh" "$@"
 fi
 cd "$WORK"
 export LARQ_DYBNN_COMMIT="$(git -C "$WORK/src" rev-parse HEAD)"
