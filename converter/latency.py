@@ -9,24 +9,16 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-from larq_compute_engine.tflite.python.interpreter import Interpreter
 
 from larq_dybnn import _checks
-from larq_dybnn.converter.flatbuffer import check_flatbuffer
+from larq_dybnn.converter.interpreter import KERNELS, lce_interpreter
 
 __all__ = [
     "KERNELS", "SETTLE_MS", "Latency", "measure_latency", "compare_latency", "make_runner",
     "arm_note",
 ]
 
-#: Interpreter options per kernel choice: LCE's binary GEMM, its indirect binary
-#: GEMM, each with or without TFLite's XNNPACK delegate for the float ops.
-KERNELS: dict[str, dict[str, bool]] = {
-    "bgemm": {},
-    "indirect_bgemm": {"use_indirect_bgemm": True},
-    "bgemm+xnnpack": {"use_xnnpack": True},
-    "indirect_bgemm+xnnpack": {"use_indirect_bgemm": True, "use_xnnpack": True},
-}
+# The kernel choices live with the interpreter builder (`interpreter.KERNELS`).
 
 
 def arm_note() -> str:
@@ -63,13 +55,9 @@ def make_runner(
         ValueError: for an unknown `kernel`, a non-positive `threads` or a negative
             `settle_ms`.
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"`kernel` must be one of {sorted(KERNELS)}, got {kernel!r}.")
-    threads = _checks.positive_int("threads", threads)
     if not settle_ms >= 0:
         raise ValueError(f"`settle_ms` must be >= 0, got {settle_ms!r}.")
-    check_flatbuffer(flatbuffer)  # a cut file can crash TFLite instead of raising
-    interpreter = Interpreter(flatbuffer, num_threads=threads, **KERNELS[kernel])
+    interpreter = lce_interpreter(flatbuffer, kernel=kernel, threads=threads)
     shape = [1, *interpreter.input_shapes[0][1:]]
     sample = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     run = interpreter.interpreter.predict  # the C++ call, without per-call numpy work

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import tensorflow as tf
-from larq_compute_engine.tflite.python.interpreter import Interpreter
-
-from larq_dybnn.converter.flatbuffer import check_flatbuffer
+from larq_dybnn.converter.interpreter import DEFAULT_KERNEL, lce_outputs
 
 __all__ = ["Parity", "compare_with_lce", "run_keras_and_lce", "parity_of", "CLOSE_TOLERANCE"]
 
@@ -32,6 +31,7 @@ class Parity:
             spread through the sample's later thresholds.
         non_finite: samples with a NaN or inf output in Keras or LCE; they count as
             neither agreeing nor close, and the differences are then inf.
+        kernel: the LCE binary-conv kernel the outputs came from, when known.
     """
 
     samples: int
@@ -40,6 +40,7 @@ class Parity:
     mean_abs_diff: float
     close_fraction: float
     non_finite: int = 0
+    kernel: str | None = None
 
     def as_dict(self) -> dict:
         """The fields as a JSON-serializable dict."""
@@ -51,6 +52,7 @@ class Parity:
             f"max |Keras - LCE| {self.max_abs_diff:.3g}, "
             f"mean {self.mean_abs_diff:.3g}, "
             f"samples within tolerance {self.close_fraction:.2%}"
+            + (f", LCE kernel {self.kernel}" if self.kernel else "")
         )
 
 
@@ -88,6 +90,7 @@ def run_keras_and_lce(
     inputs: np.ndarray,
     *,
     num_threads: int = 1,
+    kernel: str = DEFAULT_KERNEL,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run `inputs` through Keras (inference mode) and through the LCE interpreter.
 
@@ -96,6 +99,7 @@ def run_keras_and_lce(
         flatbuffer: the LCE TFLite model.
         inputs: a float32 batch shaped like the model's input.
         num_threads: interpreter threads.
+        kernel: the LCE kernel (`larq_dybnn.converter.interpreter.KERNELS`).
 
     Returns:
         `(keras_outputs, lce_outputs)`, each `(N, ...)`.
@@ -105,9 +109,7 @@ def run_keras_and_lce(
     """
     inputs = np.asarray(inputs, dtype=np.float32)
     keras_out = run_keras(model, inputs)
-    check_flatbuffer(flatbuffer)  # a cut file can crash TFLite instead of raising
-    interpreter = Interpreter(flatbuffer, num_threads=num_threads)
-    return keras_out, np.asarray(interpreter.predict(inputs))
+    return keras_out, lce_outputs(flatbuffer, inputs, kernel=kernel, threads=num_threads)
 
 
 def parity_of(keras_out: np.ndarray, lce_out: np.ndarray) -> Parity:
@@ -151,4 +153,5 @@ def compare_with_lce(
     Raises:
         ValueError: if `inputs` is empty or does not match the model's input shape.
     """
-    return parity_of(*run_keras_and_lce(model, flatbuffer, inputs, num_threads=num_threads))
+    parity = parity_of(*run_keras_and_lce(model, flatbuffer, inputs, num_threads=num_threads))
+    return dataclasses.replace(parity, kernel=DEFAULT_KERNEL)

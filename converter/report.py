@@ -4,6 +4,7 @@ latency, in one report."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from larq_dybnn.converter.export import check_model, export_tflite
 from larq_dybnn.converter.flatbuffer import Operator, layer_of, read_operators
 from larq_dybnn.converter.int8 import Int8Weights, quantize_hyper_weights, round_hyper_weights
 from larq_dybnn.converter.latency import Latency, measure_latency
+from larq_dybnn.converter.interpreter import DEFAULT_KERNEL
 from larq_dybnn.converter.parity import Parity, parity_of, run_keras, run_keras_and_lce
 from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
@@ -363,7 +365,7 @@ def export_and_verify(
             float_out.argmax(axis=-1) == lce_out.argmax(axis=-1)))}
     else:
         keras_out, lce_out = run_keras_and_lce(model, flatbuffer, samples)
-    parity = parity_of(keras_out, lce_out)
+    parity = dataclasses.replace(parity_of(keras_out, lce_out), kernel=DEFAULT_KERNEL)
     if parity.non_finite:
         raise ValueError(
             f"{parity.non_finite} of {parity.samples} samples give non-finite outputs "

@@ -130,10 +130,10 @@ def count_instructions(environment: ArmEnvironment, plugin: str | os.PathLike,
     Returns:
         One `InstructionCount` per kernel.
     """
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
+    from larq_dybnn.converter.interpreter import lce_interpreter
 
     model_path = Path(model_path).resolve()
-    shape = Interpreter(model_path.read_bytes(), num_threads=1).input_shapes[0][1:]
+    shape = lce_interpreter(model_path.read_bytes(), source=f"'{model_path}'").input_shapes[0][1:]
     counts = []
     with tempfile.TemporaryDirectory(prefix="larq-dybnn-insn-") as folder:
         inputs = Path(folder) / "x.npy"

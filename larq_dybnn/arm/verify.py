@@ -17,6 +17,7 @@ import numpy as np
 
 from larq_dybnn.arm.environment import ArmEnvironment
 from larq_dybnn.converter.flatbuffer import check_flatbuffer
+from larq_dybnn.converter.interpreter import lce_outputs
 from larq_dybnn.converter.parity import Parity, parity_of, run_keras
 from larq_dybnn_runtime import KERNELS
 
@@ -103,12 +104,8 @@ def run_on_arm(environment: ArmEnvironment, model_path: str | os.PathLike,
 
 
 def x86_lce_outputs(flatbuffer: bytes, samples: np.ndarray) -> np.ndarray:
-    """Outputs of LCE's x86 interpreter (its default kernel, one thread)."""
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
-
-    check_flatbuffer(flatbuffer)
-    interpreter = Interpreter(flatbuffer, num_threads=1)
-    return np.asarray(interpreter.predict(np.asarray(samples, dtype=np.float32)))
+    """Outputs of LCE's x86 interpreter (the package's default kernel, one thread)."""
+    return lce_outputs(flatbuffer, samples)
 
 
 def verify_arm(

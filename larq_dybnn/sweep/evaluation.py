@@ -30,23 +30,14 @@ __all__ = ["evaluate_run", "lce_logits"]
 def lce_logits(flatbuffer: bytes, images: np.ndarray, *, threads: int = 1,
                batch: int = 500,
                progress: Callable[[int, int], object] | None = None) -> np.ndarray:
-    """Run `images` through the LCE interpreter (batched calls, one interpreter).
+    """Run `images` through the LCE interpreter (batched calls, one interpreter) on
+    the package's default kernel (`larq_dybnn.converter.interpreter.DEFAULT_KERNEL`,
+    the one parity is checked with). One thread by default: on 2 cores a second
+    interpreter thread competing with other work was up to 7x slower.
+    `progress(done, total)` is called after each batch."""
+    from larq_dybnn.converter.interpreter import lce_outputs
 
-    Uses LCE's indirect bgemm kernel: on x86 it is about 5x faster than the default
-    (not ARM-optimized) bgemm and gives identical outputs (measured on a trained
-    ReActNet-18 x0.25: 1.1 against 5.4 ms per image on one thread). One thread by
-    default: on 2 cores a second interpreter thread competing with other work was
-    up to 7x slower. `progress(done, total)` is called after each batch.
-    """
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
-
-    interpreter = Interpreter(flatbuffer, num_threads=threads, use_indirect_bgemm=True)
-    outputs = []
-    for start in range(0, len(images), batch):
-        outputs.append(np.asarray(interpreter.predict(images[start : start + batch])))
-        if progress is not None:
-            progress(min(start + batch, len(images)), len(images))
-    return np.concatenate(outputs)
+    return lce_outputs(flatbuffer, images, threads=threads, batch=batch, progress=progress)
 
 
 def _every_fifth(print_fn: Callable[[str], object]) -> Callable[[int, int], None]:

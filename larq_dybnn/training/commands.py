@@ -227,9 +227,9 @@ def verify_arm(args: argparse.Namespace) -> int:
     if args.lce_source is None:
         raise ValueError("--lce-source (or LARQ_DYBNN_LCE_SOURCE) must name an LCE source "
                          "folder to build LCE's aarch64 ops from.")
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
+    from larq_dybnn.converter.interpreter import lce_interpreter
 
-    shape = tuple(Interpreter(flatbuffer, num_threads=1).input_shapes[0][1:])
+    shape = tuple(lce_interpreter(flatbuffer, source=f"'{path}'").input_shapes[0][1:])
     contract = read_contract(flatbuffer)
     labels = None
     if args.data:

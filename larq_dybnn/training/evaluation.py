@@ -61,15 +61,11 @@ class Evaluation:
 
 def _predictor(path: Path, threads: int, unsafe_load: bool):
     if path.suffix.lower() == ".tflite":
-        from larq_compute_engine.tflite.python.interpreter import Interpreter
+        from larq_dybnn.converter.interpreter import lce_interpreter
 
-        from larq_dybnn.converter.flatbuffer import check_flatbuffer
-
-        flatbuffer = path.read_bytes()
-        check_flatbuffer(flatbuffer, source=f"'{path}'")  # a cut file can crash TFLite
-        # The indirect bgemm kernel gives the same outputs as the default one and is
-        # about 5x faster on x86, where LCE's default kernels are not optimized.
-        interpreter = Interpreter(flatbuffer, num_threads=threads, use_indirect_bgemm=True)
+        # The package's default kernel, checked file (a cut file can crash TFLite).
+        interpreter = lce_interpreter(path.read_bytes(), threads=threads,
+                                      source=f"'{path}'")
         shape = tuple(interpreter.input_shapes[0][1:])
         return "lce", shape, lambda x: np.asarray(interpreter.predict(x))
     from larq_dybnn.loading import load_model
