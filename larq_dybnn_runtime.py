@@ -162,6 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run the samples this many times (for cost measurements)")
     args = parser.parse_args(argv)
     kernels = [k.strip() for k in args.kernel.split(",") if k.strip()]
+    if args.outputs and os.path.realpath(args.outputs) in {
+            os.path.realpath(p) for p in (args.model, args.library, args.inputs)}:
+        print(f"larq_dybnn_runtime: error: --outputs '{args.outputs}' is one of the input "
+              "files; refusing to overwrite it.", file=sys.stderr)
+        return 2
     results = {}
     try:
         samples = np.load(args.inputs)

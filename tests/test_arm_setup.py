@@ -36,3 +36,19 @@ def test_verify_arm_names_what_is_missing(tmp_path, capsys, monkeypatch):
     path.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 10)
     assert main(["verify-arm", str(path), "--lce-source", "x"]) == 2
     assert "is not a whole TFLite model" in capsys.readouterr().err
+
+
+def test_the_device_runner_never_writes_over_its_inputs(tmp_path, capsys):
+    """The runner needs tflite-runtime (aarch64 here only under qemu); its argument
+    checks come first and run anywhere."""
+    import numpy as np
+
+    import larq_dybnn_runtime
+
+    inputs = tmp_path / "x.npy"
+    np.save(inputs, np.zeros((1, 8, 8, 3), np.float32))
+    before = inputs.read_bytes()
+    assert larq_dybnn_runtime.main([str(tmp_path / "m.tflite"), "--library", "lib.so",
+                                    "--inputs", str(inputs), "--outputs", str(inputs)]) == 2
+    assert "refusing to overwrite it" in capsys.readouterr().err
+    assert inputs.read_bytes() == before
