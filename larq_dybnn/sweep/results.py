@@ -308,6 +308,8 @@ def _plot(rows: Sequence[dict], summary: Sequence[dict], path: Path) -> None:
 def _without_local_paths(data: bytes) -> bytes:
     """Provenance without where the package was installed on the training machine."""
     record = json.loads(data)
+    if isinstance(record.get("sweep_file"), str):
+        record["sweep_file"] = Path(record["sweep_file"]).name  # not the machine's path
     for session in record.get("sessions", []):
         session.pop("package_path", None)
     return json.dumps(record, indent=2).encode()
