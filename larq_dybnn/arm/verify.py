@@ -103,11 +103,6 @@ def run_on_arm(environment: ArmEnvironment, model_path: str | os.PathLike,
             return {kernel: stored[kernel] for kernel in kernels}
 
 
-def x86_lce_outputs(flatbuffer: bytes, samples: np.ndarray) -> np.ndarray:
-    """Outputs of LCE's x86 interpreter (the package's default kernel, one thread)."""
-    return lce_outputs(flatbuffer, samples)
-
-
 def verify_arm(
     model_path: str | os.PathLike,
     *,
@@ -137,7 +132,7 @@ def verify_arm(
         ArmSetupError: if an emulated run fails.
     """
     samples = np.asarray(samples, dtype=np.float32)
-    x86 = x86_lce_outputs(Path(model_path).read_bytes(), samples)
+    x86 = lce_outputs(Path(model_path).read_bytes(), samples)  # x86 LCE, default kernel
     keras = None if keras_model is None else run_keras(keras_model, samples)
     if labels is not None:
         labels = np.asarray(labels)

@@ -453,10 +453,10 @@ _RESUMABLE_CHANGES = (
 )
 
 
-#: What a run writes in its folder (`--restart` deletes only these), and the files a
-#: sweep writes there before the run starts.
-_RUN_FILES = ("checkpoints", "logs", "plots", "workers", "history.csv", "config.json",
-              "report.json", "model.keras", "model.tflite")
+#: What a run writes in its folder (`--restart` deletes only these: folders, then
+#: files), and the files a sweep writes there before the run starts.
+_RUN_FOLDERS = ("checkpoints", "logs", "plots")
+_RUN_FILES = ("history.csv", "config.json", "report.json", "model.keras", "model.tflite")
 _SWEEP_FILES = ("provenance.json", "train.log", "evaluation.json", "model_int8.tflite",
                 LOCK_NAME)
 
@@ -480,7 +480,7 @@ def _check_output_folder(out: Path) -> None:
                              f"({type(error).__name__}: {error}); move it away or use "
                              "another output folder.") from None
         if isinstance(recorded, dict) and "model" in recorded and "seed" in recorded:
-            return  # a run's folder; --restart deletes only `_RUN_FILES` from it
+            return  # a run's folder; --restart deletes only a run's own files from it
         raise ValueError(f"'{config}' is not the record of a training run; use "
                          "another output folder.")
     # No run record yet: only what a sweep or this run's other workers write first.
@@ -495,9 +495,9 @@ def _check_output_folder(out: Path) -> None:
 
 
 def _clear_run(out: Path) -> None:
-    for name in ("checkpoints", "logs", "plots"):
+    for name in _RUN_FOLDERS:
         shutil.rmtree(out / name, ignore_errors=True)
-    for name in ("history.csv", "config.json", "report.json", "model.keras", "model.tflite"):
+    for name in _RUN_FILES:
         (out / name).unlink(missing_ok=True)
 
 
