@@ -18,13 +18,8 @@ REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="${CAMPAIGN_DIR:-$REPO/../campaign-run}"
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
-if [ ! -x "$WORK/.venv/bin/larq-dybnn" ]; then
-    rm -rf "$WORK/src" "$WORK/.venv"
-    git clone --quiet "$REPO" "$WORK/src"
-    python3 -m venv "$WORK/.venv"
-    "$WORK/.venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=68" wheel
-    "$WORK/.venv/bin/python" -m pip install --quiet "$WORK/src"
-fi
+source "$(dirname "$0")/../frozen_install.sh"
+frozen_install "$REPO" "$WORK"
 cd "$WORK"
 export LARQ_DYBNN_COMMIT="$(git -C "$WORK/src" rev-parse HEAD)"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

@@ -21,14 +21,8 @@ REPO="${CAMPAIGN_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}"
 WORK="${CAMPAIGN_DIR:-$REPO/../recipe-campaign}"
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
-if [ ! -x "$WORK/.venv/bin/larq-dybnn" ]; then
-    rm -rf "$WORK/src" "$WORK/.venv"
-    git clone --quiet "$REPO" "$WORK/src"
-    if [ -n "${CAMPAIGN_COMMIT:-}" ]; then git -C "$WORK/src" checkout --quiet "$CAMPAIGN_COMMIT"; fi
-    python3 -m venv "$WORK/.venv"
-    "$WORK/.venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=68" wheel
-    "$WORK/.venv/bin/python" -m pip install --quiet "$WORK/src"
-fi
+source "$(dirname "$0")/../frozen_install.sh"
+frozen_install "$REPO" "$WORK"
 # Train with the frozen copy of this script: bash reads a script as it runs, so editing
 # the checkout's copy during a campaign would change the commands being run. (A frozen
 # copy older than this guard just runs its own stages.)
