@@ -6,6 +6,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh campaign   # teacher, step 1 and step 2, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh upgrade    # fine-tuned vs dynamized, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
+#   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
 #
 # Every stage is resumable: finished runs are skipped, unfinished ones resume from
 # their last epoch checkpoint. The first call clones the checkout's HEAD into
@@ -15,12 +16,35 @@
 # keep the commit they were trained with in provenance.json). $CAMPAIGN_DIR defaults
 # to ../recipe-campaign beside the checkout, so the sweep files' "../shared/data/cifar10"
 # resolves there too. Runs go to $CAMPAIGN_DIR/runs/.
+#
+# The campaign outlives the machines it runs on: `save` copies what a later session
+# needs (records, the models later runs start from, the newest checkpoint of an
+# unfinished run) into experiments/cifar10-recipe/runs/ to be committed, and every
+# stage first restores from there what $CAMPAIGN_DIR/runs lacks
+# (experiments/campaign_state.py). The install is pinned to the commit in
+# experiments/cifar10-recipe/COMMIT, so every session trains with the same code.
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade|results}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade|results|save}"
 REPO="${CAMPAIGN_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}"
 WORK="${CAMPAIGN_DIR:-$REPO/../recipe-campaign}"
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
+STATE="$REPO/experiments/cifar10-recipe/runs"
+STATE_TOOL=(python3 "$REPO/experiments/campaign_state.py")
+if [ "$STAGE" = save ]; then
+    sweeps=()
+    for sweep in cifar10-recipe cifar10-recipe-upgrade; do
+        [ -d "$WORK/runs/$sweep" ] && sweeps+=("$sweep")
+    done
+    [ ${#sweeps[@]} -eq 0 ] && { echo "nothing to save in $WORK/runs" >&2; exit 0; }
+    exec "${STATE_TOOL[@]}" save --runs "$WORK/runs" --state "$STATE" "${sweeps[@]}"
+fi
+if [ -z "${CAMPAIGN_FROZEN_SCRIPT:-}" ]; then
+    "${STATE_TOOL[@]}" restore --runs "$WORK/runs" --state "$STATE"
+fi
+if [ -z "${CAMPAIGN_COMMIT:-}" ] && [ -f "$REPO/experiments/cifar10-recipe/COMMIT" ]; then
+    export CAMPAIGN_COMMIT="$(cat "$REPO/experiments/cifar10-recipe/COMMIT")"
+fi
 source "$(dirname "$0")/../frozen_install.sh"
 frozen_install "$REPO" "$WORK"
 # Train with the frozen copy of this script: bash reads a script as it runs, so editing

@@ -1,0 +1,161 @@
+"""Carry a long campaign's state across machines through the repository.
+
+A campaign of many hours outlives the machine it starts on: the folder it trains in
+(`../recipe-campaign/runs/`) is gone when the session ends. This script copies what a
+later session needs into the checkout, to be committed, and back:
+
+    python3 experiments/campaign_state.py save    --runs WORK/runs --state STATE SWEEP...
+    python3 experiments/campaign_state.py restore --runs WORK/runs --state STATE
+
+`save` copies, for each run folder (one holding a config.json) of the named sweep
+folders:
+  - its records: config.json, history.csv, provenance.json, report.json and
+    evaluation.json when present (small JSON/CSV files);
+  - a finished run (report.json and model.keras): its model.keras, which later runs
+    start from (teacher, step 1), which the results stage evaluates, and which may
+    be shipped; with `--records-only`, no weights;
+  - an unfinished run: its newest epoch checkpoint only (ckpt-N.* and a `checkpoint`
+    index naming it), enough for the training to resume from that epoch.
+It removes from STATE what the runs folder has made stale (an older checkpoint, the
+checkpoint of a run that has since finished). `restore` copies every run of STATE into
+a runs folder that does not have it yet; a run folder that exists is left alone.
+
+Standard library only: it runs with any Python 3, before the campaign's install.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+RECORDS = ("config.json", "history.csv", "provenance.json", "report.json", "evaluation.json")
+MODEL = "model.keras"
+CHECKPOINTS = "checkpoints"
+
+
+def _copy(source: Path, target: Path) -> bool:
+    """Copy atomically when the content differs; True when something was written."""
+    if target.is_file() and target.stat().st_size == source.stat().st_size \
+            and target.read_bytes() == source.read_bytes():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def newest_checkpoint(folder: Path) -> str | None:
+    """The prefix (`ckpt-N`) of the newest checkpoint in a checkpoints folder."""
+    index = folder / "checkpoint"
+    if not index.is_file():
+        return None
+    for line in index.read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model_checkpoint_path":
+            prefix = Path(json.loads(value.strip())).name
+            if any(folder.glob(prefix + ".*")):
+                return prefix
+    return None
+
+
+def run_folders(root: Path) -> list[Path]:
+    """Every run folder (one holding config.json) below `root`, sorted."""
+    return sorted(p.parent for p in root.rglob("config.json")
+                  if p.parent != root and CHECKPOINTS not in p.parts)
+
+
+def save_run(run: Path, kept: Path, *, weights: bool) -> list[str]:
+    """Copy one run's resumable state into `kept`; the names written or removed."""
+    changed = []
+    for name in RECORDS:
+        if (run / name).is_file() and _copy(run / name, kept / name):
+            changed.append(name)
+    finished = (run / "report.json").is_file() and (run / MODEL).is_file()
+    if finished:
+        if weights and _copy(run / MODEL, kept / MODEL):
+            changed.append(MODEL)
+        if (kept / CHECKPOINTS).exists():
+            shutil.rmtree(kept / CHECKPOINTS)
+            changed.append(f"{CHECKPOINTS}/ (finished)")
+        return changed
+    prefix = newest_checkpoint(run / CHECKPOINTS)
+    if prefix is None:
+        return changed
+    target = kept / CHECKPOINTS
+    for path in sorted((run / CHECKPOINTS).glob(prefix + ".*")):
+        if _copy(path, target / path.name):
+            changed.append(f"{CHECKPOINTS}/{path.name}")
+    index = (f'model_checkpoint_path: "{prefix}"\n'
+             f'all_model_checkpoint_paths: "{prefix}"\n')
+    if not (target / "checkpoint").is_file() or (target / "checkpoint").read_text() != index:
+        (target / ".checkpoint.tmp").write_text(index)
+        os.replace(target / ".checkpoint.tmp", target / "checkpoint")
+        changed.append(f"{CHECKPOINTS}/checkpoint")
+    for stale in target.iterdir():
+        if stale.name != "checkpoint" and not stale.name.startswith(prefix + "."):
+            stale.unlink()
+            changed.append(f"{CHECKPOINTS}/{stale.name} (removed)")
+    return changed
+
+
+def save(runs: Path, state: Path, sweeps: list[str], *, weights: bool) -> int:
+    for sweep in sweeps:
+        root = runs / sweep
+        if not root.is_dir():
+            raise SystemExit(f"campaign_state: no sweep folder '{root}'")
+        for run in run_folders(root):
+            relative = run.relative_to(runs)
+            changed = save_run(run, state / relative, weights=weights)
+            if changed:
+                print(f"saved {relative}: {', '.join(changed)}")
+    return 0
+
+
+def restore(runs: Path, state: Path) -> int:
+    if not state.is_dir():
+        return 0
+    for kept in run_folders(state):
+        relative = kept.relative_to(state)
+        target = runs / relative
+        if target.exists():
+            continue
+        temporary = target.with_name(f".{target.name}.tmp-restore")
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.copytree(kept, temporary)
+        os.replace(temporary, target)
+        status = "finished" if (kept / "report.json").is_file() else "to resume"
+        print(f"restored {relative} ({status})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=("save", "restore"))
+    parser.add_argument("sweeps", nargs="*", help="save: sweep folders below --runs")
+    parser.add_argument("--runs", type=Path, required=True, help="the campaign's runs folder")
+    parser.add_argument("--state", type=Path, required=True, help="the folder in the checkout")
+    parser.add_argument("--records-only", action="store_true",
+                        help="save: no model.keras of finished runs")
+    arguments = parser.parse_args(argv)
+    if arguments.action == "save":
+        if not arguments.sweeps:
+            parser.error("save: name at least one sweep folder")
+        return save(arguments.runs, arguments.state, arguments.sweeps,
+                    weights=not arguments.records_only)
+    if arguments.sweeps:
+        parser.error("restore takes no sweep folders")
+    return restore(arguments.runs, arguments.state)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
