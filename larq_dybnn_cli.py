@@ -4,7 +4,7 @@ This module holds the parser and nothing that imports TensorFlow, so that
 `larq-dybnn --help` and `larq-dybnn COMMAND --help` answer at once. It is a top-level
 module because importing anything inside `larq_dybnn` runs the package's
 `__init__`, which loads TensorFlow to register the custom Keras objects. The
-commands themselves are in `larq_dybnn.training.commands` (and `python -m
+commands themselves are in `larq_dybnn.commands` (and `python -m
 larq_dybnn_cli` runs the same command line).
 """
 
@@ -80,7 +80,8 @@ def train_arguments(options: dict, *, switches: Sequence[str]) -> list[str]:
     return arguments
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type (also the benchmarks'): a positive integer, else a usage error."""
     try:
         value = int(text)
     except ValueError:
@@ -130,8 +131,8 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--train-split", default="train")
     train.add_argument("--eval-split", default="test")
     train.add_argument("--output-dir", default="outputs/train")
-    train.add_argument("--epochs", type=_positive_int, default=10)
-    train.add_argument("--batch-size", type=_positive_int, default=64,
+    train.add_argument("--epochs", type=positive_int, default=10)
+    train.add_argument("--batch-size", type=positive_int, default=64,
                        help="global batch size, split over replicas")
     train.add_argument("--learning-rate", type=float, default=2e-3)
     train.add_argument("--step", type=int, choices=[1, 2], default=2,
@@ -152,9 +153,9 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--width-multiplier", type=float, default=1.0)
     train.add_argument("--dynamic", choices=["both", "sign", "prelu", "none"],
                        default="both", help="DyBNN models: which thresholds are dynamic")
-    train.add_argument("--reduction", type=_positive_int,
+    train.add_argument("--reduction", type=positive_int,
                        help="DyBNN models: hyper-function reduction ratio")
-    train.add_argument("--image-size", type=_positive_int,
+    train.add_argument("--image-size", type=positive_int,
                        help="input size (default: the data's, 224 above 64 pixels)")
     train.add_argument("--preprocess", choices=["digits", "cifar", "imagenet"])
     train.add_argument("--seed", type=int, default=0)
@@ -164,7 +165,7 @@ def _add_train_parser(commands) -> None:
                        "global: Keras' one random stream (runs recorded without a scheme)")
     train.add_argument("--strategy", choices=STRATEGY_NAMES, default="default",
                        help="mirrored: all GPUs (or logical CPUs); multiworker: TF_CONFIG")
-    train.add_argument("--logical-cpus", type=_positive_int,
+    train.add_argument("--logical-cpus", type=positive_int,
                        help="split the CPU into this many devices (mirrored without GPUs)")
     train.add_argument("--export", action="store_true",
                        help="also export model.tflite with LCE and verify its parity")
@@ -174,7 +175,7 @@ def _add_train_parser(commands) -> None:
                        help="allow non-deterministic TensorFlow ops (faster on GPUs; a "
                        "resumed run then only approximately matches an uninterrupted one)")
     train.add_argument("--quiet", action="store_true", help="one line per epoch")
-    train.add_argument("--probe-samples", type=_positive_int, default=256,
+    train.add_argument("--probe-samples", type=positive_int, default=256,
                        help="evaluation images used to measure thresholds across samples")
 
     sweep = commands.add_parser(
@@ -216,13 +217,13 @@ def _add_train_parser(commands) -> None:
                           help="digits, a tfds name, an image folder or .tar.gz archive(s)")
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=100)
+    evaluate.add_argument("--batch-size", type=positive_int, default=100)
     evaluate.add_argument("--preprocess", choices=["digits", "cifar", "imagenet"],
                           help="override the preprocessing recorded in the model")
     evaluate.add_argument("--resize", action="store_true",
                           help="resize images of another size to the model's input size")
-    evaluate.add_argument("--limit", type=_positive_int, help="evaluate the first N images")
-    evaluate.add_argument("--threads", type=_positive_int, default=1,
+    evaluate.add_argument("--limit", type=positive_int, help="evaluate the first N images")
+    evaluate.add_argument("--threads", type=positive_int, default=1,
                           help="LCE interpreter threads (.tflite)")
     evaluate.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     _add_unsafe_load(evaluate)
@@ -246,9 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data", default="digits",
                       help="digits, or an image folder / .tar.gz archive(s) such as CIFAR-10")
-    demo.add_argument("--epochs", type=_positive_int,
+    demo.add_argument("--epochs", type=positive_int,
                       help="default 20 on digits, 5 otherwise")
-    demo.add_argument("--batch-size", type=_positive_int, default=64)
+    demo.add_argument("--batch-size", type=positive_int, default=64)
     demo.add_argument("--output-dir", default="outputs/demo")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="one line per epoch")
@@ -269,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="image folder or .tar.gz (<class>/<image> layout) for the parity check; "
         "random inputs without it",
     )
-    convert.add_argument("--samples", type=_positive_int, default=100,
+    convert.add_argument("--samples", type=positive_int, default=100,
                          help="images to read for --verify (default 100)")
     convert.add_argument(
         "--preprocess", choices=["cifar", "imagenet", "unit", "signed", "none"],
@@ -280,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="resize --verify images of another size to the model's input")
     convert.add_argument("--benchmark", action="store_true",
                          help="time the model in the LCE interpreter (1 and 2 threads)")
-    convert.add_argument("--runs", type=_positive_int, default=50,
+    convert.add_argument("--runs", type=positive_int, default=50,
                          help="timed runs per thread count (default 50)")
     convert.add_argument("--allow-float-fallback", action="store_true",
                          help="write the file even if binary layers fell back to float")
@@ -310,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     arm.add_argument("--data", help="an image folder or .tar.gz (<class>/<image>); "
                      "prepared as the model's input contract says. Without it: random "
                      "inputs of the model's shape")
-    arm.add_argument("--limit", type=_positive_int, default=64, help="how many images")
+    arm.add_argument("--limit", type=positive_int, default=64, help="how many images")
     arm.add_argument("--keras", metavar="MODEL", help="the Keras model the file came from")
     arm.add_argument("--kernels", default="bgemm,indirect",
                      help="comma-separated: bgemm, indirect, reference")
@@ -351,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from larq_dybnn._gc import fewer_collections
-    from larq_dybnn.training.commands import run
+    from larq_dybnn.commands import run
 
     with fewer_collections():  # graph building: see larq_dybnn._gc
         return run(args)

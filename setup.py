@@ -1,12 +1,13 @@
 """Packaging for larq-dybnn.
 
 The repository keeps the model zoo in ``zoo/`` and the LCE exporter in
-``converter/``, but they install as ``larq_dybnn.zoo`` and
-``larq_dybnn.converter`` so that the package never claims the generic top-level
-names ``zoo`` or ``converter``. The library is ``larq_dybnn`` with its zoo and
-converter; the training application is ``larq_dybnn.training`` and
-``larq_dybnn.sweep``. The mapping lives here, in ``package_dir``,
-because setup.cfg cannot express it for sub-packages of another folder.
+``converter/`` and the training application in ``application/``, but they install
+as ``larq_dybnn.zoo``, ``larq_dybnn.converter``, ``larq_dybnn.training``,
+``larq_dybnn.sweep`` and ``larq_dybnn.commands``, so that the package never claims
+generic top-level names and the tree reads: layers (``larq_dybnn/``), models
+(``zoo/``), export (``converter/``), application (``application/``). The mapping
+lives here, in ``package_dir``, because setup.cfg cannot express it for
+sub-packages of another folder.
 """
 
 from setuptools import setup
@@ -14,7 +15,7 @@ from setuptools import setup
 setup(
     packages=[
         "larq_dybnn", "larq_dybnn.zoo", "larq_dybnn.converter",
-        "larq_dybnn.training", "larq_dybnn.sweep", "larq_dybnn.arm",
+        "larq_dybnn.training", "larq_dybnn.sweep", "larq_dybnn.commands", "larq_dybnn.arm",
     ],
     # The command line's parser: a top-level module so that `larq-dybnn --help` does
     # not import the package (whose __init__ loads TensorFlow).
@@ -24,6 +25,9 @@ setup(
         "larq_dybnn": "larq_dybnn",
         "larq_dybnn.zoo": "zoo",
         "larq_dybnn.converter": "converter",
+        "larq_dybnn.training": "application/training",
+        "larq_dybnn.sweep": "application/sweep",
+        "larq_dybnn.commands": "application/commands",
     },
     # Trained weights shipped with the zoo (see zoo/pretrained/manifest.json).
     package_data={"larq_dybnn.zoo": ["pretrained/manifest.json", "pretrained/*.h5"],

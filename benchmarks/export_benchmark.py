@@ -43,9 +43,8 @@ from larq_zoo.sota import QuickNet
 
 from larq_dybnn import DynamicPReLU, DynamicSign
 from larq_dybnn._io import atomic_write_bytes
-from larq_dybnn_cli import _positive_int as positive_int
-from larq_dybnn.converter import (
-    export_tflite, quantize_hyper_weights, read_operators, threshold_ops)
+from larq_dybnn_cli import positive_int
+from larq_dybnn.converter import convert, read_operators, threshold_ops
 from larq_dybnn.converter.latency import arm_note, compare_latency
 from larq_dybnn.zoo import DEFAULT_REDUCTION, DyBNNReActNetA, ReActNetA
 
@@ -101,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     flatbuffers: dict[str, bytes] = {}
     for name, model in build_models(args.size, args.reduction).items():
         start = time.perf_counter()
-        plain = export_tflite(model, int8_hyper_weights=False)
-        files = {name: plain}
+        conversion = convert(model)
+        files = {name: conversion.float_flatbuffer}
         if name == DYNAMIC:
-            files = {name: quantize_hyper_weights(plain, model)[0], DYNAMIC_FLOAT: plain}
+            files = {name: conversion.int8_flatbuffer, DYNAMIC_FLOAT: conversion.float_flatbuffer}
         for label, flatbuffer in files.items():
             operators = read_operators(flatbuffer)
             flatbuffers[label] = flatbuffer

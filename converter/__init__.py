@@ -1,13 +1,16 @@
 """Export DyBNN models to Larq Compute Engine TFLite and prove the result.
 
-Installed as ``larq_dybnn.converter``. `export_and_verify` is the one call: it
-converts, checks that every binary conv became an LceBconv2d, writes the file
-atomically, compares the LCE interpreter with Keras and times the model.
+Installed as ``larq_dybnn.converter``. `convert` converts once and returns both
+files (hyper weights float32 and int8), the binary-conv check and the contract;
+`export_and_verify` does that, writes the file atomically, compares the LCE
+interpreter with Keras (`lce_interpreter`, one kernel for every check) and times
+the model.
 """
 
 from larq_dybnn.converter.binary import BinaryCheck, FloatFallbackError, binary_conv_layers
-from larq_dybnn.converter.export import export_tflite
+from larq_dybnn.converter.conversion import Conversion, convert, export_tflite
 from larq_dybnn.converter.flatbuffer import Operator, op_histogram, read_operators
+from larq_dybnn.converter.interpreter import DEFAULT_KERNEL, KERNELS, lce_interpreter, lce_outputs
 from larq_dybnn.converter.int8 import Int8Weights, quantize_hyper_weights, round_hyper_weights
 from larq_dybnn.converter.latency import Latency, compare_latency, measure_latency
 from larq_dybnn.converter.parity import Parity, compare_with_lce
@@ -19,6 +22,8 @@ from larq_dybnn.converter.report import (
 )
 
 __all__ = [
+    "convert",
+    "Conversion",
     "export_and_verify",
     "ConversionReport",
     "export_tflite",
@@ -33,6 +38,10 @@ __all__ = [
     "Operator",
     "op_histogram",
     "read_operators",
+    "lce_interpreter",
+    "lce_outputs",
+    "KERNELS",
+    "DEFAULT_KERNEL",
     "Latency",
     "measure_latency",
     "compare_latency",

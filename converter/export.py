@@ -1,4 +1,8 @@
-"""Convert a Keras model to a Larq Compute Engine flatbuffer."""
+"""Run Larq Compute Engine's converter on a Keras model (the float flatbuffer).
+
+The front door is `larq_dybnn.converter.conversion` (`convert`, `export_tflite`);
+this module holds the converter call itself and its temporary SavedModel.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,8 @@ import larq_compute_engine as lce
 import tensorflow as tf
 
 from larq_dybnn._gc import fewer_collections
-from larq_dybnn._io import atomic_write_bytes
 
-__all__ = ["check_model", "export_tflite", "save_serving_model", "remove_stale_savedmodels"]
+__all__ = ["check_model", "lce_flatbuffer", "save_serving_model", "remove_stale_savedmodels"]
 
 
 def check_model(model: object) -> tf.keras.Model:
@@ -29,55 +32,6 @@ def check_model(model: object) -> tf.keras.Model:
             "with tf.keras after importing larq_dybnn."
         )
     raise TypeError(f"`model` must be a tf.keras.Model, got {type(model).__name__}.")
-
-
-def export_tflite(
-    model: tf.keras.Model,
-    *,
-    path: str | os.PathLike | None = None,
-    target: str = "arm",
-    int8_hyper_weights: bool = True,
-) -> bytes:
-    """Convert `model` with Larq Compute Engine's converter.
-
-    The result is byte for byte what `larq_compute_engine.convert_keras_model`
-    returns, in a quarter to a half of the time for the zoo's models: the SavedModel
-    handed to the converter holds only the serving function (`save_serving_model`),
-    where Keras' own SavedModel also traces every layer's call functions. Models
-    with several inputs, or that are not float32, go through
-    `convert_keras_model` itself.
-
-    Arguments:
-        model: a tf.keras model built from Larq and larq_dybnn layers.
-        path: where to write the `.tflite` file, atomically; None to only return it.
-        target: LCE target, "arm" (phones, Raspberry Pi) or "xcore".
-        int8_hyper_weights: store the hyper functions' FC weights in int8 (one
-            symmetric scale per kernel, restored to float32 once when the
-            interpreter loads the file; see `larq_dybnn.converter.int8`): about 4x
-            smaller hyper functions, each weight off by at most 1/254 of its
-            kernel's largest |weight|. The default (README, "Defaults"); False
-            keeps them float32, so the file computes exactly the Keras model.
-
-    Returns:
-        The flatbuffer bytes.
-
-    Raises:
-        TypeError: if `model` is not a tf.keras model.
-        ValueError: if `target` is unknown.
-        OSError: if `path` cannot be written; no partial file is left.
-    """
-    model = check_model(model)
-    if target not in ("arm", "xcore"):
-        raise ValueError(f"`target` must be 'arm' or 'xcore', got {target!r}.")
-    flatbuffer = _convert(model, target)
-    if int8_hyper_weights:
-        # Imported here: the int8 module uses this module's `check_model`.
-        from larq_dybnn.converter.int8 import quantize_hyper_weights
-
-        flatbuffer, _ = quantize_hyper_weights(flatbuffer, model)
-    if path is not None:
-        atomic_write_bytes(path, flatbuffer)
-    return flatbuffer
 
 
 def _single_float_input(model: tf.keras.Model) -> bool:
@@ -124,7 +78,22 @@ def save_serving_model(model: tf.keras.Model, directory: str | os.PathLike) -> N
 
 
 @fewer_collections()
-def _convert(model: tf.keras.Model, target: str) -> bytes:
+def lce_flatbuffer(model: tf.keras.Model, *, target: str = "arm") -> bytes:
+    """The float flatbuffer of `model` from Larq Compute Engine's converter.
+
+    Byte for byte what `larq_compute_engine.convert_keras_model` returns, in a
+    quarter to a half of the time for the zoo's models: the SavedModel handed to the
+    converter holds only the serving function (`save_serving_model`), where Keras'
+    own SavedModel also traces every layer's call functions. Models with several
+    inputs, or that are not float32, go through `convert_keras_model` itself.
+
+    Arguments:
+        model: a tf.keras model.
+        target: LCE target, "arm" or "xcore".
+
+    Returns:
+        The flatbuffer bytes.
+    """
     if not _single_float_input(model):
         return lce.convert_keras_model(model, target=target)
     remove_stale_savedmodels()

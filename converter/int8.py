@@ -34,8 +34,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 from larq_dybnn.converter.export import check_model
 from larq_dybnn.converter.flatbuffer import layer_of
-from larq_dybnn.layers import DynamicPReLU
-from larq_dybnn.quantizers import DynamicSign
+from larq_dybnn.scan import dynamic_layers
 
 __all__ = ["Int8Weights", "hyper_layers", "quantize_hyper_weights", "round_hyper_weights"]
 
@@ -63,19 +62,11 @@ class Int8Weights:
 
 
 def hyper_layers(model: tf.keras.Model) -> set[str]:
-    """Names of the layers of `model` whose hyper function is on.
-
-    These are QuantConv2D/QuantDense layers with a dynamic `DynamicSign` input
-    quantizer and dynamic `DynamicPReLU` layers.
-    """
-    names = set()
-    for layer in model.layers:
-        quantizer = getattr(layer, "input_quantizer", None)
-        if isinstance(quantizer, DynamicSign) and quantizer.dynamic_threshold:
-            names.add(layer.name)
-        if isinstance(layer, DynamicPReLU) and layer.dynamic_shifts:
-            names.add(layer.name)
-    return names
+    """Names of the layers of `model` (nested models included) whose hyper function
+    is on: QuantConv2D/QuantDense layers with a dynamic `DynamicSign` input quantizer
+    and dynamic `DynamicPReLU` layers (`larq_dybnn.scan.dynamic_layers`)."""
+    found = dynamic_layers(model)
+    return found.sign_names | found.prelu_names
 
 
 def _quantize(weights: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray, float]:
@@ -115,11 +106,9 @@ def round_hyper_weights(model: tf.keras.Model, *, per_channel: bool = False) -> 
     Raises:
         TypeError: if `model` is not a tf.keras model.
     """
-    layers = hyper_layers(check_model(model))
+    found = dynamic_layers(check_model(model))
     rounded = 0
-    for layer in model.layers:
-        if layer.name not in layers:
-            continue
+    for layer in found.signs + found.prelus:
         for weight in layer.weights:
             leaf = weight.name.rsplit("/", 1)[-1].split(":")[0]
             if "hyper_function" in weight.name and leaf.endswith("_kernel"):

@@ -15,16 +15,16 @@ import numpy as np
 import tensorflow as tf
 
 from larq_dybnn._io import atomic_write_bytes
-from larq_dybnn.contract import InputContract, add_to_flatbuffer, read_contract
-from larq_dybnn.converter.binary import BinaryCheck, check_binary_layers
-from larq_dybnn.converter.export import check_model, export_tflite
+from larq_dybnn.contract import InputContract, read_contract
+from larq_dybnn.converter.binary import BinaryCheck
+from larq_dybnn.converter.conversion import convert
+from larq_dybnn.converter.export import check_model
 from larq_dybnn.converter.flatbuffer import Operator, layer_of, read_operators
-from larq_dybnn.converter.int8 import Int8Weights, quantize_hyper_weights, round_hyper_weights
+from larq_dybnn.converter.int8 import Int8Weights, round_hyper_weights
 from larq_dybnn.converter.latency import Latency, measure_latency
 from larq_dybnn.converter.interpreter import DEFAULT_KERNEL
 from larq_dybnn.converter.parity import Parity, parity_of, run_keras, run_keras_and_lce
-from larq_dybnn.layers import DynamicPReLU
-from larq_dybnn.quantizers import DynamicSign
+from larq_dybnn.scan import dynamic_layers
 
 __all__ = ["ConversionReport", "export_and_verify", "load_model", "threshold_ops"]
 
@@ -72,17 +72,8 @@ def threshold_ops(model: tf.keras.Model, operators: Sequence[Operator]) -> dict:
         (every DynamicSign adds only MEAN, FULLY_CONNECTED with fused ReLU,
         FULLY_CONNECTED, and one SUB).
     """
-    signs = {
-        layer.name
-        for layer in model.submodules
-        if isinstance(getattr(layer, "input_quantizer", None), DynamicSign)
-        and layer.input_quantizer.dynamic_threshold
-    }
-    prelus = {
-        layer.name
-        for layer in model.submodules
-        if isinstance(layer, DynamicPReLU) and layer.dynamic_shifts
-    }
+    found = dynamic_layers(model)
+    signs, prelus = found.sign_names, found.prelu_names
     per_layer: dict[str, list[Operator]] = collections.defaultdict(list)
     for op in operators:
         owner = layer_of(op.outputs[0], signs | prelus) if op.outputs else None
@@ -306,8 +297,6 @@ def export_and_verify(
         if contract is None:
             contract = read_contract(path)
     model = check_model(model)
-    if contract is None:
-        contract = getattr(model, "input_contract", None)  # a zoo model with named weights
     if output_path is not None and not Path(output_path).parent.is_dir():
         raise FileNotFoundError(
             f"Cannot write '{output_path}': folder '{Path(output_path).parent}' does not exist."
@@ -321,18 +310,14 @@ def export_and_verify(
     if labels is not None:
         labels = _checked_labels(labels, model, samples)
     say(f"converting {model.name} with Larq Compute Engine")
-    flatbuffer = export_tflite(model, int8_hyper_weights=False)
-    int8 = None
-    if int8_hyper_weights:
-        flatbuffer, int8 = quantize_hyper_weights(flatbuffer, model)
+    conversion = convert(model, contract=contract, allow_float_fallback=allow_float_fallback)
+    contract = conversion.contract
+    flatbuffer = conversion.flatbuffer(int8_hyper_weights=int8_hyper_weights)
+    int8 = conversion.int8 if int8_hyper_weights else None
+    if int8 is not None:
         say(f"hyper weights to int8: {int8.tensors} FC kernels")
-    if contract is not None:
-        contract.check_outputs(int(model.output_shape[-1]), source=f"model '{model.name}'")
-        flatbuffer = add_to_flatbuffer(flatbuffer, contract)
     operators = read_operators(flatbuffer)
-    binary = check_binary_layers(model, operators)
-    if not binary.ok and not allow_float_fallback:
-        raise binary.error()
+    binary = conversion.binary
     if binary.float_quantized:
         import warnings
 

@@ -26,8 +26,8 @@ import numpy as np
 from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.training import data as data_lib, preprocessing
 from larq_dybnn.contract import contract_for, read_contract
-from larq_dybnn.converter import export_tflite, load_model, quantize_hyper_weights
-from larq_dybnn.sweep.evaluation import _test_images, lce_logits
+from larq_dybnn.converter import convert, load_model
+from larq_dybnn.sweep.evaluation import evaluation_arrays, lce_logits
 
 REPO = Path(__file__).resolve().parents[1]
 PRETRAINED = REPO / "zoo" / "pretrained"
@@ -47,12 +47,12 @@ def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
     config = json.loads((run / "config.json").read_text())
     model = load_model(run / "model.keras")
     evaluation = json.loads((run / "evaluation.json").read_text())
-    x, y = _test_images(config, f"test[:{check_images}]", int(model.input_shape[1]))
+    x, y = evaluation_arrays(config, f"test[:{check_images}]", int(model.input_shape[1]))
     keras = np.concatenate([np.asarray(model(x[i:i + 500], training=False))
                             for i in range(0, len(x), 500)])
-    plain = export_tflite(model, int8_hyper_weights=False)
-    lce = lce_logits(plain, x)
-    lce_int8 = lce_logits(quantize_hyper_weights(plain, model)[0], x)  # the export default
+    conversion = convert(model)
+    lce = lce_logits(conversion.float_flatbuffer, x)
+    lce_int8 = lce_logits(conversion.int8_flatbuffer, x)  # the export default
     file = f"{model_name}_{name}_x{config['width_multiplier']}.h5"
     PRETRAINED.mkdir(parents=True, exist_ok=True)
     model.save_weights(PRETRAINED / file)

@@ -66,7 +66,7 @@ def test_tflite_metadata_runs_in_lce_and_inspect_prints_it(tmp_path, tiny, capsy
 
 
 def test_contract_normalization_matches_the_training_pipeline():
-    from larq_dybnn.training import data as data_lib, preprocessing
+    from larq_dybnn.training import preprocessing
 
     image = np.random.default_rng(0).integers(0, 256, size=(8, 8, 3)).astype(np.uint8)
     for name in ("cifar", "digits"):
@@ -167,3 +167,38 @@ def test_malformed_record_is_named(tmp_path, tiny):
     other.write_text("")
     with pytest.raises(ValueError, match=r"kept in .keras, .h5, SavedModel"):
         write_contract(other, DIGITS)
+
+
+@pytest.mark.parametrize("requested, recorded, expected, source", [
+    (None, "cifar", "cifar", "recorded"),
+    (None, "imagenet", "imagenet", "recorded"),
+    ("cifar", "cifar", "cifar", "given"),
+    ("imagenet", "cifar", "imagenet", "override"),
+    ("cifar", None, "cifar", "given"),
+    (None, None, "cifar", "guessed"),
+])
+def test_one_rule_resolves_the_preprocessing(requested, recorded, expected, source):
+    from larq_dybnn.contract import contract_for
+    from larq_dybnn.training.preprocessing import resolve_preprocess
+
+    contract = None if recorded is None else contract_for(
+        recorded, image_size=32, class_names=["a", "b"])
+    resolved = resolve_preprocess(requested=requested, contract=contract, data="folder",
+                                  image_size=32, model="m.keras")
+    assert (resolved.name, resolved.source) == (expected, source)
+    assert (resolved.note is None) == (source in ("recorded", "given"))
+    if source == "guessed":
+        assert "'m.keras' records no input contract" in resolved.note
+    images = np.full((1, 2, 2, 3), 255, np.uint8)
+    if contract is not None and source == "recorded":
+        np.testing.assert_allclose(resolved.normalize(images), contract.normalize(images))
+
+
+def test_the_guess_follows_data_and_size_and_unknown_names_are_refused():
+    from larq_dybnn.training.preprocessing import resolve_preprocess
+
+    guess = lambda data, size: resolve_preprocess(  # noqa: E731
+        requested=None, contract=None, data=data, image_size=size, model="m").name
+    assert (guess("digits", 8), guess("x", 64), guess("x", 224)) == ("digits", "cifar", "imagenet")
+    with pytest.raises(ValueError, match="`preprocess` must be one of"):
+        resolve_preprocess(requested="mnist", contract=None, data="x", image_size=32, model="m")

@@ -179,3 +179,70 @@ def test_a_model_with_two_inputs_converts_through_lce_itself():
     model = tf.keras.Model([first, second], tf.keras.layers.GlobalAveragePooling2D()(x))
     ops = collections.Counter(op.name for op in read_operators(export_tflite(model)))
     assert ops["LceBconv2d"] == 1
+
+
+# The front door: one conversion gives both files, the binary check and the contract.
+
+
+@pytest.mark.parametrize("dynamic", ["both", False], ids=["dynamic", "static"])
+def test_convert_returns_both_files_of_one_conversion(dynamic):
+    from larq_dybnn.contract import contract_for, read_contract
+    from larq_dybnn.converter import convert
+
+    model = TinyDyBNN(input_shape=(8, 8, 3), width=32, blocks=2, dynamic=dynamic, reduction=4)
+    randomize_weights(model, seed=5, scale=0.3)
+    contract = contract_for("cifar", image_size=8, class_names=[f"c{i}" for i in range(10)])
+    conversion = convert(model, contract=contract)
+    assert conversion.binary.ok and conversion.binary.lce_bconv2d == 2
+    assert conversion.flatbuffer(int8_hyper_weights=False) == conversion.float_flatbuffer
+    assert conversion.flatbuffer() == conversion.int8_flatbuffer
+    for flatbuffer in (conversion.float_flatbuffer, conversion.int8_flatbuffer):
+        assert read_contract(flatbuffer) == contract
+    ops = collections.Counter(op.name for op in read_operators(conversion.int8_flatbuffer))
+    if dynamic:
+        assert conversion.int8.tensors == 10 and ops["DEQUANTIZE"] == 10
+        assert len(conversion.int8_flatbuffer) < len(conversion.float_flatbuffer)
+    else:
+        assert conversion.int8.tensors == 0 and "DEQUANTIZE" not in ops
+    # Without the contract the files are what the plain converter returns.
+    plain = convert(model)
+    assert plain.contract is None
+    assert plain.float_flatbuffer == export_tflite(model, int8_hyper_weights=False)
+    assert plain.int8_flatbuffer == export_tflite(model)
+
+
+def test_convert_refuses_a_float_fallback_and_a_contract_of_another_class_count():
+    from larq_dybnn.contract import contract_for
+    from larq_dybnn.converter import FloatFallbackError, convert
+
+    inputs = tf.keras.Input((8, 8, 16))
+    # A 1-bit DoReFa input quantizer is not a sign: LCE keeps the conv in float.
+    x = lq.layers.QuantConv2D(
+        16, 3, padding="same", pad_values=1.0, name="dorefa_conv",
+        input_quantizer=lq.quantizers.DoReFa(k_bit=1, mode="activations"),
+        kernel_quantizer="ste_sign")(inputs)
+    model = tf.keras.Model(inputs, tf.keras.layers.GlobalAveragePooling2D()(x))
+    with pytest.raises(FloatFallbackError, match="dorefa_conv"):
+        convert(model)
+    assert convert(model, allow_float_fallback=True).binary.fell_back
+    tiny = TinyDyBNN(input_shape=(8, 8, 3), width=32, blocks=1, num_classes=10)
+    with pytest.raises(ValueError, match="class"):
+        convert(tiny, contract=contract_for("cifar", image_size=8, class_names=["a", "b"]))
+
+
+def test_dynamic_layers_of_a_nested_model_are_found_and_stored_in_int8():
+    from larq_dybnn.converter import convert
+    from larq_dybnn.converter.int8 import hyper_layers
+    from larq_dybnn.scan import dynamic_layers
+
+    inner = TinyDyBNN(input_shape=(8, 8, 3), width=32, blocks=2, dynamic="both", reduction=4)
+    randomize_weights(inner, seed=6, scale=0.3)
+    outer = tf.keras.Sequential([tf.keras.Input((8, 8, 3)), inner])
+    found = dynamic_layers(outer)
+    assert len(found.signs) == 2 and len(found.prelus) == 2
+    assert {found.owner(layer) for layer in found.signs + found.prelus} == {inner.name}
+    assert hyper_layers(outer) == hyper_layers(inner) == found.sign_names | found.prelu_names
+    assert convert(outer).int8.tensors == convert(inner).int8.tensors == 10
+    static = TinyDyBNN(input_shape=(8, 8, 3), width=32, blocks=2, dynamic=False)
+    assert not dynamic_layers(static).signs
+    assert len(dynamic_layers(static, active_only=False).signs) == 2

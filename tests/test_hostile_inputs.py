@@ -13,7 +13,6 @@ import io
 import os
 import json
 import shlex
-import sys
 import tarfile
 import time
 import zipfile
@@ -531,7 +530,7 @@ def test_provenance_names_the_installed_package_not_the_current_folder(tmp_path,
                                                                       monkeypatch):
     import subprocess
 
-    from larq_dybnn.sweep.runner import provenance
+    from larq_dybnn.sweep.provenance import provenance
 
     monkeypatch.delenv("LARQ_DYBNN_COMMIT", raising=False)
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)

@@ -63,11 +63,13 @@ def test_regular_install_from_outside_the_repo(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     top_level = {p.name for p in target.iterdir() if not p.name.endswith(".dist-info")}
     assert {"larq_dybnn", "larq_dybnn_cli.py"} <= top_level
-    assert not top_level & {"zoo", "converter", "tests", "notebooks"}, top_level
+    assert not top_level & {"zoo", "converter", "application", "training", "sweep",
+                            "commands", "tests", "notebooks"}, top_level
     assert (target / "larq_dybnn" / "zoo" / "tiny.py").exists()
     assert (target / "larq_dybnn" / "converter" / "export.py").exists()
     assert (target / "larq_dybnn" / "training" / "loop.py").exists()
     assert (target / "larq_dybnn" / "sweep" / "runner.py").exists()
+    assert (target / "larq_dybnn" / "commands" / "__init__.py").exists()
     # The shipped weights are package data of the built wheel, not only source files.
     shipped = REPO / "zoo" / "pretrained"
     for item in (json.loads((shipped / "manifest.json").read_text())
@@ -100,7 +102,8 @@ def test_importing_the_library_does_not_load_the_training_application(tmp_path):
     loaded = set(result.stdout.split())
     assert "larq_dybnn.quantizers" in loaded and "larq_dybnn.layers" in loaded
     application = {m for m in loaded
-                   if m.startswith(("larq_dybnn.training", "larq_dybnn.sweep"))}
+                   if m.startswith(("larq_dybnn.training", "larq_dybnn.sweep",
+                                    "larq_dybnn.commands"))}
     assert not application, application
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import CIFAR10_DIR
 
 from larq_dybnn.converter import export_tflite, quantize_hyper_weights
-from larq_dybnn.sweep.evaluation import _test_images, lce_logits
+from larq_dybnn.sweep.evaluation import evaluation_arrays, lce_logits
 from larq_dybnn.zoo import DyBNNReActNet18, ReActNet18, registered_weights
 from larq_dybnn.zoo import weights as weights_lib
 
@@ -25,7 +25,7 @@ BUILDERS = {"reactnet_18": ReActNet18, "dybnn_reactnet_18": DyBNNReActNet18}
 @functools.lru_cache(maxsize=2)
 def _check_images(preprocess: str, split: str):
     """The check images, decoded once per test worker for both shipped models."""
-    return _test_images({"data": str(CIFAR10_DIR), "preprocess": preprocess}, split, 32)
+    return evaluation_arrays({"data": str(CIFAR10_DIR), "preprocess": preprocess}, split, 32)
 
 
 def _build(entry, **changes):

@@ -125,11 +125,11 @@ def _accuracy(model, images, labels):
 def investigate(run: Path, *, probe: int = 1000) -> dict:
     """The measurements above for one run directory."""
     from larq_dybnn.converter import load_model
-    from larq_dybnn.sweep.evaluation import _test_images
+    from larq_dybnn.sweep.evaluation import evaluation_arrays
 
     config = json.loads((run / "config.json").read_text())
     model = load_model(run / "model.keras")
-    images, labels = _test_images(config, config["eval_split"], int(model.input_shape[1]))
+    images, labels = evaluation_arrays(config, config["eval_split"], int(model.input_shape[1]))
     stats, means = _layer_stats(model, images[:probe])
     accuracy = {"as_trained": _accuracy(model, images, labels)}
     _set_dynamic(model, means, zero=False)

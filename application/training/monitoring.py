@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from larq_dybnn.quantizers import DynamicSign
+from larq_dybnn.scan import dynamic_layers
 
 __all__ = ["ThresholdProbe", "ThresholdStats", "ThresholdHistograms"]
 
@@ -52,12 +52,15 @@ class ThresholdProbe:
 
     def __init__(self, model: tf.keras.Model):
         model = getattr(model, "student", model)
-        self.layers = [
-            layer for layer in model.layers
-            if isinstance(getattr(layer, "input_quantizer", None), DynamicSign)
-        ]
+        found = dynamic_layers(model, active_only=False)
+        self.layers = list(found.signs)
         if not self.layers:
             raise ValueError(f"Model '{model.name}' has no DynamicSign input quantizer.")
+        nested = sorted({found.owner(layer) for layer in self.layers} - {model.name})
+        if nested:
+            raise ValueError(
+                f"The DynamicSign layers of '{model.name}' are inside the nested model(s) "
+                f"{', '.join(repr(n) for n in nested)}; probe that model itself.")
         self._inputs = tf.keras.Model(model.inputs, [layer.input for layer in self.layers])
 
     @property

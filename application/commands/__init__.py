@@ -105,7 +105,7 @@ def convert(args: argparse.Namespace) -> int:
     from larq_dybnn.converter import export_and_verify
     from larq_dybnn.loading import load_model
     from larq_dybnn.training.data import read_image_sample
-    from larq_dybnn.training.preprocessing import ARRAY_PREPROCESSING
+    from larq_dybnn.training.preprocessing import resolve_preprocess
 
     def say(line: str) -> None:
         print(f"[convert] {line}", flush=True)
@@ -132,18 +132,16 @@ def convert(args: argparse.Namespace) -> int:
         if contract is not None:
             contract.check_classes(classes, source=args.verify)
             contract.check_image_size(images.shape[1:3], source=args.verify, resize=args.resize)
-        preprocess = args.preprocess
-        if preprocess is None and contract is not None:
-            samples, preprocess = contract.normalize(images), contract.preprocess
-        else:
-            if preprocess is None:
-                preprocess = "cifar"
-                warnings.warn(f"'{args.model}' records no input contract; the "
-                              "preprocessing 'cifar' was guessed", stacklevel=1)
-                say("no input contract: preprocessing 'cifar' guessed (--preprocess sets it)")
-            elif contract is not None:
-                say(f"--preprocess {preprocess} overrides the recorded '{contract.preprocess}'")
-            samples = ARRAY_PREPROCESSING[preprocess](images).astype("float32")
+        resolved = resolve_preprocess(requested=args.preprocess, contract=contract,
+                                      data=args.verify, image_size=int(height),
+                                      model=args.model)
+        preprocess = resolved.name
+        if resolved.note:
+            say(resolved.note + (" (--preprocess sets it)" if resolved.source == "guessed"
+                                 else ""))
+            if resolved.source == "guessed":
+                warnings.warn(resolved.note, stacklevel=1)
+        samples = resolved.normalize(images)
         source = f"{len(images)} images from {args.verify}, preprocess={preprocess}"
         if model.output_shape[-1] != len(classes):
             say(f"{len(classes)} classes in the images, {model.output_shape[-1]} model "
@@ -234,16 +232,17 @@ def verify_arm(args: argparse.Namespace) -> int:
     labels = None
     if args.data:
         from larq_dybnn.training.data import read_image_sample
-        from larq_dybnn.training.preprocessing import ARRAY_PREPROCESSING
+        from larq_dybnn.training.preprocessing import resolve_preprocess
 
         images, labels, classes = read_image_sample(args.data, limit=args.limit,
                                                     size=tuple(shape[:2]))
         if contract is not None:
             contract.check_classes(classes, source=args.data)
-            samples = contract.normalize(images)
-        else:
-            say("no input contract recorded: preprocessing 'cifar' guessed")
-            samples = ARRAY_PREPROCESSING["cifar"](images).astype("float32")
+        resolved = resolve_preprocess(requested=None, contract=contract, data=args.data,
+                                      image_size=int(shape[0]), model=args.tflite)
+        if resolved.note:
+            say(resolved.note)
+        samples = resolved.normalize(images)
         source = f"{len(samples)} images of {args.data}"
     else:
         samples = np.random.default_rng(0).normal(size=(args.limit, *shape)).astype("float32")

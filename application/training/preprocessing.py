@@ -9,7 +9,8 @@ Three recipes, each a graph function for tf.data and a NumPy form for arrays of
   crop for evaluation; ImageNet's mean and std;
 - "digits": a one-pixel random shift for training, scaled to [-1, 1].
 
-`pipeline` batches a split from `larq_dybnn.training.data.load` with one of them;
+`resolve_preprocess` is the one rule that picks a model's preprocessing (asked for,
+else recorded in its input contract, else guessed). `pipeline` batches a split from `larq_dybnn.training.data.load` with one of them;
 its training order and augmentation depend only on the seed and the epoch, which
 makes resumed runs bit-exact.
 """
@@ -17,17 +18,19 @@ makes resumed runs bit-exact.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from larq_dybnn import _checks
-from larq_dybnn.contract import RECIPES
+from larq_dybnn.contract import RECIPES, InputContract
 from larq_dybnn.training.data import LabelledImages
 
 __all__ = [
-    "pipeline", "steps_per_epoch", "default_preprocess", "PREPROCESSING",
+    "pipeline", "steps_per_epoch", "default_preprocess", "resolve_preprocess",
+    "ResolvedPreprocess", "PREPROCESSING",
     "ARRAY_PREPROCESSING", "CIFAR10_MEAN", "CIFAR10_STD", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
 
@@ -109,6 +112,71 @@ def default_preprocess(source: str | os.PathLike, image_size: int) -> str:
     if os.fspath(source) == "digits":
         return "digits"
     return "cifar" if image_size <= 64 else "imagenet"
+
+
+@dataclass(frozen=True)
+class ResolvedPreprocess:
+    """The preprocessing chosen for a model and its data, and why.
+
+    Attributes:
+        name: "cifar", "imagenet" or "digits" (a key of `PREPROCESSING`).
+        source: "recorded" (the model's input contract), "given" (asked for, no
+            record or the record agrees), "override" (asked for against the record)
+            or "guessed" (no record, nothing asked: by data and input size).
+        note: what a user should be told ("override", "guessed"), or None.
+    """
+
+    name: str
+    source: str
+    note: str | None = None
+
+    def normalize(self, images: np.ndarray) -> np.ndarray:
+        """Apply it to a batch of 0..255 images in memory (float32 out)."""
+        return ARRAY_PREPROCESSING[self.name](np.asarray(images, np.float32)).astype(np.float32)
+
+
+def resolve_preprocess(
+    *,
+    requested: str | None,
+    contract: InputContract | None,
+    data: str | os.PathLike,
+    image_size: int,
+    model: str | os.PathLike,
+) -> ResolvedPreprocess:
+    """The one rule every command uses to pick a model's preprocessing.
+
+    The preprocessing asked for wins (with a note when it overrides the record);
+    else the one recorded in the model's input contract; else a guess by data and
+    input size (`default_preprocess`), with a note saying so. Used by `evaluate`,
+    `convert --verify` and the sweep's test evaluation.
+
+    Arguments:
+        requested: the preprocessing asked for (`--preprocess`), or None.
+        contract: the model's recorded input contract, or None.
+        data: the data source (a guess needs it: "digits" has its own).
+        image_size: the model's input size (a guess needs it).
+        model: the model's path or name, for the notes.
+
+    Returns:
+        A `ResolvedPreprocess`.
+
+    Raises:
+        ValueError: if `requested` is not a known preprocessing.
+    """
+    if requested is not None and requested not in PREPROCESSING:
+        raise ValueError(f"`preprocess` must be one of {sorted(PREPROCESSING)}, "
+                         f"got {requested!r}.")
+    if requested is not None:
+        if contract is not None and requested != contract.preprocess:
+            return ResolvedPreprocess(requested, "override", f"--preprocess {requested} "
+                                      f"overrides the recorded '{contract.preprocess}'")
+        return ResolvedPreprocess(requested, "given")
+    if contract is not None:
+        return ResolvedPreprocess(contract.preprocess, "recorded")
+    guess = default_preprocess(data, image_size)
+    return ResolvedPreprocess(guess, "guessed", f"'{model}' records no input contract; the "
+                              f"preprocessing '{guess}' was guessed from the data and the "
+                              "input size")
 
 
 def steps_per_epoch(data: LabelledImages, batch_size: int) -> int:

@@ -23,8 +23,9 @@ from typing import Callable
 import numpy as np
 
 from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn.contract import InputContract
 
-__all__ = ["evaluate_run", "lce_logits"]
+__all__ = ["evaluate_run", "lce_logits", "evaluation_arrays"]
 
 
 def lce_logits(flatbuffer: bytes, images: np.ndarray, *, threads: int = 1,
@@ -52,11 +53,26 @@ def _every_fifth(print_fn: Callable[[str], object]) -> Callable[[int, int], None
     return report
 
 
-def _test_images(config: dict, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+def evaluation_arrays(config: dict, split: str, size: int, *,
+                contract: InputContract | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A run's images of `split`, preprocessed for its model, in memory.
+
+    Arguments:
+        config: the run's `config.json` (its `data`, `data_dir`, `preprocess`).
+        split: the split to read.
+        size: the model's input size.
+        contract: the model's recorded input contract, if any; the preprocessing
+            follows `larq_dybnn.training.preprocessing.resolve_preprocess`.
+
+    Returns:
+        `(images, labels)` as NumPy arrays.
+    """
     from larq_dybnn.training import data as data_lib, preprocessing
 
     images = data_lib.load(config["data"], split=split, data_dir=config.get("data_dir"))
-    preprocess = config.get("preprocess") or preprocessing.default_preprocess(config["data"], size)
+    preprocess = preprocessing.resolve_preprocess(
+        requested=config.get("preprocess"), contract=contract, data=config["data"],
+        image_size=size, model=config.get("model", "the run's model")).name
     batches = preprocessing.pipeline(images, training=False, batch_size=500, preprocess=preprocess,
                                 image_size=size, cache=False)
     xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in batches))
@@ -87,10 +103,9 @@ def evaluate_run(
     """
     import tensorflow as tf
 
-    from larq_dybnn.contract import add_to_flatbuffer, read_contract
-    from larq_dybnn.converter import (
-        export_tflite, load_model, quantize_hyper_weights, read_operators)
-    from larq_dybnn.converter.binary import check_binary_layers
+    from larq_dybnn.contract import read_contract
+    from larq_dybnn.converter import convert
+    from larq_dybnn.loading import load_model
 
     run_dir = Path(run_dir)
     for name in ("config.json", "model.keras"):
@@ -100,7 +115,7 @@ def evaluate_run(
     model = load_model(run_dir / "model.keras")
     contract = read_contract(run_dir / "model.keras")
     size = int(model.input_shape[1])
-    x, y = _test_images(config, split, size)
+    x, y = evaluation_arrays(config, split, size, contract=contract)
     print_fn(f"  {len(y)} '{split}' images; Keras")
     keras = np.concatenate([np.asarray(model(x[i : i + 500], training=False))
                             for i in range(0, len(x), 500)])
@@ -110,22 +125,17 @@ def evaluate_run(
         "test_loss": float(np.mean(tf.keras.losses.sparse_categorical_crossentropy(
             y, keras, from_logits=True))),
     }
-    plain = export_tflite(model, int8_hyper_weights=False)
+    conversion = convert(model, contract=contract)  # raises if a binary conv fell back
     for suffix, int8 in (("", False), ("_int8", True)):
-        flatbuffer = quantize_hyper_weights(plain, model)[0] if int8 else plain
-        if contract is not None:
-            flatbuffer = add_to_flatbuffer(flatbuffer, contract)
-        check = check_binary_layers(model, read_operators(flatbuffer))
-        if not check.ok:
-            raise check.error()
+        flatbuffer = conversion.flatbuffer(int8_hyper_weights=int8)
         atomic_write_bytes(run_dir / f"model{suffix}.tflite", flatbuffer)
         print_fn(f"  LCE interpreter{' (int8 hyper weights)' if int8 else ''}")
         lce = lce_logits(flatbuffer, x, threads=threads, progress=_every_fifth(print_fn))
         result[f"lce{suffix}_accuracy"] = float(np.mean(lce.argmax(-1) == y))
         result[f"lce{suffix}_agreement"] = float(np.mean(lce.argmax(-1) == keras.argmax(-1)))
         result[f"tflite{suffix}_bytes"] = len(flatbuffer)
-        result["lce_bconv2d"] = check.lce_bconv2d
-    from larq_dybnn.sweep.runner import provenance
+        result["lce_bconv2d"] = conversion.binary.lce_bconv2d
+    from larq_dybnn.sweep.provenance import provenance
 
     # What evaluated it: the int8 file's form changed once (hybrid FC ops, then
     # DEQUANTIZE), so a results table must not mix evaluations of both.

@@ -15,7 +15,6 @@ its own terms:
     timing          training throughput per epoch
     plots           training curves and threshold plots
     evaluation      accuracy of a saved .keras or .tflite on a dataset split
-    commands        the bodies of the `larq-dybnn` commands
     demo            the main job: train, evaluate, export and verify a small DyBNN
 """
 

@@ -147,15 +147,13 @@ def evaluate(
         contract.check_classes(images.class_names, source=images.source)
         contract.check_channels(int(first.shape[-1]), source=images.source)
         contract.check_image_size(data_size, source=images.source, resize=resize)
-        if preprocess is not None and preprocess != contract.preprocess:
-            notes.append(f"--preprocess {preprocess} overrides the recorded "
-                         f"'{contract.preprocess}'")
-        preprocess = preprocess or contract.preprocess
-    elif preprocess is None:
-        preprocess = preprocessing.default_preprocess(data, size)
-        notes.append(f"'{path}' records no input contract; the preprocessing "
-                     f"'{preprocess}' was guessed from the data and the input size")
-        warnings.warn(notes[-1], stacklevel=2)
+    resolved = preprocessing.resolve_preprocess(
+        requested=preprocess, contract=contract, data=data, image_size=size, model=path)
+    preprocess = resolved.name
+    if resolved.note:
+        notes.append(resolved.note)
+        if resolved.source == "guessed":
+            warnings.warn(resolved.note, stacklevel=2)
     if not resize and preprocess != "imagenet" and data_size != (size, size):
         raise ValueError(
             f"'{path}' takes {size}x{size} images, but '{images.source}' has "

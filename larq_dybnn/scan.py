@@ -1,0 +1,85 @@
+"""Find the DyBNN layers of a model, nested models included.
+
+One walk that the int8 export, the converter's op attribution and the training's
+threshold probe share, so that they agree on which layers are dynamic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from larq_dybnn.layers import DynamicPReLU
+from larq_dybnn.quantizers import DynamicSign
+
+__all__ = ["DynamicLayers", "dynamic_layers"]
+
+
+@dataclass(frozen=True)
+class DynamicLayers:
+    """The DyBNN layers of a model, in model order (depth first).
+
+    Attributes:
+        signs: layers (QuantConv2D, QuantDense...) whose `input_quantizer` is a
+            `DynamicSign`.
+        prelus: `DynamicPReLU` layers.
+        owners: for each layer of `signs` and `prelus`, the name of the (possibly
+            nested) model whose `layers` hold it.
+    """
+
+    signs: tuple[tf.keras.layers.Layer, ...]
+    prelus: tuple[DynamicPReLU, ...]
+    owners: dict[int, str]
+
+    @property
+    def sign_names(self) -> set[str]:
+        """Names of the layers in `signs`."""
+        return {layer.name for layer in self.signs}
+
+    @property
+    def prelu_names(self) -> set[str]:
+        """Names of the layers in `prelus`."""
+        return {layer.name for layer in self.prelus}
+
+    def owner(self, layer: tf.keras.layers.Layer) -> str:
+        """The name of the model whose `layers` hold `layer`."""
+        return self.owners[id(layer)]
+
+
+def dynamic_layers(model: tf.keras.Model, *, active_only: bool = True) -> DynamicLayers:
+    """The `DynamicSign` and `DynamicPReLU` layers of `model` and its nested models.
+
+    Arguments:
+        model: a tf.keras model; layers that are models themselves (a backbone inside
+            a Sequential, a distiller's student and teacher) are searched too.
+        active_only: keep only layers whose dynamic term is on (a `DynamicSign` with
+            `dynamic_threshold`, a `DynamicPReLU` with `dynamic_shifts`); False also
+            returns the static ones (RSign / RPReLU built from the same classes).
+
+    Returns:
+        A `DynamicLayers`.
+    """
+    signs: list[tf.keras.layers.Layer] = []
+    prelus: list[DynamicPReLU] = []
+    owners: dict[int, str] = {}
+    seen: set[int] = set()
+
+    def walk(container: tf.keras.Model) -> None:
+        for layer in container.layers:
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            quantizer = getattr(layer, "input_quantizer", None)
+            if isinstance(quantizer, DynamicSign) and (
+                    quantizer.dynamic_threshold or not active_only):
+                signs.append(layer)
+                owners[id(layer)] = container.name
+            elif isinstance(layer, DynamicPReLU) and (layer.dynamic_shifts or not active_only):
+                prelus.append(layer)
+                owners[id(layer)] = container.name
+            elif isinstance(layer, tf.keras.Model):
+                walk(layer)
+
+    walk(model)
+    return DynamicLayers(tuple(signs), tuple(prelus), owners)

@@ -1,0 +1,120 @@
+"""The source tree reads as layers: library (larq_dybnn/), models (zoo/), export
+(converter/), application (application/: training, sweep, commands), and no module
+imports one that imports it back, imports inside functions included."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Installed package -> source folder (setup.py's package_dir).
+FOLDERS = {
+    "larq_dybnn": "larq_dybnn",
+    "larq_dybnn.zoo": "zoo",
+    "larq_dybnn.converter": "converter",
+    "larq_dybnn.training": "application/training",
+    "larq_dybnn.sweep": "application/sweep",
+    "larq_dybnn.commands": "application/commands",
+}
+
+#: The layers each layer may import (a lower layer never imports a higher one).
+ALLOWED = {
+    "library": {"library"},
+    "zoo": {"library", "zoo"},
+    "converter": {"library", "zoo", "converter"},
+    "arm": {"library", "zoo", "converter", "arm"},
+}
+
+
+def _modules() -> dict[str, Path]:
+    modules = {}
+    for package, folder in FOLDERS.items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            parts = [p for p in path.relative_to(REPO / folder).with_suffix("").parts
+                     if p != "__init__"]
+            modules[".".join([package, *parts])] = path
+    return modules
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """Modules of the package that `name` imports anywhere in its source."""
+    found = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.add(candidate if candidate in MODULES else base)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m in MODULES and m != name}
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def test_every_package_folder_is_mapped_in_setup_py():
+    setup = (REPO / "setup.py").read_text()
+    for package, folder in FOLDERS.items():
+        assert (REPO / folder / "__init__.py").is_file(), folder
+        assert f'"{package}"' in setup, package
+    # The library folder holds the library only.
+    assert not (REPO / "larq_dybnn" / "training").exists()
+    assert not (REPO / "larq_dybnn" / "sweep").exists()
+
+
+def test_no_import_cycles():
+    cycles, state, stack = [], {}, []
+
+    def visit(module: str) -> None:
+        state[module] = "open"
+        stack.append(module)
+        for other in sorted(GRAPH[module]):
+            if state.get(other) == "open":
+                cycles.append(" -> ".join(stack[stack.index(other):] + [other]))
+            elif other not in state:
+                visit(other)
+        stack.pop()
+        state[module] = "done"
+
+    for module in sorted(GRAPH):
+        if module not in state:
+            visit(module)
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def _layer(module: str) -> str:
+    for prefix, layer in (("larq_dybnn.training", "application"),
+                          ("larq_dybnn.sweep", "application"),
+                          ("larq_dybnn.commands", "application"),
+                          ("larq_dybnn.zoo", "zoo"), ("larq_dybnn.converter", "converter"),
+                          ("larq_dybnn.arm", "arm")):
+        if module == prefix or module.startswith(prefix + "."):
+            return layer
+    return "library"
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_lower_layers_never_import_higher_ones(layer):
+    wrong = sorted(f"{module} imports {other}"
+                   for module, imports in GRAPH.items() if _layer(module) == layer
+                   for other in imports if _layer(other) not in ALLOWED[layer])
+    assert not wrong, wrong
+
+
+def test_training_does_not_import_the_sweep_or_the_commands():
+    wrong = sorted(f"{m} imports {o}" for m, imports in GRAPH.items()
+                   if m.startswith("larq_dybnn.training") for o in imports
+                   if o.startswith(("larq_dybnn.sweep", "larq_dybnn.commands")))
+    assert not wrong, wrong
