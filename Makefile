@@ -2,13 +2,14 @@
 #   make demo   set up .venv, then run the main job on the embedded default
 #   make test   set up .venv, then run the test suite
 #   make test-arm  parity on LCE's aarch64 kernels under qemu (CI runs it after make test)
+#   make docs   build the documentation site into site/ (strict); make docs-serve serves it
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test test-arm clean
+.PHONY: setup demo test test-arm docs docs-serve clean
 
 $(STAMP): setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=25
 
+# The documentation site (mkdocs-material, API reference from the docstrings).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 # Parity on LCE's aarch64 kernels under qemu (Debian; root for apt-get on first use).
 # The emulated environment is cached in $(ARM_DIR).
 ARM_DIR ?= .arm
@@ -31,4 +39,4 @@ test-arm: $(STAMP)
 	LARQ_DYBNN_ARM_DIR=$(ARM_DIR) $(BIN)/python -m pytest tests_arm -n $(PYTEST_WORKERS) --durations=10
 
 clean:
-	rm -rf $(VENV) outputs build *.egg-info $(ARM_DIR)
+	rm -rf $(VENV) outputs build site *.egg-info $(ARM_DIR)

@@ -62,7 +62,8 @@ def lce_outputs(flatbuffer: bytes, samples: np.ndarray, *, kernel: str = DEFAULT
     Arguments:
         flatbuffer: the `.tflite` bytes.
         samples: float32 inputs `(N, ...)`.
-        kernel, threads: as in `lce_interpreter`.
+        kernel: the LCE kernel, as in `lce_interpreter`.
+        threads: interpreter threads, as in `lce_interpreter`.
         batch: samples per `predict` call.
         progress: called with `(done, total)` after each call.
 

@@ -24,7 +24,7 @@ from larq_dybnn._serialization import register
 
 #: The reduction `r` the zoo's DyBNN models and `larq_dybnn.dynamize` use by default.
 #: At ImageNet widths r=64 with int8 hyper weights keeps the exported file within
-#: 1.10x of static ReActNet (the README's defaults table); at small widths
+#: 1.10x of static ReActNet (docs/results.md, "Defaults"); at small widths
 #: `min_hidden` sets the hidden size anyway. The layers' own default, 16, is the
 #: paper's.
 DEFAULT_REDUCTION = 64

@@ -119,7 +119,11 @@ def ReActNet18(  # noqa: N802 - larq-zoo names models like classes
     Arguments:
         input_shape: `(height, width, 3)`; None for 224x224 (32x32 with the CIFAR
             stem). Height and width must be at least 32 (8 with the CIFAR stem).
-        input_tensor, weights, include_top, num_classes, width_multiplier,
+        input_tensor: as in `larq_dybnn.zoo.ReActNetA`.
+        weights: as in `larq_dybnn.zoo.ReActNetA`.
+        include_top: as in `larq_dybnn.zoo.ReActNetA`.
+        num_classes: as in `larq_dybnn.zoo.ReActNetA`.
+        width_multiplier: as in `larq_dybnn.zoo.ReActNetA`.
         binary_weights: as in `larq_dybnn.zoo.ReActNetA`.
         stem: "imagenet" or "cifar".
         name: model name; defaults to "reactnet_18".
@@ -160,10 +164,8 @@ def DyBNNReActNet18(  # noqa: N802
     """DyBNN ReActNet-18: ReActNet-18 with input-conditioned thresholds.
 
     `ReActNet18` layer for layer, with every RSign replaced by `DynamicSign` and
-    every RPReLU by `DynamicPReLU`.
-
-    Arguments:
-        As `larq_dybnn.zoo.DyBNNReActNetA`; `name` defaults to "dybnn_reactnet_18".
+    every RPReLU by `DynamicPReLU`. It takes the arguments of
+    `larq_dybnn.zoo.DyBNNReActNetA`; `name` defaults to "dybnn_reactnet_18".
 
     Returns:
         A `tf.keras.Model`.

@@ -187,8 +187,14 @@ def DyBNNReActNetA(  # noqa: N802
     per image.
 
     Arguments:
-        input_shape, input_tensor, weights, include_top, num_classes,
-        width_multiplier, stem, binary_weights: as in `ReActNetA`.
+        input_shape: as in `ReActNetA`.
+        input_tensor: as in `ReActNetA`.
+        weights: as in `ReActNetA`.
+        include_top: as in `ReActNetA`.
+        num_classes: as in `ReActNetA`.
+        width_multiplier: as in `ReActNetA`.
+        stem: as in `ReActNetA`.
+        binary_weights: as in `ReActNetA`.
         dynamic: which parts are dynamic, for ablations: "both" (the paper),
             "sign" (DySign only), "prelu" (DyPReLU only) or "none" (= ReActNet-A).
         reduction: hyper-function reduction ratio `r` (hidden width

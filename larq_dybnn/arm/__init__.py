@@ -5,7 +5,7 @@ kernels of LCE's Python package. `prepare` sets up an emulated aarch64 Python wi
 tflite-runtime and LCE's ops cross-compiled from source; `verify_arm` checks an
 exported file's outputs there against x86 LCE and Keras (`larq-dybnn verify-arm`).
 The device-side runner is the top-level module `larq_dybnn_runtime`, which needs only
-tflite-runtime and numpy (docs/deployment.md).
+tflite-runtime and numpy (docs/guides/deployment.md).
 """
 
 from larq_dybnn.arm.environment import ArmEnvironment, ArmSetupError, build_op_library, prepare
