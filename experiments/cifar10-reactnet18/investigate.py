@@ -34,20 +34,15 @@ HERE = Path(__file__).resolve().parent
 
 
 def _hyper_layers(model):
-    """(layer, kind, the tensor its hyper function reads) for every dynamic layer."""
-    import larq as lq
+    """(layer, kind, the tensor its hyper function reads) for every dynamic layer, in
+    model order (`larq_dybnn.scan.dynamic_layers`)."""
+    from larq_dybnn.scan import dynamic_layers
 
-    from larq_dybnn import DynamicPReLU, DynamicSign
-
-    found = []
-    for layer in model.layers:
-        quantizer = getattr(layer, "input_quantizer", None)
-        if (isinstance(layer, lq.layers.QuantConv2D) and isinstance(quantizer, DynamicSign)
-                and quantizer.hyper is not None):
-            found.append((layer, "sign", layer.input))
-        elif isinstance(layer, DynamicPReLU) and layer.hyper is not None:
-            found.append((layer, "prelu", layer.input))
-    return found
+    found = dynamic_layers(model)
+    order = {id(layer): index for index, layer in enumerate(model.layers)}
+    layers = [(layer, "sign") for layer in found.signs] + [(l, "prelu") for l in found.prelus]
+    layers.sort(key=lambda pair: order.get(id(pair[0]), len(order)))
+    return [(layer, kind, layer.input) for layer, kind in layers]
 
 
 def _hyper_of(layer, kind):

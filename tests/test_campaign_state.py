@@ -1,0 +1,76 @@
+"""A campaign's state survives the machine: save copies what a later session needs
+into the checkout, restore puts it back, and training resumes from the checkpoint."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("campaign_state",
+                                               REPO / "experiments" / "campaign_state.py")
+campaign_state = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(campaign_state)
+
+
+def _run(folder: Path, *, epochs: int, finished: bool) -> tf.Variable:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model": "reactnet-18", "seed": 0}))
+    (folder / "history.csv").write_text("epoch,loss\n" + "".join(
+        f"{e},{1 / (e + 1)}\n" for e in range(epochs)))
+    weight = tf.Variable(0.0)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(weight=weight),
+                                         str(folder / "checkpoints"), max_to_keep=2)
+    for epoch in range(epochs):
+        weight.assign(float(epoch + 1))
+        manager.save(checkpoint_number=epoch + 1)
+    if finished:
+        (folder / "report.json").write_text("{}")
+        (folder / "model.keras").write_bytes(b"model")
+    (folder / "train.log").write_text("not kept")
+    return weight
+
+
+def test_save_then_restore_resumes_from_the_newest_checkpoint(tmp_path):
+    runs, state = tmp_path / "runs", tmp_path / "state"
+    _run(runs / "sweep" / "teacher" / "seed-0", epochs=2, finished=True)
+    _run(runs / "sweep" / "static" / "seed-0", epochs=3, finished=False)
+    campaign_state.save(runs, state, ["sweep"], weights=True)
+
+    teacher = state / "sweep" / "teacher" / "seed-0"
+    assert (teacher / "model.keras").read_bytes() == b"model"
+    assert not (teacher / "checkpoints").exists() and not (teacher / "train.log").exists()
+    partial = state / "sweep" / "static" / "seed-0" / "checkpoints"
+    assert sorted(p.name for p in partial.iterdir()) == [
+        "checkpoint", "ckpt-3.data-00000-of-00001", "ckpt-3.index"]
+
+    fresh = tmp_path / "fresh"
+    campaign_state.restore(fresh, state)
+    weight = tf.Variable(0.0)
+    restored = tf.train.CheckpointManager(tf.train.Checkpoint(weight=weight),
+                                          str(fresh / "sweep" / "static" / "seed-0" / "checkpoints"),
+                                          max_to_keep=2)
+    restored.checkpoint.restore(restored.latest_checkpoint).assert_existing_objects_matched()
+    assert float(weight.numpy()) == 3.0
+    assert (fresh / "sweep" / "teacher" / "seed-0" / "report.json").is_file()
+
+
+def test_a_finished_run_replaces_its_checkpoint_and_restore_keeps_existing_runs(tmp_path):
+    runs, state = tmp_path / "runs", tmp_path / "state"
+    folder = runs / "sweep" / "dybnn" / "seed-1"
+    _run(folder, epochs=1, finished=False)
+    campaign_state.save(runs, state, ["sweep"], weights=True)
+    assert (state / "sweep" / "dybnn" / "seed-1" / "checkpoints").is_dir()
+    (folder / "report.json").write_text("{}")
+    (folder / "model.keras").write_bytes(b"trained")
+    campaign_state.save(runs, state, ["sweep"], weights=False)
+    kept = state / "sweep" / "dybnn" / "seed-1"
+    assert not (kept / "checkpoints").exists() and not (kept / "model.keras").exists()
+    assert (kept / "report.json").is_file()
+    # A run folder that already exists is never overwritten by restore.
+    (folder / "history.csv").write_text("local")
+    campaign_state.restore(runs, state)
+    assert (folder / "history.csv").read_text() == "local"
