@@ -13,23 +13,28 @@ folders:
     evaluation.json when present (small JSON/CSV files);
   - a finished run (report.json and model.keras): its model.keras, which later runs
     start from (teacher, step 1), which the results stage evaluates, and which may
-    be shipped; with `--records-only`, no weights;
+    be shipped, without the optimizer's state (two thirds of the file; nothing
+    reads it: later runs take the weights, evaluation the outputs) when h5py can be
+    imported; with `--records-only`, no weights;
   - an unfinished run: its newest epoch checkpoint only (ckpt-N.* and a `checkpoint`
     index naming it), enough for the training to resume from that epoch.
 It removes from STATE what the runs folder has made stale (an older checkpoint, the
 checkpoint of a run that has since finished). `restore` copies every run of STATE into
 a runs folder that does not have it yet; a run folder that exists is left alone.
 
-Standard library only: it runs with any Python 3, before the campaign's install.
+`restore` needs the standard library only: it runs with any Python 3, before the
+campaign's install; `save` uses h5py when it is there (the campaign's install has it).
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 RECORDS = ("config.json", "history.csv", "provenance.json", "report.json", "evaluation.json")
@@ -47,6 +52,45 @@ def _copy(source: Path, target: Path) -> bool:
     os.close(handle)
     try:
         shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def slim_model(source: Path, target: Path) -> bool:
+    """Write `source` (a Keras v3 `.keras` zip) to `target` without the optimizer's
+    variables and compile configuration: the same layers and weights, loaded
+    uncompiled. Copies it whole when h5py is missing. True when slimmed."""
+    try:
+        import h5py
+    except ImportError:
+        _copy(source, target)
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
+    os.close(handle)
+    try:
+        with zipfile.ZipFile(source) as original, \
+                zipfile.ZipFile(temporary, "w") as slim:
+            for info in original.infolist():
+                data = original.read(info.filename)
+                if info.filename == "model.weights.h5":
+                    kept = io.BytesIO()
+                    with h5py.File(io.BytesIO(data), "r") as weights, \
+                            h5py.File(kept, "w") as out:
+                        for key in weights.keys():
+                            if key != "optimizer":
+                                weights.copy(key, out)
+                        for key, value in weights.attrs.items():
+                            out.attrs[key] = value
+                    data = kept.getvalue()
+                elif info.filename == "config.json":
+                    config = json.loads(data)
+                    config.pop("compile_config", None)
+                    data = json.dumps(config).encode()
+                slim.writestr(info, data)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -82,8 +126,9 @@ def save_run(run: Path, kept: Path, *, weights: bool) -> list[str]:
             changed.append(name)
     finished = (run / "report.json").is_file() and (run / MODEL).is_file()
     if finished:
-        if weights and _copy(run / MODEL, kept / MODEL):
-            changed.append(MODEL)
+        if weights and not (kept / MODEL).is_file():  # a finished model never changes
+            slimmed = slim_model(run / MODEL, kept / MODEL)
+            changed.append(MODEL + (" (without optimizer state)" if slimmed else ""))
         if (kept / CHECKPOINTS).exists():
             shutil.rmtree(kept / CHECKPOINTS)
             changed.append(f"{CHECKPOINTS}/ (finished)")
@@ -146,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, required=True, help="the folder in the checkout")
     parser.add_argument("--records-only", action="store_true",
                         help="save: no model.keras of finished runs")
-    arguments = parser.parse_args(argv)
+    arguments = parser.parse_intermixed_args(argv)
     if arguments.action == "save":
         if not arguments.sweeps:
             parser.error("save: name at least one sweep folder")

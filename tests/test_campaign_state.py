@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -14,6 +15,24 @@ _spec = importlib.util.spec_from_file_location("campaign_state",
                                                REPO / "experiments" / "campaign_state.py")
 campaign_state = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(campaign_state)
+
+
+def _tiny_model() -> tf.keras.Model:
+    model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(3)])
+    model.compile("adam", "mse")
+    model.fit(np.ones((8, 4)), np.ones((8, 3)), epochs=1, verbose=0)  # optimizer state
+    return model
+
+
+def test_a_finished_model_is_saved_without_its_optimizer_state(tmp_path):
+    model = _tiny_model()
+    model.save(tmp_path / "full.keras")
+    assert campaign_state.slim_model(tmp_path / "full.keras", tmp_path / "slim.keras")
+    slim = tf.keras.models.load_model(tmp_path / "slim.keras")
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    np.testing.assert_array_equal(slim(x).numpy(), model(x).numpy())
+    assert slim.optimizer is None
+    assert (tmp_path / "slim.keras").stat().st_size < (tmp_path / "full.keras").stat().st_size
 
 
 def _run(folder: Path, *, epochs: int, finished: bool) -> tf.Variable:
@@ -29,7 +48,7 @@ def _run(folder: Path, *, epochs: int, finished: bool) -> tf.Variable:
         manager.save(checkpoint_number=epoch + 1)
     if finished:
         (folder / "report.json").write_text("{}")
-        (folder / "model.keras").write_bytes(b"model")
+        _tiny_model().save(folder / "model.keras")
     (folder / "train.log").write_text("not kept")
     return weight
 
@@ -41,7 +60,7 @@ def test_save_then_restore_resumes_from_the_newest_checkpoint(tmp_path):
     campaign_state.save(runs, state, ["sweep"], weights=True)
 
     teacher = state / "sweep" / "teacher" / "seed-0"
-    assert (teacher / "model.keras").read_bytes() == b"model"
+    assert (teacher / "model.keras").is_file()
     assert not (teacher / "checkpoints").exists() and not (teacher / "train.log").exists()
     partial = state / "sweep" / "static" / "seed-0" / "checkpoints"
     assert sorted(p.name for p in partial.iterdir()) == [
@@ -65,7 +84,7 @@ def test_a_finished_run_replaces_its_checkpoint_and_restore_keeps_existing_runs(
     campaign_state.save(runs, state, ["sweep"], weights=True)
     assert (state / "sweep" / "dybnn" / "seed-1" / "checkpoints").is_dir()
     (folder / "report.json").write_text("{}")
-    (folder / "model.keras").write_bytes(b"trained")
+    _tiny_model().save(folder / "model.keras")
     campaign_state.save(runs, state, ["sweep"], weights=False)
     kept = state / "sweep" / "dybnn" / "seed-1"
     assert not (kept / "checkpoints").exists() and not (kept / "model.keras").exists()

@@ -37,6 +37,8 @@ if [ "$STAGE" = save ]; then
         [ -d "$WORK/runs/$sweep" ] && sweeps+=("$sweep")
     done
     [ ${#sweeps[@]} -eq 0 ] && { echo "nothing to save in $WORK/runs" >&2; exit 0; }
+    # The campaign's own Python has h5py: finished models are saved without optimizer state.
+    [ -x "$WORK/.venv/bin/python" ] && STATE_TOOL[0]="$WORK/.venv/bin/python"
     exec "${STATE_TOOL[@]}" save --runs "$WORK/runs" --state "$STATE" "${sweeps[@]}"
 fi
 if [ -z "${CAMPAIGN_FROZEN_SCRIPT:-}" ]; then
