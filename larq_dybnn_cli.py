@@ -16,12 +16,15 @@ import sys
 from typing import Sequence
 
 # The parser stays free of TensorFlow imports (fast --help); tests check that these
-# match larq_dybnn.zoo.MODELS and larq_dybnn.training.distribute.STRATEGIES.
+# match larq_dybnn.zoo.MODELS, larq_dybnn.training.distribute.STRATEGIES and
+# larq_dybnn.contract.RECIPES.
 MODEL_NAMES = (
     "tiny-dybnn", "tiny-reactnet", "dybnn-reactnet-18", "reactnet-18",
     "dybnn-reactnet-a", "reactnet-a", "resnet-18",
 )
 STRATEGY_NAMES = ("default", "mirrored", "multiworker")
+#: The preprocessing recipes (`larq_dybnn.contract.RECIPES`), for --preprocess.
+PREPROCESS_NAMES = ("cifar", "digits", "imagenet")
 
 
 #: `train` flags that do not carry their TrainConfig field's value as `--<field-name>`:
@@ -157,7 +160,7 @@ def _add_train_parser(commands) -> None:
                        help="DyBNN models: hyper-function reduction ratio")
     train.add_argument("--image-size", type=positive_int,
                        help="input size (default: the data's, 224 above 64 pixels)")
-    train.add_argument("--preprocess", choices=["digits", "cifar", "imagenet"])
+    train.add_argument("--preprocess", choices=PREPROCESS_NAMES)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--init-scheme", choices=["per-layer", "global"],
                        help="per-layer: each weight drawn from the seed and its own path, "
@@ -218,7 +221,7 @@ def _add_train_parser(commands) -> None:
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--batch-size", type=positive_int, default=100)
-    evaluate.add_argument("--preprocess", choices=["digits", "cifar", "imagenet"],
+    evaluate.add_argument("--preprocess", choices=PREPROCESS_NAMES,
                           help="override the preprocessing recorded in the model")
     evaluate.add_argument("--resize", action="store_true",
                           help="resize images of another size to the model's input size")

@@ -35,6 +35,14 @@ def test_cli_model_names_match_the_zoo():
     assert MODEL_NAMES == tuple(MODELS)
 
 
+def test_cli_preprocess_names_match_the_recipes():
+    from larq_dybnn.contract import RECIPES
+    from larq_dybnn.training.preprocessing import PREPROCESSING
+    from larq_dybnn_cli import PREPROCESS_NAMES
+
+    assert set(PREPROCESS_NAMES) == set(RECIPES) == set(PREPROCESSING)
+
+
 def test_teacher_then_step1_then_step2_with_export(tmp_path):
     lines = []
     teacher = train(TrainConfig(model="resnet-18", width_multiplier=0.125, label_smoothing=0.1,
