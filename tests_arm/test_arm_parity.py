@@ -28,18 +28,21 @@ CASES = [
 ]
 
 
-def _assert_matches_x86(check, *, exact: bool = True):
+def _assert_matches_x86(check, *, exact: bool = True, flipped: int = 0):
     """ARM against x86 LCE. The binary kernels compute exactly; the float ops (MEAN,
-    FC, ADD) of the two builds sum in other orders, and in a deep DyBNN with random
-    weights a rounding difference can flip one binary activation near its threshold
-    and move that sample's later thresholds (as the x86 conversion tests allow).
-    `exact=False` allows that for a few samples of random models."""
+    FC, ADD, the output transform of a binary conv) of the builds sum in other orders,
+    and in a deep DyBNN a rounding difference can flip one binary activation near its
+    threshold and move that sample's later thresholds (as the x86 conversion tests
+    allow). `flipped` samples may differ that way (their outputs, not the others');
+    `exact=False` allows it for a few samples of random models."""
     parity = check.vs_x86
     assert parity.non_finite == 0, check
     if exact:
-        assert parity.top1_agreement == 1.0, check
-        assert parity.close_fraction == 1.0, check
-        assert parity.max_abs_diff < 1e-3, check
+        off = round(parity.samples * (1 - parity.close_fraction))
+        disagree = round(parity.samples * (1 - parity.top1_agreement))
+        assert off <= flipped and disagree <= flipped, check
+        if not flipped:
+            assert parity.max_abs_diff < 1e-3, check
     else:
         assert parity.top1_agreement >= 0.9, check
         assert parity.close_fraction >= 0.85, check
@@ -75,9 +78,13 @@ def test_shipped_cifar10_models_on_arm(arm, tmp_path, cifar10_test_batch, name):
     path = tmp_path / "shipped.tflite"
     path.write_bytes(export_tflite(model))  # the default: int8 hyper weights
     (bgemm, indirect) = verify_arm(path, environment=arm, samples=x, labels=y)
+    # Static ReActNet: exact. DyBNN: one of the 50 images may take a flipped binary
+    # activation in one of the kernels (seen once: bgemm, image max |diff| 0.69,
+    # top-1 unchanged, on one CI machine and not on an earlier one).
     for check in (bgemm, indirect):
-        _assert_matches_x86(check)
-    assert bgemm.accuracy == indirect.accuracy >= 0.6
+        _assert_matches_x86(check, flipped=1 if name.startswith("dybnn") else 0)
+    assert abs(bgemm.accuracy - indirect.accuracy) <= 1 / len(y)
+    assert min(bgemm.accuracy, indirect.accuracy) >= 0.6
     # With tflite-runtime's default XNNPACK delegate (what a device runs unless told
     # otherwise) the float ops sum in another order: the same top-1, but a rounding
     # difference can flip a binary activation and move one sample's outputs.
