@@ -27,62 +27,6 @@ STRATEGY_NAMES = ("default", "mirrored", "multiworker")
 PREPROCESS_NAMES = ("cifar", "digits", "imagenet")
 
 
-#: `train` flags that do not carry their TrainConfig field's value as `--<field-name>`:
-#: field -> (flag, the field's value from the parsed arguments, the flag's arguments
-#: for a value). Every other field is the flag `--<field-name>` with its value (a
-#: switch for booleans); `train_config_options` and `train_arguments` are the one
-#: mapping the parser, `larq-dybnn train` and the sweep use.
-_TRAIN_SPECIAL = {
-    "deterministic": ("--nondeterministic", lambda args: not args.nondeterministic,
-                      lambda value: [] if value else ["--nondeterministic"]),
-    "verbose": ("--quiet", lambda args: 2 if args.quiet else 1,
-                lambda value: ["--quiet"] if value == 2 else []),
-}
-
-
-def train_config_options(args: argparse.Namespace, fields: Sequence[str]) -> dict:
-    """The TrainConfig options of parsed `train` arguments.
-
-    Arguments:
-        args: from `build_parser().parse_args(["train", ...])`.
-        fields: TrainConfig's field names.
-
-    Returns:
-        `{field: value}` for every field.
-
-    Raises:
-        KeyError: naming a field the parser has no flag for.
-    """
-    options = {}
-    for field in fields:
-        if field in _TRAIN_SPECIAL:
-            options[field] = _TRAIN_SPECIAL[field][1](args)
-        elif hasattr(args, field):
-            options[field] = getattr(args, field)
-        else:
-            raise KeyError(f"`larq-dybnn train` has no flag for TrainConfig.{field}")
-    return options
-
-
-def train_arguments(options: dict, *, switches: Sequence[str]) -> list[str]:
-    """The `larq-dybnn train` arguments that give TrainConfig `options` (the inverse
-    of `train_config_options`; unset (None) options are left out).
-
-    Arguments:
-        options: TrainConfig field -> value.
-        switches: the boolean fields (flags without a value).
-    """
-    arguments = []
-    for field, value in options.items():
-        if field in _TRAIN_SPECIAL:
-            arguments += _TRAIN_SPECIAL[field][2](value)
-        elif field in switches:
-            arguments += ["--" + field.replace("_", "-")] if value else []
-        elif value is not None:
-            arguments += ["--" + field.replace("_", "-"), str(value)]
-    return arguments
-
-
 def positive_int(text: str) -> int:
     """An argparse type (also the benchmarks'): a positive integer, else a usage error."""
     try:

@@ -21,12 +21,16 @@ FOLDERS = {
     "larq_dybnn.commands": "application/commands",
 }
 
+#: Top-level modules (setup.py's py_modules): the CLI's parser and the device runner.
+TOP_LEVEL = ("larq_dybnn_cli", "larq_dybnn_runtime")
+
 #: The layers each layer may import (a lower layer never imports a higher one).
 ALLOWED = {
     "library": {"library"},
     "zoo": {"library", "zoo"},
     "converter": {"library", "zoo", "converter"},
-    "arm": {"library", "zoo", "converter", "arm"},
+    "arm": {"library", "zoo", "converter", "arm", "runtime"},
+    "runtime": {"runtime"},  # runs on a device with tflite-runtime and numpy only
 }
 
 
@@ -37,6 +41,8 @@ def _modules() -> dict[str, Path]:
             parts = [p for p in path.relative_to(REPO / folder).with_suffix("").parts
                      if p != "__init__"]
             modules[".".join([package, *parts])] = path
+    for name in TOP_LEVEL:
+        modules[name] = REPO / f"{name}.py"
     return modules
 
 
@@ -62,6 +68,11 @@ def _imports(name: str, path: Path) -> set[str]:
 
 
 GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def test_the_command_line_and_the_runtime_are_in_the_graph():
+    assert GRAPH["larq_dybnn_cli"] == {"larq_dybnn.commands", "larq_dybnn._gc"}
+    assert not GRAPH["larq_dybnn_runtime"]
 
 
 def test_every_package_folder_is_mapped_in_setup_py():
@@ -95,7 +106,9 @@ def test_no_import_cycles():
 
 
 def _layer(module: str) -> str:
-    for prefix, layer in (("larq_dybnn.training", "application"),
+    for prefix, layer in (("larq_dybnn_cli", "application"),
+                          ("larq_dybnn_runtime", "runtime"),
+                          ("larq_dybnn.training", "application"),
                           ("larq_dybnn.sweep", "application"),
                           ("larq_dybnn.commands", "application"),
                           ("larq_dybnn.zoo", "zoo"), ("larq_dybnn.converter", "converter"),

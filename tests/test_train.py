@@ -241,7 +241,8 @@ def test_every_train_config_field_round_trips_through_the_command_line():
     import dataclasses
 
     from larq_dybnn.training import TrainConfig
-    from larq_dybnn_cli import build_parser, train_arguments, train_config_options
+    from larq_dybnn.training.config import train_arguments, train_config_options
+    from larq_dybnn_cli import build_parser
 
     changed = dict(
         model="reactnet-18", data="some/data", output_dir="out/run", data_dir="tfds",

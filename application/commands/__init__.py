@@ -51,7 +51,7 @@ def train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from larq_dybnn.training import TrainConfig, train as train_run
-    from larq_dybnn_cli import train_config_options
+    from larq_dybnn.training.config import train_config_options
 
     fields = [field.name for field in dataclasses.fields(TrainConfig)]
     config = TrainConfig(**train_config_options(args, fields))

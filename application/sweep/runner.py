@@ -282,7 +282,7 @@ def run_options(run: RunSpec, sweep_dir: str | os.PathLike) -> dict:
 def train_command(run: RunSpec, output_dir: str | os.PathLike) -> list[str]:
     """The `larq-dybnn train` arguments of `run`, writing to `output_dir`
     (`<sweep_dir>/<config>/seed-<seed>`)."""
-    from larq_dybnn_cli import train_arguments
+    from larq_dybnn.training.config import train_arguments
 
     fields = _train_fields()
     sweep_dir = Path(output_dir).parent.parent

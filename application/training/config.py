@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from larq_dybnn import _checks
 from larq_dybnn.training.distribute import Worker
 
-__all__ = ["TrainConfig", "TrainResult", "check_config", "STEP1_WEIGHT_DECAY", "INIT_SCHEMES"]
+__all__ = ["TrainConfig", "TrainResult", "check_config", "STEP1_WEIGHT_DECAY", "INIT_SCHEMES",
+           "train_config_options", "train_arguments"]
 
 #: Initialization schemes: per-layer seeds (pairs static and DyBNN twins), or Keras'
 #: global random stream (runs made before per-layer initialization existed).
@@ -178,3 +181,61 @@ def check_config(config: TrainConfig) -> None:
         path = getattr(config, name)
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(f"`{name}`: no model at '{path}'.")
+
+
+# The one mapping between TrainConfig and the `larq-dybnn train` command line.
+
+#: `train` flags that do not carry their TrainConfig field's value as `--<field-name>`:
+#: field -> (flag, the field's value from the parsed arguments, the flag's arguments
+#: for a value). Every other field is the flag `--<field-name>` with its value (a
+#: switch for booleans); `train_config_options` and `train_arguments` are the one
+#: mapping `larq-dybnn train` (`larq_dybnn_cli`'s parser) and the sweep use.
+_TRAIN_SPECIAL = {
+    "deterministic": ("--nondeterministic", lambda args: not args.nondeterministic,
+                      lambda value: [] if value else ["--nondeterministic"]),
+    "verbose": ("--quiet", lambda args: 2 if args.quiet else 1,
+                lambda value: ["--quiet"] if value == 2 else []),
+}
+
+
+def train_config_options(args: argparse.Namespace, fields: Sequence[str]) -> dict:
+    """The TrainConfig options of parsed `train` arguments.
+
+    Arguments:
+        args: from `larq_dybnn_cli.build_parser().parse_args(["train", ...])`.
+        fields: TrainConfig's field names.
+
+    Returns:
+        `{field: value}` for every field.
+
+    Raises:
+        KeyError: naming a field the parser has no flag for.
+    """
+    options = {}
+    for name in fields:
+        if name in _TRAIN_SPECIAL:
+            options[name] = _TRAIN_SPECIAL[name][1](args)
+        elif hasattr(args, name):
+            options[name] = getattr(args, name)
+        else:
+            raise KeyError(f"`larq-dybnn train` has no flag for TrainConfig.{name}")
+    return options
+
+
+def train_arguments(options: dict, *, switches: Sequence[str]) -> list[str]:
+    """The `larq-dybnn train` arguments that give TrainConfig `options` (the inverse
+    of `train_config_options`; unset (None) options are left out).
+
+    Arguments:
+        options: TrainConfig field -> value.
+        switches: the boolean fields (flags without a value).
+    """
+    arguments = []
+    for name, value in options.items():
+        if name in _TRAIN_SPECIAL:
+            arguments += _TRAIN_SPECIAL[name][2](value)
+        elif name in switches:
+            arguments += ["--" + name.replace("_", "-")] if value else []
+        elif value is not None:
+            arguments += ["--" + name.replace("_", "-"), str(value)]
+    return arguments
