@@ -42,20 +42,26 @@ MODEL = "model.keras"
 CHECKPOINTS = "checkpoints"
 
 
+def _write_atomically(target: Path, write) -> None:
+    """Call `write(temporary_path)`, then move the result onto `target`; a failure
+    leaves neither a partial `target` nor the temporary file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def _copy(source: Path, target: Path) -> bool:
     """Copy atomically when the content differs; True when something was written."""
     if target.is_file() and target.stat().st_size == source.stat().st_size \
             and target.read_bytes() == source.read_bytes():
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    _write_atomically(target, lambda temporary: shutil.copyfile(source, temporary))
     return True
 
 
@@ -68,12 +74,9 @@ def slim_model(source: Path, target: Path) -> bool:
     except ImportError:
         _copy(source, target)
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
-    os.close(handle)
-    try:
-        with zipfile.ZipFile(source) as original, \
-                zipfile.ZipFile(temporary, "w") as slim:
+
+    def write(temporary: str) -> None:
+        with zipfile.ZipFile(source) as original, zipfile.ZipFile(temporary, "w") as slim:
             for info in original.infolist():
                 data = original.read(info.filename)
                 if info.filename == "model.weights.h5":
@@ -91,10 +94,8 @@ def slim_model(source: Path, target: Path) -> bool:
                     config.pop("compile_config", None)
                     data = json.dumps(config).encode()
                 slim.writestr(info, data)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+
+    _write_atomically(target, write)
     return True
 
 

@@ -11,15 +11,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Installed package -> source folder (setup.py's package_dir).
-FOLDERS = {
-    "larq_dybnn": "larq_dybnn",
-    "larq_dybnn.zoo": "zoo",
-    "larq_dybnn.converter": "converter",
-    "larq_dybnn.training": "application/training",
-    "larq_dybnn.sweep": "application/sweep",
-    "larq_dybnn.commands": "application/commands",
-}
+def _package_dirs() -> dict[str, str]:
+    """Installed package -> source folder: setup.py's own `package_dir`."""
+    for node in ast.walk(ast.parse((REPO / "setup.py").read_text())):
+        if isinstance(node, ast.keyword) and node.arg == "package_dir":
+            return ast.literal_eval(node.value)
+    raise AssertionError("setup.py has no package_dir")
+
+
+FOLDERS = _package_dirs()
 
 #: Top-level modules (setup.py's py_modules): the CLI's parser and the device runner.
 TOP_LEVEL = ("larq_dybnn_cli", "larq_dybnn_runtime")
@@ -77,6 +77,8 @@ def test_the_command_line_and_the_runtime_are_in_the_graph():
 
 def test_every_package_folder_is_mapped_in_setup_py():
     setup = (REPO / "setup.py").read_text()
+    assert {"larq_dybnn.training", "larq_dybnn.sweep", "larq_dybnn.commands",
+            "larq_dybnn.zoo", "larq_dybnn.converter"} <= set(FOLDERS)
     for package, folder in FOLDERS.items():
         assert (REPO / folder / "__init__.py").is_file(), folder
         assert f'"{package}"' in setup, package
