@@ -59,7 +59,12 @@ def dynamic_layers(model: tf.keras.Model, *, active_only: bool = True) -> Dynami
 
     Returns:
         A `DynamicLayers`.
+
+    Raises:
+        TypeError: if `model` is not a tf.keras model.
     """
+    if not isinstance(model, tf.keras.Model):
+        raise TypeError(f"`model` must be a tf.keras.Model, got {type(model).__name__}.")
     signs: list[tf.keras.layers.Layer] = []
     prelus: list[DynamicPReLU] = []
     owners: dict[int, str] = {}

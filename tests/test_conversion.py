@@ -246,3 +246,5 @@ def test_dynamic_layers_of_a_nested_model_are_found_and_stored_in_int8():
     static = TinyDyBNN(input_shape=(8, 8, 3), width=32, blocks=2, dynamic=False)
     assert not dynamic_layers(static).signs
     assert len(dynamic_layers(static, active_only=False).signs) == 2
+    with pytest.raises(TypeError, match="`model` must be a tf.keras.Model"):
+        dynamic_layers(static.layers[1])
