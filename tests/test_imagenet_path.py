@@ -1,8 +1,10 @@
 """The ImageNet path end to end, as a user runs it: `train --data imagenet2012` through
 tensorflow-datasets (its own mock data, `tfds.testing.mock_data`, standing in for the
-prepared dataset), ImageNet preprocessing, a few training steps of a zoo model at a
-small image size, evaluation, and export with parity; and an image folder of
-ImageNet-sized JPEGs through train, evaluate and convert --verify."""
+prepared dataset), ImageNet preprocessing, a few training steps of the zoo's tiny DyBNN
+at a small image size with 1000 classes, evaluation, and export with parity; and an
+image folder of ImageNet-sized JPEGs through train, evaluate and convert --verify. (The
+zoo's ReActNets with the ImageNet stem are built, converted and compared with LCE in
+test_zoo.py and test_zoo_conversion.py.)"""
 
 from __future__ import annotations
 
@@ -41,15 +43,14 @@ def test_imagenet_through_tfds_train_evaluate_export(mock_imagenet, tmp_path, ca
     assert images.num_examples == 8
     out = tmp_path / "run"
     status = main([
-        "train", "--model", "dybnn-reactnet-18", "--width-multiplier", "0.25",
-        "--data", "imagenet2012", "--data-dir", meta, "--eval-split", "validation",
+        "train", "--model", "tiny-dybnn", "--data", "imagenet2012", "--data-dir", meta, "--eval-split", "validation",
         "--image-size", "64", "--preprocess", "imagenet", "--epochs", "1",
         "--batch-size", "16", "--export", "--quiet", "--output-dir", str(out),
     ])
     printed = capsys.readouterr().out
     assert status == 0, printed[-3000:]
     assert "32 train / 16 validation images, 1000 classes, 64x64, preprocess=imagenet" in printed
-    assert "16 LceBconv2d / 16 binary QuantConv2D (all binary)" in printed
+    assert "2 LceBconv2d / 2 binary QuantConv2D (all binary)" in printed
     report = json.loads((out / "report.json").read_text())
     # Untrained on noise, 1000 logits are nearly tied; export_and_verify's own
     # tolerances passed (it raises otherwise), and top-1 mostly agrees.
