@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Three test workers on two cores: much of a test is single-threaded Python (tracing,
 # conversion, process start), and a third worker fills the gaps (608 s -> 544 s for
-# the suite on 2 idle cores, measured side by side).
+# the suite on 2 idle cores, measured back to back).
 PYTEST_WORKERS ?= 3
 # The emulated aarch64 tests are CPU-bound throughout: one worker per core.
 ARM_WORKERS ?= 2
