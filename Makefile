@@ -9,8 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Three test workers on two cores: much of a test is single-threaded Python (tracing,
 # conversion, process start), and a third worker fills the gaps (608 s -> 544 s for
-# the suite on 2 idle cores, measured back to back). --dist loadgroup keeps each test
-# file marked `xdist_group` on one worker, so its module-scoped models are built once.
+# the suite on 2 idle cores, measured back to back).
 PYTEST_WORKERS ?= 3
 # The emulated aarch64 tests are CPU-bound throughout: one worker per core.
 ARM_WORKERS ?= 2
@@ -29,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/larq-dybnn demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=25
 
 # The documentation site (mkdocs-material, API reference from the docstrings).
 docs: $(STAMP)

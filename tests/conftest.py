@@ -114,12 +114,10 @@ def rng() -> np.random.Generator:
 
 
 #: Test files ordered by their longest test (real processes, kernels, conversions of
-#: deep models) or, for a file whose tests share module-scoped models and so run on one
-#: worker (`xdist_group`, `make test`'s `--dist loadgroup`), their total. They start
-#: first, so that the pytest-xdist workers finish together instead of one waiting while
-#: another runs a long test picked up last.
+#: deep models). They start first, so that the two pytest-xdist workers finish together
+#: instead of one waiting while the other runs a long test picked up last.
 SLOW_FIRST = (
-    "test_zoo.py", "test_notebooks.py", "test_imagenet_path.py", "test_sweep.py", "test_train.py",
+    "test_notebooks.py", "test_imagenet_path.py", "test_sweep.py", "test_train.py",
     "test_resume.py", "test_distribute.py", "test_pretrained.py", "test_zoo_conversion.py",
     "test_int8.py", "test_demo.py", "test_converter.py", "test_conversion.py",
 )

@@ -16,9 +16,6 @@ from larq_dybnn.converter import (
     compare_with_lce, export_tflite, read_operators, round_hyper_weights)
 from larq_dybnn.zoo import TinyDyBNN
 
-# Its module-scoped models are built once: every test here runs on one worker.
-pytestmark = pytest.mark.xdist_group("test_conversion")
-
 BLOCKS = 3
 
 # Keras and LCE round floats differently, so an activation that lies within rounding

@@ -17,9 +17,6 @@ from larq_dybnn import DynamicPReLU, DynamicSign, dynamize
 from larq_dybnn.initialization import weight_paths
 from larq_dybnn.zoo import build_model
 
-# Its module-scoped models are built once: every test here runs on one worker.
-pytestmark = pytest.mark.xdist_group("test_dynamize")
-
 ZOO = {"reactnet-18": "dybnn-reactnet-18", "reactnet-a": "dybnn-reactnet-a"}
 
 

@@ -25,9 +25,6 @@ from larq_dybnn.converter import (
 from larq_dybnn.training.data import load_digits
 from larq_dybnn.zoo import DyBNNReActNet18, TinyDyBNN
 
-# Its module-scoped models are built once: every test here runs on one worker.
-pytestmark = pytest.mark.xdist_group("test_int8")
-
 
 def _int8_weights(flatbuffer: bytes) -> tuple[list, list]:
     """(FC output name, FC weight type) of every FULLY_CONNECTED, and (type, number

@@ -11,9 +11,6 @@ from conftest import randomize_weights
 from larq_dybnn import DynamicPReLU, DynamicSign, mac_counts
 from larq_dybnn.zoo import DyBNNReActNet18, DyBNNReActNetA, ReActNet18, ReActNetA
 
-# Its module-scoped models are built once: every test here runs on one worker.
-pytestmark = pytest.mark.xdist_group("test_zoo")
-
 BUILDERS = [ReActNetA, DyBNNReActNetA, ReActNet18, DyBNNReActNet18]
 SMALL = {"imagenet": (32, 32, 3), "cifar": (16, 16, 3)}
 
