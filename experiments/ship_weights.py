@@ -85,7 +85,7 @@ def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
             "validation": json.loads((run / "report.json").read_text())["evaluation"]["accuracy"],
         },
         "input_contract": contract.as_dict(),
-        "trained": {"run": f"{run.parent.name}/{run.name}", "commit":
+        "trained": {"run": f"{run.parent.parent.name}/{run.parent.name}/{run.name}", "commit":
                     provenance["sessions"][-1].get("commit"), "options": config},
     }
 

@@ -80,8 +80,9 @@ def test_other_options_with_the_weights_are_a_clear_error(changes, match):
 
 def test_dynamic_options_must_match():
     entry = next(e for e in ENTRIES if e["model"] == "dybnn_reactnet_18")
-    with pytest.raises(ValueError, match="reduction=64"):
-        _build(entry, reduction=64)
+    other = 16 if entry["options"]["reduction"] != 16 else 64
+    with pytest.raises(ValueError, match=f"reduction={other}"):
+        _build(entry, reduction=other)
     with pytest.raises(ValueError, match="dynamic='sign'"):
         _build(entry, dynamic="sign")
 
@@ -105,24 +106,31 @@ def test_a_damaged_file_is_refused(tmp_path, monkeypatch):
         _build(entry)
 
 
-def test_the_documented_call_builds_with_the_reduction_of_the_weights():
-    """Without `reduction`, a DyBNN model takes that of its named weights (16 here),
-    and otherwise the zoo's DEFAULT_REDUCTION."""
+def test_the_documented_call_builds_with_the_reduction_of_the_weights(monkeypatch):
+    """Without `reduction`, a DyBNN model takes that of its named weights, and otherwise
+    the zoo's DEFAULT_REDUCTION. The shipped file registered again as trained with
+    r=16 (at width 0.25 every hidden layer has min_hidden=8 units, so r=16 and r=64
+    build the same shapes) tells the two apart."""
     from larq_dybnn import DynamicSign
-    from larq_dybnn.zoo import DEFAULT_REDUCTION
+    from larq_dybnn.zoo import DEFAULT_REDUCTION, register_weights
 
+    monkeypatch.setattr(weights_lib, "_REGISTRY", dict(weights_lib._REGISTRY))
     entry = next(e for e in ENTRIES if e["model"] == "dybnn_reactnet_18")
+    register_weights(model=entry["model"], name="cifar10-r16", url="file:///nowhere.h5",
+                     sha256=entry["sha256"], num_classes=entry["num_classes"],
+                     options={**entry["options"], "reduction": 16},
+                     path=MANIFEST.parent / entry["file"])
     options = dict(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
                    num_classes=10)
-    loaded = DyBNNReActNet18(weights="cifar10", **options)
-    fresh = DyBNNReActNet18(**options)
 
     def reductions(model):
         return {layer.input_quantizer.reduction for layer in model.layers
                 if isinstance(getattr(layer, "input_quantizer", None), DynamicSign)}
 
-    assert reductions(loaded) == {entry["options"]["reduction"]} == {16}
-    assert reductions(fresh) == {DEFAULT_REDUCTION} == {64}
+    assert reductions(DyBNNReActNet18(weights="cifar10", **options)) == {
+        entry["options"]["reduction"]}
+    assert reductions(DyBNNReActNet18(weights="cifar10-r16", **options)) == {16}
+    assert reductions(DyBNNReActNet18(**options)) == {DEFAULT_REDUCTION} == {64}
 
 
 def test_named_weights_give_the_class_count_and_carry_their_contract(tmp_path):
