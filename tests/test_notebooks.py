@@ -46,7 +46,7 @@ def test_notebook_is_stored_with_small_outputs(notebook):
 SMALL = {
     "quickstart.ipynb": {"EPOCHS": 2, "TRAIN_EPOCHS": 1},
     "zoo.ipynb": {"TEST_IMAGES": 250, "PROBE_IMAGES": 64, "FINE_TUNE_IMAGES": 250},
-    "deployment.ipynb": {"TEST_IMAGES": 100, "PARITY_IMAGES": 50, "LATENCY_RUNS": 3},
+    "deployment.ipynb": {"TEST_IMAGES": 100, "PARITY_IMAGES": 50, "LATENCY_RUNS": 1},
 }
 
 
