@@ -43,7 +43,8 @@ def test_imagenet_through_tfds_train_evaluate_export(mock_imagenet, tmp_path, ca
     assert images.num_examples == 8
     out = tmp_path / "run"
     status = main([
-        "train", "--model", "tiny-dybnn", "--data", "imagenet2012", "--data-dir", meta, "--eval-split", "validation",
+        "train", "--model", "tiny-dybnn", "--data", "imagenet2012", "--data-dir", meta,
+        "--eval-split", "validation",
         "--image-size", "64", "--preprocess", "imagenet", "--epochs", "1",
         "--batch-size", "16", "--export", "--quiet", "--output-dir", str(out),
     ])
