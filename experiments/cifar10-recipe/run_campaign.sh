@@ -4,6 +4,7 @@
 #
 #   experiments/cifar10-recipe/run_campaign.sh pilot      # learning-rate pilot, then the teacher
 #   experiments/cifar10-recipe/run_campaign.sh campaign   # teacher, step 1 and step 2, 4 seeds
+#   experiments/cifar10-recipe/run_campaign.sh upgrade-pilot  # the upgrade's learning rate
 #   experiments/cifar10-recipe/run_campaign.sh upgrade    # fine-tuned vs dynamized, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
@@ -23,8 +24,13 @@
 # stage first restores from there what $CAMPAIGN_DIR/runs lacks
 # (experiments/campaign_state.py). The install is pinned to the commit in
 # experiments/cifar10-recipe/COMMIT, so every session trains with the same code.
+#
+# The campaign's stages (pilot, campaign) run the sweep files of that commit. The
+# upgrade stages were added after it: they run the pinned code on the checkout's
+# upgrade-pilot.toml and upgrade.toml (the pilot chooses upgrade.toml's learning
+# rate), each run recording the sweep file it was trained with.
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade-pilot|upgrade|results|save}"
 REPO="${CAMPAIGN_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}"
 WORK="${CAMPAIGN_DIR:-$REPO/../recipe-campaign}"
 mkdir -p "$WORK"
@@ -33,7 +39,7 @@ STATE="$REPO/experiments/cifar10-recipe/runs"
 STATE_TOOL=(python3 "$REPO/experiments/campaign_state.py")
 if [ "$STAGE" = save ]; then
     sweeps=()
-    for sweep in cifar10-recipe cifar10-recipe-upgrade; do
+    for sweep in cifar10-recipe cifar10-recipe-upgrade-pilot cifar10-recipe-upgrade; do
         [ -d "$WORK/runs/$sweep" ] && sweeps+=("$sweep")
     done
     [ ${#sweeps[@]} -eq 0 ] && { echo "nothing to save in $WORK/runs" >&2; exit 0; }
@@ -47,19 +53,30 @@ fi
 if [ -z "${CAMPAIGN_COMMIT:-}" ] && [ -f "$REPO/experiments/cifar10-recipe/COMMIT" ]; then
     export CAMPAIGN_COMMIT="$(cat "$REPO/experiments/cifar10-recipe/COMMIT")"
 fi
-source "$(dirname "$0")/../frozen_install.sh"
+source "$REPO/experiments/frozen_install.sh"
 frozen_install "$REPO" "$WORK"
-# Train with the frozen copy of this script: bash reads a script as it runs, so editing
-# the checkout's copy during a campaign would change the commands being run. (A frozen
-# copy older than this guard just runs its own stages.)
-if [ "$STAGE" != results ] && [ -z "${CAMPAIGN_FROZEN_SCRIPT:-}" ]; then
-    CAMPAIGN_FROZEN_SCRIPT=1 CAMPAIGN_REPO="$REPO" CAMPAIGN_DIR="$WORK" \
-        exec bash "$WORK/src/experiments/cifar10-recipe/run_campaign.sh" "$@"
+# Train with a frozen copy of this script: bash reads a script as it runs, so editing
+# the checkout's copy during a campaign would change the commands being run. The
+# campaign's stages use the pinned commit's copy (a copy older than this guard just
+# runs its own stages); the upgrade stages, which that copy lacks, a snapshot of the
+# checkout's.
+if [ -z "${CAMPAIGN_FROZEN_SCRIPT:-}" ]; then
+    case "$STAGE" in
+        results) ;;
+        upgrade-pilot|upgrade)
+            cp "$0" "$WORK/.run_campaign-$STAGE.sh"
+            CAMPAIGN_FROZEN_SCRIPT=1 CAMPAIGN_REPO="$REPO" CAMPAIGN_DIR="$WORK" \
+                exec bash "$WORK/.run_campaign-$STAGE.sh" "$@" ;;
+        *)
+            CAMPAIGN_FROZEN_SCRIPT=1 CAMPAIGN_REPO="$REPO" CAMPAIGN_DIR="$WORK" \
+                exec bash "$WORK/src/experiments/cifar10-recipe/run_campaign.sh" "$@" ;;
+    esac
 fi
 cd "$WORK"
 export LARQ_DYBNN_COMMIT="$(git -C "$WORK/src" rev-parse HEAD)"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 HERE="$WORK/src/experiments/cifar10-recipe"
+CHECKOUT="$REPO/experiments/cifar10-recipe"
 SWEEP=("$WORK/.venv/bin/larq-dybnn" sweep)
 case "$STAGE" in
     pilot)
@@ -68,14 +85,17 @@ case "$STAGE" in
             --skip-evaluation ;;
     campaign)
         "${SWEEP[@]}" "$HERE/sweep.toml" --output-dir runs/cifar10-recipe --skip-evaluation ;;
+    upgrade-pilot)
+        "${SWEEP[@]}" "$CHECKOUT/upgrade-pilot.toml" \
+            --output-dir runs/cifar10-recipe-upgrade-pilot --skip-evaluation ;;
     upgrade)
-        "${SWEEP[@]}" "$HERE/upgrade.toml" --output-dir runs/cifar10-recipe-upgrade \
+        "${SWEEP[@]}" "$CHECKOUT/upgrade.toml" --output-dir runs/cifar10-recipe-upgrade \
             --skip-evaluation ;;
     results)
         "${SWEEP[@]}" "$HERE/sweep.toml" --output-dir runs/cifar10-recipe --skip-training \
             --results-dir "$REPO/experiments/cifar10-recipe/campaign"
         if [ -d runs/cifar10-recipe-upgrade ]; then
-            "${SWEEP[@]}" "$HERE/upgrade.toml" --output-dir runs/cifar10-recipe-upgrade \
+            "${SWEEP[@]}" "$CHECKOUT/upgrade.toml" --output-dir runs/cifar10-recipe-upgrade \
                 --skip-training --results-dir "$REPO/experiments/cifar10-recipe/upgrade"
         fi ;;
     *) echo "unknown stage '$STAGE'" >&2; exit 2 ;;
