@@ -60,17 +60,14 @@ frozen_install "$REPO" "$WORK"
 # campaign's stages use the pinned commit's copy (a copy older than this guard just
 # runs its own stages); the upgrade stages, which that copy lacks, a snapshot of the
 # checkout's.
-if [ -z "${CAMPAIGN_FROZEN_SCRIPT:-}" ]; then
-    case "$STAGE" in
-        results) ;;
-        upgrade-pilot|upgrade)
-            cp "$0" "$WORK/.run_campaign-$STAGE.sh"
-            CAMPAIGN_FROZEN_SCRIPT=1 CAMPAIGN_REPO="$REPO" CAMPAIGN_DIR="$WORK" \
-                exec bash "$WORK/.run_campaign-$STAGE.sh" "$@" ;;
-        *)
-            CAMPAIGN_FROZEN_SCRIPT=1 CAMPAIGN_REPO="$REPO" CAMPAIGN_DIR="$WORK" \
-                exec bash "$WORK/src/experiments/cifar10-recipe/run_campaign.sh" "$@" ;;
-    esac
+if [ -z "${CAMPAIGN_FROZEN_SCRIPT:-}" ] && [ "$STAGE" != results ]; then
+    frozen="$WORK/src/experiments/cifar10-recipe/run_campaign.sh"
+    if [ "$STAGE" = upgrade-pilot ] || [ "$STAGE" = upgrade ]; then
+        frozen="$WORK/.run_campaign-$STAGE.sh"
+        cp "$0" "$frozen"
+    fi
+    CAMPAIGN_FROZEN_SCRIPT=1 CAMPAIGN_REPO="$REPO" CAMPAIGN_DIR="$WORK" \
+        exec bash "$frozen" "$@"
 fi
 cd "$WORK"
 export LARQ_DYBNN_COMMIT="$(git -C "$WORK/src" rev-parse HEAD)"
