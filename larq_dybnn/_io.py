@@ -7,7 +7,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 #: Marks this package's temporary files: `.<name>.tmp-<random><suffix>` beside the
@@ -132,31 +132,48 @@ class FolderLock:
         self.close()
 
 
-def lock_folder(folder: str | os.PathLike, *, what: str) -> FolderLock:
+def lock_folder(folder: str | os.PathLike, *, what: str, name: str = LOCK_NAME,
+                purpose: str | None = None,
+                wait: Callable[[str], object] | None = None) -> FolderLock:
     """Lock `folder` for this process, or say which process holds it.
 
     Arguments:
         folder: an existing folder.
         what: what the folder is, for the error ("training run", "sweep").
+        name: the lock file's name in `folder`: one folder can have several locks,
+            each for one kind of work (a sweep's training and its evaluation).
+        purpose: what the lock is held for, for the error ("training").
+        wait: if given, wait for the holder instead of failing; `wait` receives a
+            line saying so first.
 
     Returns:
         A `FolderLock` (a context manager).
 
     Raises:
-        ValueError: if another process holds the lock, naming its pid.
+        ValueError: if another process holds the lock (and `wait` is None), naming
+            its pid.
     """
     import fcntl
 
-    path = Path(folder) / LOCK_NAME
+    path = Path(folder) / name
     handle = open(path, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise ValueError(f"The {what} folder '{folder}' is in use by pid {holder}; wait "
-                         "for it to finish or use another folder.") from None
+        for_what = f" ({purpose})" if purpose else ""
+        if wait is None:
+            handle.close()
+            raise ValueError(f"The {what} folder '{folder}' is in use by pid {holder}"
+                             f"{for_what}; wait for it to finish or use another "
+                             "folder.") from None
+        wait(f"Waiting for pid {holder}{for_what} to release the {what} folder '{folder}'")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except BaseException:
+            handle.close()
+            raise
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))

@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import math
+import threading
+import time
 
 import pytest
 
 from larq_dybnn_cli import main
 from larq_dybnn.sweep import results
-from larq_dybnn.sweep.runner import load_spec, run_state, run_sweep, train_command
+from larq_dybnn._io import lock_folder
+from larq_dybnn.sweep.runner import (
+    EVALUATE_LOCK, TRAIN_LOCK, load_spec, run_state, run_sweep, train_command)
 
 SPEC = """
 name = "tiny"
@@ -212,6 +216,27 @@ def test_sweep_trains_skips_evaluates_and_aggregates(tmp_path):
     run_sweep(spec, out, print_fn=lines.append)
     assert sum("finished, skipped" in line for line in lines) == 2
     assert (out / "static/seed-0/model.keras").stat().st_mtime == mtime
+    # Finished runs can be evaluated while another sweep trains in the folder; a second
+    # training, or a second evaluation, is refused with the holder's pid, and a sweep
+    # that has trained waits for an evaluation running meanwhile instead of failing.
+    with lock_folder(out, what="sweep", name=TRAIN_LOCK):
+        run_sweep(spec, out, train=False, print_fn=lines.append)
+        with pytest.raises(ValueError, match=r"in use by pid \d+ \(training\)"):
+            run_sweep(spec, out, evaluate=False, print_fn=lines.append)
+    evaluation = lock_folder(out, what="sweep", name=EVALUATE_LOCK)
+    with pytest.raises(ValueError, match=r"in use by pid \d+ \(evaluation\)"):
+        run_sweep(spec, out, train=False, print_fn=lines.append)
+    lines.clear()
+    waiting = threading.Thread(target=run_sweep, args=(spec, out),
+                               kwargs={"print_fn": lines.append})
+    waiting.start()
+    deadline = time.monotonic() + 60
+    while not any(line.startswith("Waiting for pid") for line in lines):
+        assert time.monotonic() < deadline and waiting.is_alive(), lines
+        time.sleep(0.05)
+    evaluation.close()
+    waiting.join(60)
+    assert not waiting.is_alive() and any("results.md" in line for line in lines), lines
 
 
 def test_summary_statistics_and_protocol_check():

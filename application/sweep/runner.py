@@ -69,9 +69,9 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
-from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn._io import atomic_write_bytes, lock_folder
 from larq_dybnn.sweep.provenance import provenance
 
 __all__ = ["RunSpec", "SweepSpec", "load_spec", "run_sweep", "train_command", "run_state"]
@@ -314,21 +314,13 @@ def _record_session(folder: Path, run: RunSpec, sweep: SweepSpec, info: dict) ->
     atomic_write_bytes(path, json.dumps(record, indent=2).encode())
 
 
-@contextlib.contextmanager
-def _lock(output_dir: Path) -> Iterator[None]:
-    import fcntl
-
-    handle = open(output_dir / ".sweep.lock", "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise ValueError(f"Another sweep is running in '{output_dir}'.") from None
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+#: Training holds this lock in a sweep folder (the name older versions used for
+#: everything, so an older sweep and a newer one still exclude each other there).
+TRAIN_LOCK = ".sweep.lock"
+#: Evaluation and aggregation hold this one: finished runs can be evaluated while
+#: another sweep trains in the same folder (evaluation reads only finished runs, which
+#: training no longer writes, and every file it writes is written atomically).
+EVALUATE_LOCK = ".sweep-evaluate.lock"
 
 
 def run_sweep(
@@ -366,8 +358,9 @@ def run_sweep(
         "partial" or "new").
 
     Raises:
-        ValueError: for an unknown configuration in `only`, another sweep running in
-            `output_dir`, or a run whose `larq-dybnn train` failed (its log named).
+        ValueError: for an unknown configuration in `only`, another sweep training
+            in `output_dir` (when `train`) or evaluating there (when only evaluating:
+            evaluation can run beside another sweep's training), or a run whose `larq-dybnn train` failed (its log named).
     """
     runs = spec.select(only)
     output_dir = Path(output_dir)
@@ -378,8 +371,10 @@ def run_sweep(
                      + " ".join(train_command(run, folder)))
         return [(run, run_state(output_dir / run.key)) for run in runs]
     output_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(output_dir):
+    with contextlib.ExitStack() as locks:
         if train:
+            locks.enter_context(lock_folder(output_dir, what="sweep", name=TRAIN_LOCK,
+                                            purpose="training"))
             info = provenance()
             atomic_write_bytes(output_dir / "sweep.toml", Path(spec.source).read_bytes())
             for index, run in enumerate(runs, 1):
@@ -396,6 +391,11 @@ def run_sweep(
                 _train(run, folder)
                 print_fn(f"[{index}/{len(runs)}] {run.key}: finished")
         if evaluate:
+            # After hours of training, wait for an evaluation started meanwhile
+            # rather than fail; an evaluation-only call fails at once instead.
+            locks.enter_context(lock_folder(output_dir, what="sweep", name=EVALUATE_LOCK,
+                                            purpose="evaluation",
+                                            wait=print_fn if train else None))
             from larq_dybnn.sweep.results import copy_records, write_results
             from larq_dybnn.sweep.evaluation import evaluate_run
 
