@@ -6,6 +6,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh campaign   # teacher, step 1 and step 2, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-pilot  # the upgrade's learning rate
 #   experiments/cifar10-recipe/run_campaign.sh upgrade    # fine-tuned vs dynamized, 4 seeds
+#   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split of finished runs, beside training
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
 #
@@ -28,9 +29,12 @@
 # The campaign's stages (pilot, campaign) run the sweep files of that commit. The
 # upgrade stages were added after it: they run the pinned code on the checkout's
 # upgrade-pilot.toml and upgrade.toml (the pilot chooses upgrade.toml's learning
-# rate), each run recording the sweep file it was trained with.
+# rate), each run recording the sweep file it was trained with. `evaluate`, also
+# newer than the pin, evaluates finished runs on the test split with the pinned code
+# while a stage still trains (the pinned sweep holds its folder's lock while it
+# trains, so `results` must wait for it; experiments/evaluate_finished.py).
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade-pilot|upgrade|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade-pilot|upgrade|evaluate|results|save}"
 REPO="${CAMPAIGN_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}"
 WORK="${CAMPAIGN_DIR:-$REPO/../recipe-campaign}"
 mkdir -p "$WORK"
@@ -62,7 +66,7 @@ frozen_install "$REPO" "$WORK"
 # checkout's.
 if [ -z "${CAMPAIGN_FROZEN_SCRIPT:-}" ] && [ "$STAGE" != results ]; then
     frozen="$WORK/src/experiments/cifar10-recipe/run_campaign.sh"
-    if [ "$STAGE" = upgrade-pilot ] || [ "$STAGE" = upgrade ]; then
+    if [ "$STAGE" = upgrade-pilot ] || [ "$STAGE" = upgrade ] || [ "$STAGE" = evaluate ]; then
         frozen="$WORK/.run_campaign-$STAGE.sh"
         cp "$0" "$frozen"
     fi
@@ -88,6 +92,13 @@ case "$STAGE" in
     upgrade)
         "${SWEEP[@]}" "$CHECKOUT/upgrade.toml" --output-dir runs/cifar10-recipe-upgrade \
             --skip-evaluation ;;
+    evaluate)
+        "$WORK/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
+            "$HERE/sweep.toml" runs/cifar10-recipe
+        if [ -d runs/cifar10-recipe-upgrade ]; then
+            "$WORK/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
+                "$CHECKOUT/upgrade.toml" runs/cifar10-recipe-upgrade
+        fi ;;
     results)
         "${SWEEP[@]}" "$HERE/sweep.toml" --output-dir runs/cifar10-recipe --skip-training \
             --results-dir "$REPO/experiments/cifar10-recipe/campaign"
