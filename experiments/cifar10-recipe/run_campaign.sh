@@ -42,14 +42,26 @@ WORK="$(cd "$WORK" && pwd)"
 STATE="$REPO/experiments/cifar10-recipe/runs"
 STATE_TOOL=(python3 "$REPO/experiments/campaign_state.py")
 if [ "$STAGE" = save ]; then
-    sweeps=()
-    for sweep in cifar10-recipe cifar10-recipe-upgrade-pilot cifar10-recipe-upgrade; do
-        [ -d "$WORK/runs/$sweep" ] && sweeps+=("$sweep")
-    done
-    [ ${#sweeps[@]} -eq 0 ] && { echo "nothing to save in $WORK/runs" >&2; exit 0; }
     # The campaign's own Python has h5py: finished models are saved without optimizer state.
     [ -x "$WORK/.venv/bin/python" ] && STATE_TOOL[0]="$WORK/.venv/bin/python"
-    exec "${STATE_TOOL[@]}" save --runs "$WORK/runs" --state "$STATE" "${sweeps[@]}"
+    saved=0
+    # The campaign's models are kept (later runs start from them, they are evaluated
+    # and may ship); the upgrade pilot's records only; an upgrade run's model until
+    # it is evaluated on the test split (`evaluate`), then its records only.
+    if [ -d "$WORK/runs/cifar10-recipe" ]; then
+        "${STATE_TOOL[@]}" save --runs "$WORK/runs" --state "$STATE" cifar10-recipe
+        saved=1
+    fi
+    for kept in cifar10-recipe-upgrade-pilot:--records-only \
+                cifar10-recipe-upgrade:--models-until-evaluated; do
+        sweep="${kept%%:*}"
+        if [ -d "$WORK/runs/$sweep" ]; then
+            "${STATE_TOOL[@]}" save "${kept#*:}" --runs "$WORK/runs" --state "$STATE" "$sweep"
+            saved=1
+        fi
+    done
+    [ "$saved" = 1 ] || echo "nothing to save in $WORK/runs" >&2
+    exit 0
 fi
 if [ -z "${CAMPAIGN_FROZEN_SCRIPT:-}" ]; then
     "${STATE_TOOL[@]}" restore --runs "$WORK/runs" --state "$STATE"
