@@ -15,10 +15,7 @@ folders:
     start from (teacher, step 1), which the results stage evaluates, and which may
     be shipped, without the optimizer's state (two thirds of the file; nothing
     reads it: later runs take the weights, evaluation the outputs) when h5py can be
-    imported; with `--records-only`, no weights; with `--models-until-evaluated`,
-    only until the run has its evaluation.json (for sweeps nothing starts from:
-    once evaluated, the records are all a later session needs, and the kept model
-    is removed);
+    imported; with `--records-only`, no weights;
   - an unfinished run: its newest epoch checkpoint only (ckpt-N.* and a `checkpoint`
     index naming it), enough for the training to resume from that epoch.
 It removes from STATE what the runs folder has made stale (an older checkpoint, the
@@ -122,25 +119,14 @@ def run_folders(root: Path) -> list[Path]:
                   if p.parent != root and CHECKPOINTS not in p.parts)
 
 
-#: What `save` keeps of a finished run's model: always, never, or until evaluated.
-MODELS = ("all", "none", "unevaluated")
-
-
-def save_run(run: Path, kept: Path, *, models: str = "all") -> list[str]:
+def save_run(run: Path, kept: Path, *, weights: bool) -> list[str]:
     """Copy one run's resumable state into `kept`; the names written or removed."""
-    if models not in MODELS:
-        raise ValueError(f"models: '{models}' is not one of {', '.join(MODELS)}")
     changed = []
     for name in RECORDS:
         if (run / name).is_file() and _copy(run / name, kept / name):
             changed.append(name)
     finished = (run / "report.json").is_file() and (run / MODEL).is_file()
     if finished:
-        weights = models == "all" or (
-            models == "unevaluated" and not (run / "evaluation.json").is_file())
-        if not weights and models == "unevaluated" and (kept / MODEL).is_file():
-            (kept / MODEL).unlink()
-            changed.append(f"{MODEL} (removed: evaluated)")
         if weights and not (kept / MODEL).is_file():  # a finished model never changes
             slimmed = slim_model(run / MODEL, kept / MODEL)
             changed.append(MODEL + (" (without optimizer state)" if slimmed else ""))
@@ -168,14 +154,14 @@ def save_run(run: Path, kept: Path, *, models: str = "all") -> list[str]:
     return changed
 
 
-def save(runs: Path, state: Path, sweeps: list[str], *, models: str = "all") -> int:
+def save(runs: Path, state: Path, sweeps: list[str], *, weights: bool) -> int:
     for sweep in sweeps:
         root = runs / sweep
         if not root.is_dir():
             raise SystemExit(f"campaign_state: no sweep folder '{root}'")
         for run in run_folders(root):
             relative = run.relative_to(runs)
-            changed = save_run(run, state / relative, models=models)
+            changed = save_run(run, state / relative, weights=weights)
             if changed:
                 print(f"saved {relative}: {', '.join(changed)}")
     return 0
@@ -204,18 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweeps", nargs="*", help="save: sweep folders below --runs")
     parser.add_argument("--runs", type=Path, required=True, help="the campaign's runs folder")
     parser.add_argument("--state", type=Path, required=True, help="the folder in the checkout")
-    kept = parser.add_mutually_exclusive_group()
-    kept.add_argument("--records-only", action="store_const", dest="models", const="none",
-                      default="all", help="save: no model.keras of finished runs")
-    kept.add_argument("--models-until-evaluated", action="store_const", dest="models",
-                      const="unevaluated", help="save: a finished run's model.keras only "
-                      "until it has an evaluation.json (then it is removed)")
+    parser.add_argument("--records-only", action="store_true",
+                        help="save: no model.keras of finished runs")
     arguments = parser.parse_intermixed_args(argv)
     if arguments.action == "save":
         if not arguments.sweeps:
             parser.error("save: name at least one sweep folder")
         return save(arguments.runs, arguments.state, arguments.sweeps,
-                    models=arguments.models)
+                    weights=not arguments.records_only)
     if arguments.sweeps:
         parser.error("restore takes no sweep folders")
     return restore(arguments.runs, arguments.state)

@@ -57,7 +57,7 @@ def test_save_then_restore_resumes_from_the_newest_checkpoint(tmp_path):
     runs, state = tmp_path / "runs", tmp_path / "state"
     _run(runs / "sweep" / "teacher" / "seed-0", epochs=2, finished=True)
     _run(runs / "sweep" / "static" / "seed-0", epochs=3, finished=False)
-    campaign_state.save(runs, state, ["sweep"])
+    campaign_state.save(runs, state, ["sweep"], weights=True)
 
     teacher = state / "sweep" / "teacher" / "seed-0"
     assert (teacher / "model.keras").is_file()
@@ -81,11 +81,11 @@ def test_a_finished_run_replaces_its_checkpoint_and_restore_keeps_existing_runs(
     runs, state = tmp_path / "runs", tmp_path / "state"
     folder = runs / "sweep" / "dybnn" / "seed-1"
     _run(folder, epochs=1, finished=False)
-    campaign_state.save(runs, state, ["sweep"])
+    campaign_state.save(runs, state, ["sweep"], weights=True)
     assert (state / "sweep" / "dybnn" / "seed-1" / "checkpoints").is_dir()
     (folder / "report.json").write_text("{}")
     _tiny_model().save(folder / "model.keras")
-    campaign_state.save(runs, state, ["sweep"], models="none")
+    campaign_state.save(runs, state, ["sweep"], weights=False)
     kept = state / "sweep" / "dybnn" / "seed-1"
     assert not (kept / "checkpoints").exists() and not (kept / "model.keras").exists()
     assert (kept / "report.json").is_file()
@@ -93,20 +93,3 @@ def test_a_finished_run_replaces_its_checkpoint_and_restore_keeps_existing_runs(
     (folder / "history.csv").write_text("local")
     campaign_state.restore(runs, state)
     assert (folder / "history.csv").read_text() == "local"
-
-
-def test_an_upgrade_run_keeps_its_model_only_until_it_is_evaluated(tmp_path):
-    # Nothing starts from an upgrade run: its model is kept so that a later session can
-    # still evaluate it on the test split, and dropped once evaluation.json exists.
-    runs, state = tmp_path / "runs", tmp_path / "state"
-    folder = runs / "upgrade" / "dynamized" / "seed-0"
-    _run(folder, epochs=1, finished=True)
-    campaign_state.main(["save", "upgrade", "--runs", str(runs), "--state", str(state),
-                         "--models-until-evaluated"])
-    kept = state / "upgrade" / "dynamized" / "seed-0"
-    assert (kept / "model.keras").is_file()
-    (folder / "evaluation.json").write_text('{"test_accuracy": 0.8}')
-    campaign_state.main(["save", "upgrade", "--runs", str(runs), "--state", str(state),
-                         "--models-until-evaluated"])
-    assert not (kept / "model.keras").exists()
-    assert json.loads((kept / "evaluation.json").read_text()) == {"test_accuracy": 0.8}

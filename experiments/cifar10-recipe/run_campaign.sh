@@ -45,18 +45,16 @@ if [ "$STAGE" = save ]; then
     # The campaign's own Python has h5py: finished models are saved without optimizer state.
     [ -x "$WORK/.venv/bin/python" ] && STATE_TOOL[0]="$WORK/.venv/bin/python"
     saved=0
-    # The campaign's models are kept (later runs start from them, they are evaluated
-    # and may ship); the upgrade pilot's records only; an upgrade run's model until
-    # it is evaluated on the test split (`evaluate`), then its records only.
-    if [ -d "$WORK/runs/cifar10-recipe" ]; then
-        "${STATE_TOOL[@]}" save --runs "$WORK/runs" --state "$STATE" cifar10-recipe
-        saved=1
-    fi
-    for kept in cifar10-recipe-upgrade-pilot:--records-only \
-                cifar10-recipe-upgrade:--models-until-evaluated; do
+    # The models of the campaign (later runs start from them, they are evaluated and
+    # may ship) and of the upgrade experiment (investigate.py reads the dynamized
+    # ones on every seed at the end) are kept; the upgrade pilot's records only.
+    for kept in cifar10-recipe: cifar10-recipe-upgrade: \
+                cifar10-recipe-upgrade-pilot:--records-only; do
         sweep="${kept%%:*}"
+        option="${kept#*:}"
         if [ -d "$WORK/runs/$sweep" ]; then
-            "${STATE_TOOL[@]}" save "${kept#*:}" --runs "$WORK/runs" --state "$STATE" "$sweep"
+            "${STATE_TOOL[@]}" save ${option:+"$option"} --runs "$WORK/runs" \
+                --state "$STATE" "$sweep"
             saved=1
         fi
     done
