@@ -6,6 +6,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh campaign   # teacher, step 1 and step 2, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-pilot  # the upgrade's learning rate
 #   experiments/cifar10-recipe/run_campaign.sh upgrade    # fine-tuned vs dynamized, 4 seeds
+#   experiments/cifar10-recipe/run_campaign.sh upgrade-explore  # dynamized at higher rates, seed 0
 #   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split of finished runs, beside training
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
@@ -28,13 +29,13 @@
 #
 # The campaign's stages (pilot, campaign) run the sweep files of that commit. The
 # upgrade stages were added after it: they run the pinned code on the checkout's
-# upgrade-pilot.toml and upgrade.toml (the pilot chooses upgrade.toml's learning
-# rate), each run recording the sweep file it was trained with. `evaluate`, also
+# upgrade-pilot.toml, upgrade.toml and upgrade-explore.toml (the pilot chooses
+# upgrade.toml's learning rate), each run recording the sweep file it was trained with. `evaluate`, also
 # newer than the pin, evaluates finished runs on the test split with the pinned code
 # while a stage still trains (the pinned sweep holds its folder's lock while it
 # trains, so `results` must wait for it; experiments/evaluate_finished.py).
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade-pilot|upgrade|evaluate|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade-pilot|upgrade|upgrade-explore|evaluate|results|save}"
 REPO="${CAMPAIGN_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}"
 WORK="${CAMPAIGN_DIR:-$REPO/../recipe-campaign}"
 mkdir -p "$WORK"
@@ -46,10 +47,10 @@ if [ "$STAGE" = save ]; then
     [ -x "$WORK/.venv/bin/python" ] && STATE_TOOL[0]="$WORK/.venv/bin/python"
     saved=0
     # The models of the campaign (later runs start from them, they are evaluated and
-    # may ship) and of the upgrade experiment (investigate.py reads the dynamized
-    # ones on every seed at the end) are kept; the upgrade pilot's records only.
+    # may ship) and of the upgrade experiments (investigate.py reads the dynamized
+    # ones) are kept; the upgrade pilot's records only.
     for kept in cifar10-recipe: cifar10-recipe-upgrade: \
-                cifar10-recipe-upgrade-pilot:--records-only; do
+                cifar10-recipe-upgrade-explore: cifar10-recipe-upgrade-pilot:--records-only; do
         sweep="${kept%%:*}"
         option="${kept#*:}"
         if [ -d "$WORK/runs/$sweep" ]; then
@@ -76,7 +77,7 @@ frozen_install "$REPO" "$WORK"
 # checkout's.
 if [ -z "${CAMPAIGN_FROZEN_SCRIPT:-}" ] && [ "$STAGE" != results ]; then
     frozen="$WORK/src/experiments/cifar10-recipe/run_campaign.sh"
-    if [ "$STAGE" = upgrade-pilot ] || [ "$STAGE" = upgrade ] || [ "$STAGE" = evaluate ]; then
+    if [ "$STAGE" != pilot ] && [ "$STAGE" != campaign ]; then
         frozen="$WORK/.run_campaign-$STAGE.sh"
         cp "$0" "$frozen"
     fi
@@ -102,6 +103,9 @@ case "$STAGE" in
     upgrade)
         "${SWEEP[@]}" "$CHECKOUT/upgrade.toml" --output-dir runs/cifar10-recipe-upgrade \
             --skip-evaluation ;;
+    upgrade-explore)
+        "${SWEEP[@]}" "$CHECKOUT/upgrade-explore.toml" \
+            --output-dir runs/cifar10-recipe-upgrade-explore --skip-evaluation ;;
     evaluate)
         "$WORK/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
             "$HERE/sweep.toml" runs/cifar10-recipe
