@@ -360,7 +360,8 @@ def run_sweep(
     Raises:
         ValueError: for an unknown configuration in `only`, another sweep training
             in `output_dir` (when `train`) or evaluating there (when only evaluating:
-            evaluation can run beside another sweep's training), or a run whose `larq-dybnn train` failed (its log named).
+            evaluation can run beside another sweep's training), or a run whose
+            `larq-dybnn train` failed (its log named).
     """
     runs = spec.select(only)
     output_dir = Path(output_dir)
