@@ -47,10 +47,12 @@ if [ "$STAGE" = save ]; then
     [ -x "$WORK/.venv/bin/python" ] && STATE_TOOL[0]="$WORK/.venv/bin/python"
     saved=0
     # The models of the campaign (later runs start from them, they are evaluated and
-    # may ship) and of the upgrade experiments (investigate.py reads the dynamized
-    # ones) are kept; the upgrade pilot's records only.
+    # may ship) and of the upgrade experiment (investigate.py reads the dynamized ones
+    # on every seed at the end) are kept; of the pilot and the exploration (one seed,
+    # investigated when it finished), the records only.
     for kept in cifar10-recipe: cifar10-recipe-upgrade: \
-                cifar10-recipe-upgrade-explore: cifar10-recipe-upgrade-pilot:--records-only; do
+                cifar10-recipe-upgrade-pilot:--records-only \
+                cifar10-recipe-upgrade-explore:--records-only; do
         sweep="${kept%%:*}"
         option="${kept#*:}"
         if [ -d "$WORK/runs/$sweep" ]; then
