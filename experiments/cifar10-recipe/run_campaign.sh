@@ -7,7 +7,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-pilot  # the upgrade's learning rate
 #   experiments/cifar10-recipe/run_campaign.sh upgrade    # fine-tuned vs dynamized, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-explore  # dynamized at higher rates, seed 0
-#   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split of finished runs, beside training
+#   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split + tables so far, beside training
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
 #
@@ -110,10 +110,12 @@ case "$STAGE" in
             --output-dir runs/cifar10-recipe-upgrade-explore --skip-evaluation ;;
     evaluate)
         "$WORK/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
-            "$HERE/sweep.toml" runs/cifar10-recipe
+            "$HERE/sweep.toml" runs/cifar10-recipe \
+            --results-dir "$REPO/experiments/cifar10-recipe/campaign"
         if [ -d runs/cifar10-recipe-upgrade ]; then
             "$WORK/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
-                "$CHECKOUT/upgrade.toml" runs/cifar10-recipe-upgrade
+                "$CHECKOUT/upgrade.toml" runs/cifar10-recipe-upgrade \
+                --results-dir "$REPO/experiments/cifar10-recipe/upgrade"
         fi ;;
     results)
         "${SWEEP[@]}" "$HERE/sweep.toml" --output-dir runs/cifar10-recipe --skip-training \
