@@ -30,10 +30,11 @@
 # The campaign's stages (pilot, campaign) run the sweep files of that commit. The
 # upgrade stages were added after it: they run the pinned code on the checkout's
 # upgrade-pilot.toml, upgrade.toml and upgrade-explore.toml (the pilot chooses
-# upgrade.toml's learning rate), each run recording the sweep file it was trained with. `evaluate`, also
-# newer than the pin, evaluates finished runs on the test split with the pinned code
-# while a stage still trains (the pinned sweep holds its folder's lock while it
-# trains, so `results` must wait for it; experiments/evaluate_finished.py).
+# upgrade.toml's learning rate), each run recording the sweep file it was trained
+# with. `evaluate`, also newer than the pin, evaluates finished runs on the test split
+# with the pinned code while a stage still trains, and tables them (the pinned sweep
+# holds its folder's lock while it trains, so `results` must wait for it;
+# experiments/evaluate_finished.py).
 set -euo pipefail
 STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade-pilot|upgrade|upgrade-explore|evaluate|results|save}"
 REPO="${CAMPAIGN_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}"
