@@ -47,21 +47,19 @@ if [ "$STAGE" = save ]; then
     # The campaign's own Python has h5py: finished models are saved without optimizer state.
     [ -x "$WORK/.venv/bin/python" ] && STATE_TOOL[0]="$WORK/.venv/bin/python"
     saved=0
+    save_sweep() {  # save_sweep SWEEP [OPTION]: one sweep folder, if it exists
+        [ -d "$WORK/runs/$1" ] || return 0
+        "${STATE_TOOL[@]}" save "${@:2}" --runs "$WORK/runs" --state "$STATE" "$1"
+        saved=1
+    }
     # The models of the campaign (later runs start from them, they are evaluated and
     # may ship) and of the upgrade experiment (investigate.py reads the dynamized ones
     # on every seed at the end) are kept; of the pilot and the exploration (one seed,
     # investigated when it finished), the records only.
-    for kept in cifar10-recipe: cifar10-recipe-upgrade: \
-                cifar10-recipe-upgrade-pilot:--records-only \
-                cifar10-recipe-upgrade-explore:--records-only; do
-        sweep="${kept%%:*}"
-        option="${kept#*:}"
-        if [ -d "$WORK/runs/$sweep" ]; then
-            "${STATE_TOOL[@]}" save ${option:+"$option"} --runs "$WORK/runs" \
-                --state "$STATE" "$sweep"
-            saved=1
-        fi
-    done
+    save_sweep cifar10-recipe
+    save_sweep cifar10-recipe-upgrade
+    save_sweep cifar10-recipe-upgrade-pilot --records-only
+    save_sweep cifar10-recipe-upgrade-explore --records-only
     [ "$saved" = 1 ] || echo "nothing to save in $WORK/runs" >&2
     exit 0
 fi
