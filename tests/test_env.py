@@ -18,13 +18,20 @@ def _run(code: str, tmp_path, **env) -> subprocess.CompletedProcess:
 
 def test_import_selects_legacy_keras_before_tensorflow(tmp_path):
     result = _run(
-        "import os, larq_dybnn, tensorflow as tf, larq\n"
-        "print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.layers.Layer.__module__)",
+        "import os, sys, larq_dybnn, tensorflow as tf, larq\n"
+        "import larq_dybnn.zoo, larq_dybnn.converter, larq_dybnn.training\n"
+        "print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.layers.Layer.__module__)\n"
+        "print(*sorted(m for m in ('keras', 'larq_zoo', 'tensorflow_datasets') "
+        "if m in sys.modules))",
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    flag, module = result.stdout.split()
+    first, loaded = (result.stdout.splitlines() + [""])[:2]
+    flag, module = first.split()
     assert flag == "1" and module.startswith("tf_keras")
+    # Keras 3, larq-zoo (which imports Keras 3) and tfds load only when used: 1.5 s
+    # of every command's start that builds no zoo model and reads no tfds dataset.
+    assert loaded == "", f"imported on `import larq_dybnn`: {loaded}"
 
 
 def test_import_overrides_a_keras3_setting_when_tensorflow_is_not_loaded(tmp_path):

@@ -213,25 +213,48 @@ def test_runs_record_the_reduction_and_initialization_they_are_built_with(tmp_pa
         _check_same_run(replace(resolved, init_scheme="per-layer"), path)
 
 
+@pytest.mark.parametrize("one_hot", [False, True], ids=["class_indices", "one_hot"])
 @pytest.mark.parametrize("created_first", [True, False])
-def test_the_training_step_is_traced_once_when_metric_variables_exist(created_first):
-    """`train` creates the loss and metric variables before `fit`: otherwise Keras
-    creates them while tracing the first step, and TensorFlow traces it again."""
+def test_the_training_step_is_traced_once_when_metric_variables_exist(created_first, one_hot):
+    """`create_step_variables` (which `train` calls) before `fit`: otherwise Keras
+    creates the metric variables while tracing the first step, and TensorFlow traces
+    it again. The metrics are the ones Keras picks itself, for either label kind."""
     import numpy as np
 
-    from larq_dybnn.training.loop import _create_metric_variables
-    from larq_dybnn.training.recipe import SmoothedCrossentropy
+    from larq_dybnn.training import create_step_variables
+    from larq_dybnn.zoo import TinyDyBNN
+
+    tf.keras.utils.set_random_seed(1)
+    model = TinyDyBNN(input_shape=(8, 8, 3), width=16, blocks=1)
+    x = np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype(np.float32)
+    y = np.arange(8) % 10
+    if one_hot:
+        y = tf.keras.utils.to_categorical(y, 10)
+    loss = (tf.keras.losses.CategoricalCrossentropy if one_hot
+            else tf.keras.losses.SparseCategoricalCrossentropy)(from_logits=True)
+    model.compile(tf.keras.optimizers.Adam(1e-3), loss, metrics=["accuracy"])
+    if created_first:
+        create_step_variables(model, labels=y[:1])
+    history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert model.train_function.experimental_get_tracing_count() == (1 if created_first else 2)
+    # The accuracy Keras reports is the fraction of right predictions of this kind
+    # of label (a wrong kind would report a silently different number).
+    expected = "categorical_accuracy" if one_hot else "sparse_categorical_accuracy"
+    assert [m.name for m in model.compiled_metrics.metrics] == ["accuracy"]
+    assert model.compiled_metrics.metrics[0]._fn.__name__ == expected
+    assert 0 <= history.history["accuracy"][0] <= 1
+
+
+def test_create_step_variables_refuses_what_it_cannot_prepare():
+    from larq_dybnn.training import create_step_variables
     from larq_dybnn.zoo import TinyDyBNN
 
     model = TinyDyBNN(input_shape=(8, 8, 3), width=16, blocks=1)
-    optimizer = tf.keras.optimizers.Adam(1e-3)
-    model.compile(optimizer, SmoothedCrossentropy(0.0), metrics=["accuracy"])
-    optimizer.build(model.trainable_variables)
-    if created_first:
-        _create_metric_variables(model, model)
-    x, y = np.zeros((4, 8, 8, 3), np.float32), np.zeros((4,), np.int64)
-    model.fit(x, y, batch_size=4, verbose=0)
-    assert model.train_function.experimental_get_tracing_count() == (1 if created_first else 2)
+    with pytest.raises(ValueError, match="is not compiled"):
+        create_step_variables(model, labels=[0])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    with pytest.raises(ValueError, match="`labels` must hold at least one label"):
+        create_step_variables(model, labels=tf.zeros((0,), tf.int64))
 
 
 def test_every_train_config_field_round_trips_through_the_command_line():

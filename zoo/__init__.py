@@ -4,8 +4,6 @@ All builders take larq-zoo's keyword-only arguments (`input_shape`, `input_tenso
 `weights`, `include_top`, `num_classes`).
 """
 
-from larq_zoo import decode_predictions, preprocess_input
-
 from larq_dybnn.zoo.reactnet_18 import DyBNNReActNet18, ReActNet18
 from larq_dybnn.zoo.reactnet_a import DyBNNReActNetA, ReActNetA
 from larq_dybnn.zoo.resnet import ResNet18
@@ -34,3 +32,14 @@ __all__ = [
     "register_weights",
     "registered_weights",
 ]
+
+
+def __getattr__(name: str):
+    # larq-zoo's ImageNet helpers, imported on first use: larq_zoo imports Keras 3
+    # (`keras.applications`) and tensorflow-datasets, 1.5 s that `import larq_dybnn`
+    # and the commands that build no model should not pay.
+    if name in ("preprocess_input", "decode_predictions"):
+        import larq_zoo
+
+        return getattr(larq_zoo, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tensorflow as tf
-from larq_zoo.core import utils as zoo_utils
 
 from larq_dybnn.contract import InputContract, attach_contract
 from larq_dybnn.zoo.weights import load_weights, registered_entry
@@ -38,6 +37,8 @@ def finish_model(
     Returns:
         The model.
     """
+    from larq_zoo.core import utils as zoo_utils  # on first use (zoo/__init__.py)
+
     x = features
     if include_top:
         # larq-zoo's pooling: AveragePooling2D + Flatten, faster than MEAN in LCE.

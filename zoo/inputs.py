@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import tensorflow as tf
-from larq_zoo.core import utils as zoo_utils
 
 from larq_dybnn import _checks
 from larq_dybnn.zoo.weights import check_weights
@@ -69,6 +68,8 @@ def model_input(
             )
     min_size = total_stride[stem]
     default_size = 224 if stem == "imagenet" else 32
+    from larq_zoo.core import utils as zoo_utils  # on first use (zoo/__init__.py)
+
     # larq-zoo's (and keras.applications') shape logic: default size, min size,
     # and include_top needs a static shape.
     shape = zoo_utils.obtain_input_shape(

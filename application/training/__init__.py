@@ -9,6 +9,7 @@ its own terms:
     data            loading labelled images (digits, tfds, folders, .tar.gz archives)
     preprocessing   the recipes' preprocessing and the tf.data pipelines
     recipe          ReActNet's optimizer, schedule, losses and step-1 -> 2 transfer
+    compiled        the variables of a compiled model's first step, created before fit
     checkpoints     epoch checkpoints and history trimming for bit-exact resumption
     distribute      tf.distribute strategies and worker roles
     monitoring      thresholds across samples (probe, TensorBoard histograms)
@@ -18,7 +19,8 @@ its own terms:
     demo            the main job: train, evaluate, export and verify a small DyBNN
 """
 
+from larq_dybnn.training.compiled import create_step_variables
 from larq_dybnn.training.config import TrainConfig, TrainResult
 from larq_dybnn.training.loop import train
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "create_step_variables", "train"]

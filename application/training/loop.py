@@ -39,6 +39,7 @@ from larq_dybnn._io import (
 from larq_dybnn.contract import contract_for, read_contract, write_contract
 from larq_dybnn.training import data as data_lib, preprocessing
 from larq_dybnn.training.checkpoints import EpochCheckpoints, trim_history
+from larq_dybnn.training.compiled import create_step_variables
 from larq_dybnn.training.config import (
     INIT_SCHEMES,
     STEP1_WEIGHT_DECAY,
@@ -328,8 +329,8 @@ def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path
             learning_rate=config.learning_rate, total_steps=config.epochs * data.steps
         )
         fitted, loss_name = _compile(config, model, optimizer)
-        optimizer.build(model.trainable_variables)
-        _create_metric_variables(fitted, model)
+        # Before fit, or its first step is traced twice (training/compiled.py).
+        create_step_variables(fitted, labels=tf.zeros((1,), tf.int64), model=model)
         checkpoints = EpochCheckpoints(out / "checkpoints", fitted)
         initial_epoch = checkpoints.restore()
         if checkpoints.fallback:
@@ -363,21 +364,6 @@ def _compile(config: TrainConfig, model: tf.keras.Model, optimizer):
     model.compile(optimizer, SmoothedCrossentropy(config.label_smoothing), metrics=["accuracy"])
     smoothing = config.label_smoothing
     return model, "cross-entropy" + (f" with label smoothing {smoothing}" if smoothing else "")
-
-
-def _create_metric_variables(fitted: tf.keras.Model, model: tf.keras.Model) -> None:
-    """Create the loss and metric variables now rather than in `fit`'s first step.
-
-    A `tf.function` that creates variables while it is traced is traced a second
-    time; Keras creates them in the first training step, so every run traced its
-    step twice (8.6 of 25.5 s before the first step of DyBNN ReActNet-18 x0.25).
-    The optimizer's variables are built beside this.
-    """
-    logits = tf.zeros((1, *model.output_shape[1:]), model.output.dtype)
-    labels = tf.zeros((1,), tf.int64)
-    if fitted.compiled_loss is not None:
-        fitted.compiled_loss.build(logits)
-    fitted.compiled_metrics.build(logits, labels)
 
 
 def _eval_batches(config: TrainConfig, data: _Data) -> tf.data.Dataset:
