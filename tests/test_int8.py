@@ -47,6 +47,8 @@ def _int8_weights(flatbuffer: bytes) -> tuple[list, list]:
     return fcs, dequantized
 
 
+# The three tests that use it come first and side by side, so that the test workers
+# (which split the suite into runs of neighbouring tests) usually build it once.
 @pytest.fixture(scope="module")
 def dybnn18(cifar10_test_batch):
     x, _ = cifar10_test_batch
@@ -79,6 +81,22 @@ def test_only_hyper_kernels_become_int8(dybnn18, per_channel):
     # The file shrinks by most of that (re-serializing adds a few hundred bytes of
     # quantization tables and alignment per tensor).
     assert len(plain) - len(quantized) >= 0.6 * (info.float32_bytes - info.int8_bytes)
+
+
+def test_the_int8_file_computes_the_rounded_model(dybnn18, cifar10_test_batch):
+    """Per channel too: LCE matches Keras with the same rounding, to float rounding."""
+    model, plain = dybnn18
+    x, _ = cifar10_test_batch
+    saved = model.get_weights()
+    try:
+        for per_channel in (False, True):
+            quantized, info = quantize_hyper_weights(plain, model, per_channel=per_channel)
+            model.set_weights(saved)
+            assert round_hyper_weights(model, per_channel=per_channel) == info.tensors
+            parity = compare_with_lce(model, quantized, x)
+            assert parity.top1_agreement >= 0.97 and parity.close_fraction >= 0.9, parity
+    finally:
+        model.set_weights(saved)
 
 
 def test_trained_model_keeps_its_accuracy_with_int8_hyper_weights(tmp_path):
@@ -120,19 +138,3 @@ def test_models_without_hyper_functions_are_unchanged():
         quantize_hyper_weights(b"TFL3" * 10, model)
     with pytest.raises(TypeError, match="`model` must be a tf.keras.Model"):
         quantize_hyper_weights(plain, "model.keras")
-
-
-def test_the_int8_file_computes_the_rounded_model(dybnn18, cifar10_test_batch):
-    """Per channel too: LCE matches Keras with the same rounding, to float rounding."""
-    model, plain = dybnn18
-    x, _ = cifar10_test_batch
-    saved = model.get_weights()
-    try:
-        for per_channel in (False, True):
-            quantized, info = quantize_hyper_weights(plain, model, per_channel=per_channel)
-            model.set_weights(saved)
-            assert round_hyper_weights(model, per_channel=per_channel) == info.tensors
-            parity = compare_with_lce(model, quantized, x)
-            assert parity.top1_agreement >= 0.97 and parity.close_fraction >= 0.9, parity
-    finally:
-        model.set_weights(saved)
