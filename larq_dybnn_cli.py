@@ -102,6 +102,9 @@ def _add_train_parser(commands) -> None:
                        default="both", help="DyBNN models: which thresholds are dynamic")
     train.add_argument("--reduction", type=positive_int,
                        help="DyBNN models: hyper-function reduction ratio")
+    train.add_argument("--hyper-lr-multiplier", type=float, default=1.0,
+                       help="DyBNN models: train the hyper functions at this multiple of "
+                       "the learning rate (default 1)")
     train.add_argument("--image-size", type=positive_int,
                        help="input size (default: the data's, 224 above 64 pixels)")
     train.add_argument("--preprocess", choices=PREPROCESS_NAMES)

@@ -40,7 +40,8 @@ def positive_float(name: str, value: object) -> float:
     Raises:
         ValueError: naming `name`, for None, NaN, inf, zero or a negative number.
     """
-    if value is None or optional_positive_float(name, value) is None:
+    if (value is None or isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value <= 0):
         raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
     return float(value)
 

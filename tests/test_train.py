@@ -123,11 +123,20 @@ def test_resuming_with_other_options_is_refused_and_restart_starts_over(tmp_path
     train(config)
     with pytest.raises(ValueError, match=r"epochs: 1 -> 2.*--restart"):
         train(TrainConfig(**{**FAST, "epochs": 2, "output_dir": str(tmp_path)}))
+    with pytest.raises(ValueError, match=r"hyper_lr_multiplier: 1.0 -> 10.0"):
+        train(TrainConfig(**{**FAST, "epochs": 1, "output_dir": str(tmp_path),
+                             "hyper_lr_multiplier": 10.0}))
+    # Restarted with the hyper functions at 10x the rate (ScaledStepAdam; its
+    # arithmetic is tested in test_optimizers.py).
     lines = []
     again = train(TrainConfig(**{**FAST, "epochs": 2, "output_dir": str(tmp_path),
-                                 "restart": True}), print_fn=lines.append)
+                                 "restart": True, "hyper_lr_multiplier": 10.0}),
+                  print_fn=lines.append)
     assert again.resumed_from == 0 and len(again.history["loss"]) == 2
     assert not any("Resuming" in line for line in lines)
+    assert any("0 over 44 steps, 10x for the 20 hyper-function variables" in line
+               for line in lines), lines
+    assert json.loads((tmp_path / "config.json").read_text())["hyper_lr_multiplier"] == 10.0
 
 
 @pytest.mark.parametrize(
@@ -144,6 +153,9 @@ def test_resuming_with_other_options_is_refused_and_restart_starts_over(tmp_path
         (dict(batch_size=5000), ValueError, "`batch_size`=5000 is larger than"),
         (dict(preprocess="mnist"), ValueError, "`preprocess`"),
         (dict(model="tiny-dybnn", dynamic="sign"), ValueError, "turn both DynamicSign"),
+        (dict(hyper_lr_multiplier=0.0), ValueError, "`hyper_lr_multiplier` must be a positive"),
+        (dict(model="tiny-reactnet", hyper_lr_multiplier=10.0), ValueError,
+         "`hyper_lr_multiplier` sets the learning rate of the hyper functions; 'tiny-reactnet'"),
     ],
 )
 def test_bad_options_are_named(tmp_path, options, error, match):
@@ -272,7 +284,8 @@ def test_every_train_config_field_round_trips_through_the_command_line():
         train_split="train[:100]", eval_split="train[100:]", epochs=3, batch_size=32,
         learning_rate=0.01, step=1, weight_decay=0.5, init_from="a.keras", dynamize=True,
         unsafe_load=True, teacher="t.keras", label_smoothing=0.1, width_multiplier=0.5,
-        dynamic="sign", reduction=8, image_size=16, preprocess="cifar", seed=7,
+        dynamic="sign", reduction=8, hyper_lr_multiplier=10.0, image_size=16,
+        preprocess="cifar", seed=7,
         init_scheme="global", strategy="mirrored", logical_cpus=2, export=True,
         probe_samples=32, restart=True, deterministic=False, verbose=2,
     )

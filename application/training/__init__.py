@@ -9,6 +9,7 @@ its own terms:
     data            loading labelled images (digits, tfds, folders, .tar.gz archives)
     preprocessing   the recipes' preprocessing and the tf.data pipelines
     recipe          ReActNet's optimizer, schedule, losses and step-1 -> 2 transfer
+    optimizers      ScaledStepAdam: a multiple of the learning rate for chosen variables
     compiled        the variables of a compiled model's first step, created before fit
     checkpoints     epoch checkpoints and history trimming for bit-exact resumption
     distribute      tf.distribute strategies and worker roles

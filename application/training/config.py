@@ -50,6 +50,10 @@ class TrainConfig:
             trains on cross-entropy.
         label_smoothing: cross-entropy label smoothing (without a teacher).
         width_multiplier, dynamic, reduction: model options (see `build_model`).
+        hyper_lr_multiplier: train the hyper functions' weights (of the dynamic
+            thresholds and shifts, `larq_dybnn.hyper_weights`) at this multiple of
+            the learning rate (`ScaledStepAdam`); 1 for one rate. Only for models
+            with hyper functions (DyBNN models, or `dynamize`).
         image_size: input size; None for the data's own (8 digits, 32 CIFAR) or 224.
         preprocess: "digits", "cifar" or "imagenet"; None picks by data and size.
         seed: seed of initialization, shuffling and augmentation.
@@ -89,6 +93,7 @@ class TrainConfig:
     width_multiplier: float = 1.0
     dynamic: str = "both"
     reduction: int | None = None
+    hyper_lr_multiplier: float = 1.0
     image_size: int | None = None
     preprocess: str | None = None
     seed: int = 0
@@ -150,6 +155,7 @@ def check_config(config: TrainConfig) -> None:
     _checks.positive_int("batch_size", config.batch_size)
     _checks.positive_int("probe_samples", config.probe_samples)
     _checks.positive_float("learning_rate", config.learning_rate)
+    _checks.positive_float("hyper_lr_multiplier", config.hyper_lr_multiplier)
     _checks.positive_float("width_multiplier", config.width_multiplier)
     if config.step not in (1, 2):
         raise ValueError(f"`step` must be 1 or 2, got {config.step!r}.")
@@ -177,6 +183,12 @@ def check_config(config: TrainConfig) -> None:
                          "give `init_from` (a trained static model).")
     if config.dynamize and (not is_binary(config.model) or is_dynamic(config.model)):
         raise ValueError(f"`dynamize` needs a static binary `model`, got {config.model!r}.")
+    if config.hyper_lr_multiplier != 1.0 and not (
+            config.dynamize or (is_dynamic(config.model) and config.dynamic != "none")):
+        raise ValueError(
+            "`hyper_lr_multiplier` sets the learning rate of the hyper functions; "
+            f"{config.model!r} with dynamic={config.dynamic!r} has none (use a DyBNN "
+            "model, or `dynamize` a static one).")
     for name in ("init_from", "teacher"):
         path = getattr(config, name)
         if path is not None and not Path(path).exists():

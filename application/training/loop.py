@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from larq_dybnn._gc import fewer_collections
 from larq_dybnn.dynamization import dynamize
+from larq_dybnn.hyper import hyper_weights
 from larq_dybnn.initialization import initialize_per_layer
 from larq_dybnn.loading import load_model
 from larq_dybnn._io import (
@@ -49,6 +50,7 @@ from larq_dybnn.training.config import (
 )
 from larq_dybnn.training.distribute import Worker, data_options, make_strategy, worker_of
 from larq_dybnn.training.monitoring import ThresholdHistograms, ThresholdProbe
+from larq_dybnn.training.optimizers import ScaledStepAdam
 from larq_dybnn.training.recipe import (
     Distiller,
     SmoothedCrossentropy,
@@ -240,6 +242,7 @@ def _recorded(previous: dict) -> dict:
     previous.setdefault("init_scheme", _FORMER_INIT_SCHEME)
     previous["init_scheme"] = previous["init_scheme"] or _FORMER_INIT_SCHEME
     previous.setdefault("dynamize", False)
+    previous.setdefault("hyper_lr_multiplier", 1.0)
     return previous
 
 
@@ -326,7 +329,8 @@ def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path
                     "outputs unchanged until trained")
         decayed = add_conv_weight_decay(model, weight_decay=weight_decay)
         optimizer = linear_decay_adam(
-            learning_rate=config.learning_rate, total_steps=config.epochs * data.steps
+            learning_rate=config.learning_rate, total_steps=config.epochs * data.steps,
+            scaled_variables=hyper_weights(model), multiplier=config.hyper_lr_multiplier,
         )
         fitted, loss_name = _compile(config, model, optimizer)
         # Before fit, or its first step is traced twice (training/compiled.py).
@@ -340,7 +344,10 @@ def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path
     description = (
         f"Model: {model.name} ({config.model}, {kind}), {model.count_params():,} "
         f"parameters; {loss_name}; Adam lr {config.learning_rate:g} -> 0 over "
-        f"{config.epochs * data.steps} steps; weight decay {weight_decay:g} on {decayed} "
+        f"{config.epochs * data.steps} steps"
+        + (f", {config.hyper_lr_multiplier:g}x for the {optimizer.scaled_count} hyper-function "
+           "variables" if isinstance(optimizer, ScaledStepAdam) else "")
+        + f"; weight decay {weight_decay:g} on {decayed} "
         f"conv kernels; {worker.replicas} replica(s) on {worker.num_workers} worker(s)"
     )
     say(description)

@@ -13,10 +13,13 @@ References:
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import tensorflow as tf
 
 from larq_dybnn import _checks
+from larq_dybnn.training.optimizers import ScaledStepAdam
 
 __all__ = [
     "linear_decay",
@@ -45,19 +48,27 @@ def linear_decay(
     )
 
 
-def linear_decay_adam(*, learning_rate: float, total_steps: int) -> tf.keras.optimizers.Adam:
+def linear_decay_adam(
+    *, learning_rate: float, total_steps: int, scaled_variables: Sequence[tf.Variable] = (),
+    multiplier: float = 1.0,
+) -> tf.keras.optimizers.Adam:
     """Adam with `linear_decay`: ReActNet's optimizer.
 
     Arguments:
         learning_rate: initial rate (ReActNet: 5e-4 for 256 epochs, 1.25e-3 for 128).
         total_steps: optimizer steps until the rate reaches 0.
+        scaled_variables: variables trained at `multiplier` times the rate (a
+            `ScaledStepAdam` then); empty for plain Adam.
+        multiplier: the rate multiple of `scaled_variables`.
 
     Raises:
-        ValueError: for a non-positive `learning_rate` or `total_steps`.
+        ValueError: for a non-positive `learning_rate`, `total_steps` or `multiplier`.
     """
-    return tf.keras.optimizers.Adam(
-        linear_decay(learning_rate=learning_rate, total_steps=total_steps)
-    )
+    schedule = linear_decay(learning_rate=learning_rate, total_steps=total_steps)
+    multiplier = _checks.positive_float("multiplier", multiplier)
+    if multiplier != 1.0 and len(scaled_variables):
+        return ScaledStepAdam(schedule, multiplier=multiplier, scaled_variables=scaled_variables)
+    return tf.keras.optimizers.Adam(schedule)
 
 
 def add_conv_weight_decay(model: tf.keras.Model, *, weight_decay: float) -> int:
