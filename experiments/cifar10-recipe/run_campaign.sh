@@ -7,6 +7,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-pilot  # the upgrade's learning rate
 #   experiments/cifar10-recipe/run_campaign.sh upgrade    # fine-tuned vs dynamized, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-explore  # dynamized at higher rates, seed 0
+#   experiments/cifar10-recipe/run_campaign.sh upgrade-hyper    # dynamized, faster hyper functions
 #   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split + tables so far, beside training
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
@@ -36,7 +37,7 @@
 # holds its folder's lock while it trains, so `results` must wait for it;
 # experiments/evaluate_finished.py).
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade-pilot|upgrade|upgrade-explore|evaluate|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|evaluate|results|save}"
 REPO="${CAMPAIGN_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}"
 WORK="${CAMPAIGN_DIR:-$REPO/../recipe-campaign}"
 mkdir -p "$WORK"
@@ -60,6 +61,7 @@ if [ "$STAGE" = save ]; then
     save_sweep cifar10-recipe-upgrade
     save_sweep cifar10-recipe-upgrade-pilot --records-only
     save_sweep cifar10-recipe-upgrade-explore --records-only
+    save_sweep cifar10-recipe-upgrade-hyper --records-only
     [ "$saved" = 1 ] || echo "nothing to save in $WORK/runs" >&2
     exit 0
 fi
@@ -107,6 +109,15 @@ case "$STAGE" in
     upgrade-explore)
         "${SWEEP[@]}" "$CHECKOUT/upgrade-explore.toml" \
             --output-dir runs/cifar10-recipe-upgrade-explore --skip-evaluation ;;
+    upgrade-hyper)
+        # --hyper-lr-multiplier is newer than the pin: a second frozen install, at the
+        # commit in upgrade-hyper.commit, beside the campaign's (same folder and data).
+        CAMPAIGN_COMMIT="$(cat "$CHECKOUT/upgrade-hyper.commit")" \
+            frozen_install "$REPO" "$WORK/upgrade-hyper-install"
+        LARQ_DYBNN_COMMIT="$(git -C "$WORK/upgrade-hyper-install/src" rev-parse HEAD)" \
+            "$WORK/upgrade-hyper-install/.venv/bin/larq-dybnn" sweep \
+            "$CHECKOUT/upgrade-hyper.toml" --output-dir runs/cifar10-recipe-upgrade-hyper \
+            --skip-evaluation ;;
     evaluate)
         "$WORK/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
             "$HERE/sweep.toml" runs/cifar10-recipe \
