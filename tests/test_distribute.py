@@ -61,13 +61,17 @@ def test_bad_strategy_arguments(monkeypatch):
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    # With the hyper functions at 10x the rate: the option through the command line
+    # and a strategy (ScaledStepAdam's arithmetic is tested in test_optimizers.py).
     result = subprocess.run(
-        _command(tmp_path / "run", "--strategy", "mirrored", "--logical-cpus", "2"),
+        _command(tmp_path / "run", "--strategy", "mirrored", "--logical-cpus", "2",
+                 "--hyper-lr-multiplier", "10"),
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True, text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 replica(s) on 1 worker(s)" in result.stdout
+    assert "10x for the 20 hyper-function variables" in result.stdout
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["evaluation"]["accuracy"] > 0.2  # chance: 0.1
     assert len(report["history"]["loss"]) == 2
