@@ -181,6 +181,10 @@ def main() -> int:
     parser.add_argument("--probe", type=int, default=1000,
                         help="validation images for the per-layer statistics")
     args = parser.parse_args()
+    if not args.runs.is_dir():
+        parser.error(f"no sweep folder at '{args.runs}'")
+    # Made before the minutes of work, not found missing after them.
+    args.output.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
     from larq_dybnn._io import atomic_write_bytes
