@@ -4,6 +4,7 @@
 #
 #   experiments/cifar10-recipe/run_campaign.sh pilot      # learning-rate pilot, then the teacher
 #   experiments/cifar10-recipe/run_campaign.sh campaign   # teacher, step 1 and step 2, 4 seeds
+#   experiments/cifar10-recipe/run_campaign.sh all        # campaign, then upgrade, then evaluate
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-pilot  # the upgrade's learning rate
 #   experiments/cifar10-recipe/run_campaign.sh upgrade    # fine-tuned vs dynamized, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-explore  # dynamized at higher rates, seed 0
@@ -37,7 +38,15 @@
 # holds its folder's lock while it trains, so `results` must wait for it;
 # experiments/evaluate_finished.py).
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|evaluate|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|evaluate|results|save}"
+if [ "$STAGE" = all ]; then
+    # What is left of issue 18's training, unattended across sessions: each stage
+    # skips finished runs and resumes unfinished ones (then `save` and commit).
+    for stage in campaign upgrade evaluate; do
+        "$0" "$stage"
+    done
+    exit 0
+fi
 REPO="${CAMPAIGN_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}"
 WORK="${CAMPAIGN_DIR:-$REPO/../recipe-campaign}"
 mkdir -p "$WORK"
