@@ -10,9 +10,11 @@ weights shipping script) goes through `convert`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
 from larq_dybnn._io import atomic_write_bytes
@@ -22,7 +24,7 @@ from larq_dybnn.converter.export import check_model, lce_flatbuffer
 from larq_dybnn.converter.flatbuffer import Operator, read_operators
 from larq_dybnn.converter.int8 import Int8Weights, quantize_hyper_weights
 
-__all__ = ["Conversion", "convert", "export_tflite"]
+__all__ = ["Conversion", "convert", "export_tflite", "weights_digest"]
 
 TARGETS = ("arm", "xcore")
 
@@ -43,6 +45,9 @@ class Conversion:
         binary: every binary conv of the model against the file's `LceBconv2d` ops.
         operators: the ops of `float_flatbuffer` (the int8 file adds DEQUANTIZE ops).
         contract: the input contract written into both files' metadata, or None.
+        weights_digest: SHA-256 of the model's weights when it was converted
+            (`weights_digest`): `export_and_verify(conversion=...)` checks that it
+            is given the same model, unchanged.
     """
 
     model: str
@@ -53,6 +58,7 @@ class Conversion:
     binary: BinaryCheck
     operators: tuple[Operator, ...]
     contract: InputContract | None
+    weights_digest: str = ""
 
     def flatbuffer(self, *, int8_hyper_weights: bool = True) -> bytes:
         """The int8 file (the default) or, with `int8_hyper_weights=False`, the float one."""
@@ -104,7 +110,18 @@ def convert(
         int8_file = add_to_flatbuffer(int8_file, contract)
     return Conversion(model=model.name, target=target, float_flatbuffer=plain,
                       int8_flatbuffer=int8_file, int8=int8, binary=binary,
-                      operators=operators, contract=contract)
+                      operators=operators, contract=contract,
+                      weights_digest=weights_digest(model))
+
+
+def weights_digest(model: tf.keras.Model) -> str:
+    """SHA-256 over the names, shapes and values of `model`'s weights (hex)."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.ascontiguousarray(weight.numpy())
+        digest.update(f"{weight.name}:{value.dtype}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 def export_tflite(

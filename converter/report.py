@@ -17,7 +17,7 @@ import tensorflow as tf
 from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.contract import InputContract, read_contract
 from larq_dybnn.converter.binary import BinaryCheck
-from larq_dybnn.converter.conversion import convert
+from larq_dybnn.converter.conversion import Conversion, convert, weights_digest
 from larq_dybnn.converter.export import check_model
 from larq_dybnn.converter.flatbuffer import Operator, layer_of, read_operators
 from larq_dybnn.converter.int8 import Int8Weights, round_hyper_weights
@@ -237,6 +237,23 @@ class ConversionReport:
         return "\n".join(lines)
 
 
+def _check_conversion(conversion: Conversion, model: tf.keras.Model,
+                      contract: InputContract | None, allow_float_fallback: bool) -> None:
+    if not isinstance(conversion, Conversion):
+        raise TypeError(f"`conversion` must be a Conversion from `convert`, got "
+                        f"{type(conversion).__name__}.")
+    if conversion.model != model.name or conversion.weights_digest != weights_digest(model):
+        raise ValueError(
+            f"`conversion` was made from other weights than those of `model` "
+            f"('{conversion.model}' then, '{model.name}' now): another model, or the "
+            "model changed after `convert`. Convert it again.")
+    if contract is not None and contract != conversion.contract:
+        raise ValueError("`contract` differs from the `conversion`'s; give it to "
+                         "`convert` instead.")
+    if not conversion.binary.ok and not allow_float_fallback:
+        raise conversion.binary.error()
+
+
 def export_and_verify(
     model: tf.keras.Model | str | os.PathLike,
     *,
@@ -251,6 +268,7 @@ def export_and_verify(
     allow_float_fallback: bool = False,
     int8_hyper_weights: bool = True,
     contract: InputContract | None = None,
+    conversion: Conversion | None = None,
     progress: Callable[[str], object] | None = None,
 ) -> ConversionReport:
     """Convert a model to LCE, check it and optionally time it.
@@ -275,6 +293,10 @@ def export_and_verify(
             `int8_effect` compares it with the float model.
         contract: the input contract to write into the file's metadata; None reads
             it from `model` when that is a path (`larq_dybnn.contract`).
+        conversion: `convert(model, ...)` done already, to check and write instead of
+            converting again (when you also want its other file: a notebook that
+            ships the int8 file and compares the float one). `contract` is then the
+            conversion's own.
         progress: receives one line per step.
 
     Returns:
@@ -284,8 +306,9 @@ def export_and_verify(
         TypeError: if `model` is not a tf.keras model (a Keras 3 model included).
         FileNotFoundError, ValueError: for a model path that does not load.
         ValueError: for a model with non-finite weights, non-finite `samples`,
-            `labels` that are not class indices of the model, or samples whose
-            outputs are not finite; nothing is written then.
+            `labels` that are not class indices of the model, samples whose outputs
+            are not finite, or a `conversion` of another model or with another
+            `contract`; nothing is written then.
         FloatFallbackError: if binary layers did not become LceBconv2d and
             `allow_float_fallback` is False; it lists the layers and causes.
         OSError: if `output_path` cannot be written; no partial file is left.
@@ -309,8 +332,11 @@ def export_and_verify(
                              "non-finite values (NaN or inf); parity needs finite inputs.")
     if labels is not None:
         labels = _checked_labels(labels, model, samples)
-    say(f"converting {model.name} with Larq Compute Engine")
-    conversion = convert(model, contract=contract, allow_float_fallback=allow_float_fallback)
+    if conversion is None:
+        say(f"converting {model.name} with Larq Compute Engine")
+        conversion = convert(model, contract=contract, allow_float_fallback=allow_float_fallback)
+    else:
+        _check_conversion(conversion, model, contract, allow_float_fallback)
     contract = conversion.contract
     flatbuffer = conversion.flatbuffer(int8_hyper_weights=int8_hyper_weights)
     int8 = conversion.int8 if int8_hyper_weights else None

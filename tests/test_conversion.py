@@ -211,6 +211,37 @@ def test_convert_returns_both_files_of_one_conversion(dynamic):
     assert plain.int8_flatbuffer == export_tflite(model)
 
 
+def test_export_and_verify_takes_a_conversion_of_that_model_only(tmp_path):
+    """One conversion for both files: export_and_verify checks and writes the given
+    conversion's file, and refuses one of other weights or with another contract."""
+    from larq_dybnn.contract import contract_for
+    from larq_dybnn.converter import convert, export_and_verify
+
+    model = TinyDyBNN(input_shape=(8, 8, 3), width=32, blocks=2, reduction=4)
+    randomize_weights(model, seed=5, scale=0.3)
+    contract = contract_for("cifar", image_size=8, class_names=[f"c{i}" for i in range(10)])
+    conversion = convert(model, contract=contract)
+    report = export_and_verify(model, conversion=conversion, output_path=tmp_path / "m.tflite",
+                               benchmark=False)
+    assert (tmp_path / "m.tflite").read_bytes() == conversion.int8_flatbuffer
+    assert report.contract == contract and report.parity.samples == 16
+    with pytest.raises(ValueError, match="`contract` differs from the `conversion`'s"):
+        export_and_verify(model, conversion=conversion, benchmark=False,
+                          contract=contract_for("cifar", image_size=8,
+                                                class_names=[str(i) for i in range(10)]))
+    # The same architecture and name with other weights, or the model changed since.
+    other = TinyDyBNN(input_shape=(8, 8, 3), width=32, blocks=2, reduction=4)
+    randomize_weights(other, seed=6, scale=0.3)
+    randomize_weights(model, seed=7, scale=0.3)
+    for changed in (other, model):
+        with pytest.raises(ValueError, match="other weights than those of `model`"):
+            export_and_verify(changed, conversion=conversion, benchmark=False,
+                              output_path=tmp_path / "other.tflite")
+    assert not (tmp_path / "other.tflite").exists()
+    with pytest.raises(TypeError, match="`conversion` must be a Conversion"):
+        export_and_verify(model, conversion=conversion.int8_flatbuffer, benchmark=False)
+
+
 def test_convert_refuses_a_float_fallback_and_a_contract_of_another_class_count():
     from larq_dybnn.contract import contract_for
     from larq_dybnn.converter import FloatFallbackError, convert
