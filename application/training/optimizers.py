@@ -30,7 +30,9 @@ class ScaledStepAdam(tf.keras.optimizers.Adam):
     For those variables this is Adam with `multiplier` times the learning rate (and
     its schedule); the others are trained by plain Adam. Slots, checkpoints and the
     learning-rate schedule are Adam's own. Weight decay given as Adam's
-    `weight_decay` argument is not scaled (the recipe's decay is a loss term).
+    `weight_decay` argument is not scaled (the recipe's decay is a loss term). The
+    config records `multiplier` but not the variables: an optimizer made again from
+    its config scales nothing until it is given them.
 
     Arguments:
         learning_rate: a float or a learning-rate schedule, as for Adam.
