@@ -32,7 +32,7 @@ class ScaledStepAdam(tf.keras.optimizers.Adam):
     learning-rate schedule are Adam's own. Weight decay given as Adam's
     `weight_decay` argument is not scaled (the recipe's decay is a loss term). The
     config records `multiplier` but not the variables: an optimizer made again from
-    its config scales nothing until it is given them.
+    its config scales nothing.
 
     Arguments:
         learning_rate: a float or a learning-rate schedule, as for Adam.
