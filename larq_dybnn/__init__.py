@@ -12,11 +12,12 @@ _ensure_legacy_keras()
 
 from larq_dybnn._version import __version__  # noqa: E402
 from larq_dybnn.dynamization import dynamize  # noqa: E402
-from larq_dybnn.hyper import DEFAULT_REDUCTION, HyperFunction, hyper_weights  # noqa: E402
+from larq_dybnn.hyper import DEFAULT_REDUCTION, HyperFunction  # noqa: E402
 from larq_dybnn.initialization import initialize_per_layer  # noqa: E402
 from larq_dybnn.layers import DynamicPReLU  # noqa: E402
 from larq_dybnn.profiling import mac_counts, summary  # noqa: E402
 from larq_dybnn.quantizers import DynamicSign  # noqa: E402
+from larq_dybnn.scan import hyper_weights  # noqa: E402
 
 _skip_autograph_in_tf_keras()
 

@@ -19,6 +19,11 @@ def positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+def _positive_finite(value: object) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
+            and math.isfinite(value) and value > 0)
+
+
 def optional_positive_float(name: str, value: object) -> float | None:
     """Return `value` as a float if it is None or a positive number, else raise.
 
@@ -27,8 +32,7 @@ def optional_positive_float(name: str, value: object) -> float | None:
     """
     if value is None:
         return None
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or value <= 0):
+    if not _positive_finite(value):
         raise ValueError(f"`{name}` must be None or a positive finite number, "
                          f"got {value!r}.")
     return float(value)
@@ -40,8 +44,7 @@ def positive_float(name: str, value: object) -> float:
     Raises:
         ValueError: naming `name`, for None, NaN, inf, zero or a negative number.
     """
-    if (value is None or isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or value <= 0):
+    if not _positive_finite(value):
         raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
     return float(value)
 

@@ -241,22 +241,3 @@ class HyperFunctionOwner:
             0 when the layer has no dynamic term or is not built yet.
         """
         return self.hyper.macs_per_sample() if self.hyper is not None else 0
-
-
-def hyper_weights(model: tf.keras.Model) -> list[tf.Variable]:
-    """The trainable weights of every `HyperFunction` in `model`: the hyper functions
-    of its dynamic thresholds and shifts (nested models and quantizers included).
-
-    Arguments:
-        model: a Keras model (or layer).
-
-    Returns:
-        The variables, each once, in the order of `model.submodules`; empty for a
-        model without dynamic terms.
-    """
-    found: dict[int, tf.Variable] = {}
-    for module in model.submodules:
-        if isinstance(module, HyperFunction):
-            for variable in module.trainable_variables:
-                found.setdefault(id(variable), variable)
-    return list(found.values())

@@ -13,7 +13,7 @@ import tensorflow as tf
 from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
 
-__all__ = ["DynamicLayers", "dynamic_layers"]
+__all__ = ["DynamicLayers", "dynamic_layers", "hyper_weights"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,23 @@ def dynamic_layers(model: tf.keras.Model, *, active_only: bool = True) -> Dynami
 
     walk(model)
     return DynamicLayers(tuple(signs), tuple(prelus), owners)
+
+
+def hyper_weights(model: tf.keras.Model) -> list[tf.Variable]:
+    """The trainable weights of the hyper functions of `model`'s dynamic thresholds
+    and shifts (the layers of `dynamic_layers`, nested models included).
+
+    Arguments:
+        model: a tf.keras model.
+
+    Returns:
+        The variables in the order of `model.trainable_variables`; empty for a model
+        without dynamic terms.
+
+    Raises:
+        TypeError: if `model` is not a tf.keras model.
+    """
+    found = dynamic_layers(model)
+    owners = [layer.input_quantizer for layer in found.signs] + list(found.prelus)
+    wanted = {id(v) for owner in owners for v in owner.hyper.trainable_variables}
+    return [v for v in model.trainable_variables if id(v) in wanted]

@@ -31,9 +31,9 @@ import tensorflow as tf
 
 from larq_dybnn._gc import fewer_collections
 from larq_dybnn.dynamization import dynamize
-from larq_dybnn.hyper import hyper_weights
 from larq_dybnn.initialization import initialize_per_layer
 from larq_dybnn.loading import load_model
+from larq_dybnn.scan import hyper_weights
 from larq_dybnn._io import (
     LOCK_NAME, TEMPORARY_MARK, atomic_save_model, atomic_write_bytes, lock_folder,
     remove_stale_temporaries)

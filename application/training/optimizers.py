@@ -65,7 +65,7 @@ class ScaledStepAdam(tf.keras.optimizers.Adam):
     def update_step(self, gradient, variable):
         if self.multiplier == 1.0 or self._var_key(variable) not in self._scaled:
             return super().update_step(gradient, variable)
-        before = tf.identity(variable.read_value())
+        before = variable.read_value()
         super().update_step(gradient, variable)
         # Adam moved the variable by -lr * m / (sqrt(v) + eps); make it multiplier times that.
         variable.assign(before + self.multiplier * (variable - before))
