@@ -4,11 +4,12 @@
 #
 #   experiments/cifar10-recipe/run_campaign.sh pilot      # learning-rate pilot, then the teacher
 #   experiments/cifar10-recipe/run_campaign.sh campaign   # teacher, step 1 and step 2, 4 seeds
-#   experiments/cifar10-recipe/run_campaign.sh all        # campaign, then upgrade, then evaluate
+#   experiments/cifar10-recipe/run_campaign.sh all        # campaign, upgrade, evaluate, upgrade-long
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-pilot  # the upgrade's learning rate
 #   experiments/cifar10-recipe/run_campaign.sh upgrade    # fine-tuned vs dynamized, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-explore  # dynamized at higher rates, seed 0
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-hyper    # dynamized, faster hyper functions
+#   experiments/cifar10-recipe/run_campaign.sh upgrade-long     # 15 epochs: fine-tuned vs dynamized
 #   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split + tables so far, beside training
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
@@ -38,11 +39,12 @@
 # holds its folder's lock while it trains, so `results` must wait for it;
 # experiments/evaluate_finished.py).
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|evaluate|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|evaluate|results|save}"
 if [ "$STAGE" = all ]; then
     # What is left of issue 18's training, unattended across sessions: each stage
-    # skips finished runs and resumes unfinished ones (then `save` and commit).
-    for stage in campaign upgrade evaluate; do
+    # skips finished runs and resumes unfinished ones (then `save` and commit). The
+    # exploratory upgrade-long comes last: the campaign and its tables go first.
+    for stage in campaign upgrade evaluate upgrade-long; do
         "$0" "$stage"
     done
     exit 0
@@ -71,6 +73,8 @@ if [ "$STAGE" = save ]; then
     save_sweep cifar10-recipe-upgrade-pilot --records-only
     save_sweep cifar10-recipe-upgrade-explore --records-only
     save_sweep cifar10-recipe-upgrade-hyper --records-only
+    # Long runs may finish unattended: their models stay for investigate.py.
+    save_sweep cifar10-recipe-upgrade-long
     [ "$saved" = 1 ] || echo "nothing to save in $WORK/runs" >&2
     exit 0
 fi
@@ -118,14 +122,14 @@ case "$STAGE" in
     upgrade-explore)
         "${SWEEP[@]}" "$CHECKOUT/upgrade-explore.toml" \
             --output-dir runs/cifar10-recipe-upgrade-explore --skip-evaluation ;;
-    upgrade-hyper)
+    upgrade-hyper|upgrade-long)
         # --hyper-lr-multiplier is newer than the pin: a second frozen install, at the
         # commit in upgrade-hyper.commit, beside the campaign's (same folder and data).
         CAMPAIGN_COMMIT="$(cat "$CHECKOUT/upgrade-hyper.commit")" \
             frozen_install "$REPO" "$WORK/upgrade-hyper-install"
         LARQ_DYBNN_COMMIT="$(git -C "$WORK/upgrade-hyper-install/src" rev-parse HEAD)" \
             "$WORK/upgrade-hyper-install/.venv/bin/larq-dybnn" sweep \
-            "$CHECKOUT/upgrade-hyper.toml" --output-dir runs/cifar10-recipe-upgrade-hyper \
+            "$CHECKOUT/$STAGE.toml" --output-dir "runs/cifar10-recipe-$STAGE" \
             --skip-evaluation ;;
     evaluate)
         "$WORK/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
