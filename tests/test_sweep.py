@@ -8,9 +8,13 @@ import math
 import threading
 import time
 
-import pytest
+import dataclasses
+from pathlib import Path
 
-from larq_dybnn_cli import main
+import pytest
+from conftest import REPO
+
+from larq_dybnn_cli import build_parser, main
 from larq_dybnn.sweep import results
 from larq_dybnn._io import lock_folder
 from larq_dybnn.sweep.runner import (
@@ -32,6 +36,38 @@ model = "tiny-reactnet"
 model = "tiny-dybnn"
 seeds = [0]
 """
+
+
+#: The sweep files committed with the experiments: campaigns resume from them in
+#: later sessions, with the code of their own pinned commit or of this one.
+EXPERIMENT_SWEEPS = sorted((REPO / "experiments").rglob("*.toml"))
+
+
+def test_the_experiments_have_sweep_files():
+    assert len(EXPERIMENT_SWEEPS) >= 2
+
+
+@pytest.mark.parametrize("path", EXPERIMENT_SWEEPS,
+                         ids=[p.relative_to(REPO / "experiments").as_posix()
+                              for p in EXPERIMENT_SWEEPS])
+def test_every_run_of_a_committed_sweep_file_passes_the_train_checks(path, tmp_path, monkeypatch):
+    """A sweep file edited by hand fails here, not hours into a campaign: each run's
+    train command parses and its options pass every check made before training."""
+    from larq_dybnn.training import TrainConfig
+    from larq_dybnn.training.config import check_config, train_config_options
+
+    monkeypatch.chdir(tmp_path)  # the files' paths are relative to the campaign folder
+    spec = load_spec(path)
+    assert spec.runs
+    fields = [field.name for field in dataclasses.fields(TrainConfig)]
+    parser = build_parser()
+    for run in spec.runs:
+        args = parser.parse_args(train_command(run, tmp_path / "runs" / run.key))
+        config = TrainConfig(**train_config_options(args, fields))
+        for model_file in filter(None, (config.init_from, config.teacher)):
+            Path(model_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(model_file).touch()  # trained by an earlier run of the campaign
+        check_config(config)
 
 
 def _spec(tmp_path, text=SPEC):
