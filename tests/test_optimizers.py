@@ -94,3 +94,45 @@ def test_plain_adam_unless_something_is_scaled_and_bad_multipliers():
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="`multiplier` must be a positive"):
             ScaledStepAdam(1e-3, multiplier=bad, scaled_variables=[variable])
+
+
+def test_a_model_saved_and_loaded_keeps_scaling_its_hyper_functions(tmp_path):
+    """`model.save` keeps the optimizer; the loaded one finds the scaled variables by
+    name and the next step is the one the original optimizer takes."""
+    x = np.random.default_rng(4).normal(size=(16, 8, 8, 3)).astype(np.float32)
+    y = np.arange(16) % 10
+    tf.keras.utils.set_random_seed(5)
+    model = TinyDyBNN(input_shape=(8, 8, 3), width=16, blocks=1, reduction=4)
+    model.compile(ScaledStepAdam(1e-3, multiplier=10.0, scaled_variables=hyper_weights(model)),
+                  tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = tf.keras.models.load_model(tmp_path / "model.keras")
+    assert isinstance(loaded.optimizer, ScaledStepAdam)
+    assert loaded.optimizer.multiplier == 10.0
+    assert loaded.optimizer.scaled_count == len(hyper_weights(model)) > 0
+    for each in (model, loaded):
+        each.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for original, restored in zip(model.weights, loaded.weights):
+        np.testing.assert_allclose(restored.numpy(), original.numpy(), rtol=1e-5, atol=1e-7,
+                                   err_msg=original.name)
+
+
+def test_scaled_variable_names_that_match_no_variable_or_come_with_variables_are_refused():
+    variable = tf.Variable(np.zeros(3, np.float32), name="kernel")
+    with pytest.raises(ValueError, match="not both"):
+        ScaledStepAdam(multiplier=2.0, scaled_variables=[variable],
+                       scaled_variable_names=["kernel:0"])
+    with pytest.raises(ValueError, match="sequence of names"):
+        ScaledStepAdam(multiplier=2.0, scaled_variable_names="kernel:0")
+    optimizer = ScaledStepAdam(multiplier=2.0, scaled_variable_names=["bias:0"])
+    with pytest.raises(ValueError, match=r"`scaled_variable_names`: 'bias:0' matches no variable"):
+        optimizer.build([variable])
+    twins = [tf.Variable(np.zeros(3, np.float32), name="w") for _ in range(2)]
+    optimizer = ScaledStepAdam(multiplier=2.0, scaled_variable_names=[twins[0].name])
+    with pytest.raises(ValueError, match="matches 2 variables"):
+        optimizer.build(twins)
+    optimizer = ScaledStepAdam(multiplier=2.0, scaled_variable_names=["kernel:0"])
+    optimizer.build([variable])
+    assert optimizer.scaled_count == 1
+    assert optimizer.get_config()["scaled_variable_names"] == ["kernel:0"]

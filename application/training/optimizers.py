@@ -30,19 +30,27 @@ class ScaledStepAdam(tf.keras.optimizers.Adam):
     For those variables this is Adam with `multiplier` times the learning rate (and
     its schedule); the others are trained by plain Adam. Slots, checkpoints and the
     learning-rate schedule are Adam's own. Weight decay given as Adam's
-    `weight_decay` argument is not scaled (the recipe's decay is a loss term). The
-    config records `multiplier` but not the variables: an optimizer made again from
-    its config scales nothing.
+    `weight_decay` argument is not scaled (the recipe's decay is a loss term).
+
+    The config records the scaled variables by name, so the optimizer of a model
+    saved with `model.save` and loaded again scales the same variables: an optimizer
+    made from a config finds them by name when it is built for the model's
+    variables, and refuses a name that matches none or several of them.
 
     Arguments:
         learning_rate: a float or a learning-rate schedule, as for Adam.
         multiplier: the factor of the scaled variables' steps (> 0).
         scaled_variables: the variables whose steps are scaled (for example
             `larq_dybnn.hyper_weights(model)`).
+        scaled_variable_names: instead of `scaled_variables`, their names
+            (`variable.name`), found among the variables the optimizer is built
+            for; this is what the config holds.
         **kwargs: Adam's other arguments.
 
     Raises:
-        ValueError: for a `multiplier` that is not a positive number.
+        ValueError: for a `multiplier` that is not a positive number, for both
+            `scaled_variables` and `scaled_variable_names`, and (when built) for a
+            name of `scaled_variable_names` that matches no variable or several.
     """
 
     def __init__(
@@ -51,16 +59,42 @@ class ScaledStepAdam(tf.keras.optimizers.Adam):
         *,
         multiplier: float = 1.0,
         scaled_variables: Sequence[tf.Variable] = (),
+        scaled_variable_names: Sequence[str] = (),
         **kwargs,
     ):
         super().__init__(learning_rate, **kwargs)
         self.multiplier = _checks.positive_float("multiplier", multiplier)
+        if len(scaled_variables) and len(scaled_variable_names):
+            raise ValueError("Give `scaled_variables` or `scaled_variable_names`, not both.")
+        if isinstance(scaled_variable_names, str):
+            raise ValueError("`scaled_variable_names` must be a sequence of names, "
+                             f"got the string {scaled_variable_names!r}.")
         self._scaled = {self._var_key(variable) for variable in scaled_variables}
+        self._scaled_names = (tuple(variable.name for variable in scaled_variables)
+                              or tuple(scaled_variable_names))
+        self._names_to_find = tuple(scaled_variable_names)
 
     @property
     def scaled_count(self) -> int:
-        """How many variables have scaled steps."""
+        """How many variables have scaled steps (for names, once built)."""
         return len(self._scaled)
+
+    def build(self, var_list):
+        super().build(var_list)
+        if not self._names_to_find:
+            return
+        by_name: dict[str, list] = {}
+        for variable in var_list:
+            by_name.setdefault(variable.name, []).append(variable)
+        for name in self._names_to_find:
+            found = by_name.get(name, [])
+            if len(found) != 1:
+                raise ValueError(
+                    f"`scaled_variable_names`: {name!r} matches "
+                    f"{'no variable' if not found else f'{len(found)} variables'} of the "
+                    f"{len(var_list)} the optimizer is built for.")
+            self._scaled.add(self._var_key(found[0]))
+        self._names_to_find = ()
 
     def update_step(self, gradient, variable):
         if self.multiplier == 1.0 or self._var_key(variable) not in self._scaled:
@@ -71,5 +105,5 @@ class ScaledStepAdam(tf.keras.optimizers.Adam):
         variable.assign(before + self.multiplier * (variable - before))
 
     def get_config(self) -> dict:
-        # The scaled variables are objects of one model; a restored optimizer has none.
-        return {**super().get_config(), "multiplier": self.multiplier}
+        return {**super().get_config(), "multiplier": self.multiplier,
+                "scaled_variable_names": list(self._scaled_names)}
