@@ -17,7 +17,8 @@ training images; the test split is not touched):
   static ReActNet with the learned average thresholds and shifts), and with every
   dynamic term set to zero.
 
-Writes investigation.json and investigation.md into --output (default: this folder).
+Writes investigation.json and investigation.md into --output (default: this folder);
+`--render` writes investigation.md again from an existing investigation.json.
 """
 
 from __future__ import annotations
@@ -136,27 +137,64 @@ def investigate(run: Path, *, probe: int = 1000) -> dict:
             "accuracy": accuracy, "layers": stats}
 
 
+def _summary(result: dict) -> dict:
+    """One run's figures in points: top-1 as trained, what freezing the dynamic terms
+    costs, the sign thresholds' std over images and the share of sign decisions the
+    variation changes (both averaged over the sign layers; None without them)."""
+    a = result["accuracy"]
+    signs = [layer for layer in result["layers"] if layer["kind"] == "sign"]
+    return {
+        "as_trained": 100 * a["as_trained"],
+        "frozen_cost": 100 * (a["as_trained"] - a["dynamic_frozen_to_mean"]),
+        "dynamic_zero": 100 * a["dynamic_zero"],
+        "threshold_std": float(np.mean([layer["dynamic_std"][0] for layer in signs]))
+        if signs else None,
+        "sign_changed": 100 * float(np.mean([layer["sign_changed"] for layer in signs]))
+        if signs else None,
+    }
+
+
+def _cell(value, digits: int, *, sign: bool = False) -> str:
+    return "-" if value is None else f"{value:{'+' if sign else ''}.{digits}f}"
+
+
 def _markdown(results: list[dict]) -> str:
     lines = [
         "# Does the dynamic part matter? (validation split, trained DyBNN runs)",
         "",
         "Made by `experiments/cifar10-reactnet18/investigate.py` from the sweep's run "
-        "folders. Top-1 on each run's validation images: as trained, with every dynamic "
-        "term frozen to its average over the validation images, and with every dynamic "
-        "term set to zero.",
+        "folders. Top-1 on each run's validation images (%): as trained, with every "
+        "dynamic term frozen to its average over the validation images, and with every "
+        "dynamic term set to zero; the sign thresholds' standard deviation over images "
+        "and the share of sign decisions (%) their variation changes, both averaged "
+        "over the sign layers.",
         "",
-        "| run | as trained | frozen to mean | Δ | dynamic = 0 | sign decisions changed "
-        "by the variation (mean over layers) |",
-        "|---|---|---|---|---|---|",
+        "| run | as trained | frozen to mean | Δ | dynamic = 0 | threshold std | "
+        "sign decisions changed |",
+        "|---|---|---|---|---|---|---|",
     ]
+    by_config: dict[str, list[dict]] = {}
     for r in results:
-        a = r["accuracy"]
-        changed = [layer["sign_changed"] for layer in r["layers"] if "sign_changed" in layer]
+        s = _summary(r)
+        by_config.setdefault(r["run"].split("/")[0], []).append(s)
         lines.append(
-            f"| {r['run']} | {a['as_trained']:.2%} | {a['dynamic_frozen_to_mean']:.2%} | "
-            f"{100 * (a['as_trained'] - a['dynamic_frozen_to_mean']):+.2f} | "
-            f"{a['dynamic_zero']:.2%} | "
-            + (f"{np.mean(changed):.2%} |" if changed else "- |"))
+            f"| {r['run']} | {s['as_trained']:.2f} | "
+            f"{100 * r['accuracy']['dynamic_frozen_to_mean']:.2f} | "
+            f"{s['frozen_cost']:+.2f} | {s['dynamic_zero']:.2f} | "
+            f"{_cell(s['threshold_std'], 4)} | {_cell(s['sign_changed'], 2)} |")
+    if any(len(runs) > 1 for runs in by_config.values()):
+        lines += ["", "Per configuration, mean ± standard deviation over its runs:", "",
+                  "| configuration | runs | as trained | Δ (as trained - frozen to mean) | "
+                  "threshold std | sign decisions changed |", "|---|---|---|---|---|---|"]
+        for config, runs in by_config.items():
+            cells = []
+            for key, digits, sign in (("as_trained", 2, False), ("frozen_cost", 2, True),
+                                      ("threshold_std", 4, False), ("sign_changed", 2, False)):
+                values = [run[key] for run in runs if run[key] is not None]
+                spread = float(np.std(values, ddof=1)) if len(values) > 1 else None
+                cells.append("-" if not values else _cell(float(np.mean(values)), digits, sign=sign)
+                             + ("" if spread is None else f" ± {spread:.{digits}f}"))
+            lines.append(f"| {config} | {len(runs)} | " + " | ".join(cells) + " |")
     lines += ["", "Per layer (first run): std over images of the dynamic term (mean over "
               "channels), mean |static threshold or shift|, std of the layer's input, and "
               "the share of sign decisions the variation changes.", "",
@@ -174,13 +212,27 @@ def _markdown(results: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, help="the sweep's output folder")
+    parser.add_argument("runs", type=Path, nargs="?", help="the sweep's output folder")
     parser.add_argument("--configs", default="dybnn-both-r16",
                         help="comma-separated DyBNN configurations")
     parser.add_argument("--output", type=Path, default=HERE)
     parser.add_argument("--probe", type=int, default=1000,
                         help="validation images for the per-layer statistics")
+    parser.add_argument("--render", action="store_true",
+                        help="only write investigation.md again from --output's "
+                             "investigation.json (no model is evaluated)")
     args = parser.parse_args()
+    if args.render:
+        from larq_dybnn._io import atomic_write_bytes
+
+        source = args.output / "investigation.json"
+        if not source.is_file():
+            parser.error(f"--render: no '{source}'")
+        atomic_write_bytes(args.output / "investigation.md",
+                           _markdown(json.loads(source.read_text())).encode())
+        return 0
+    if args.runs is None:
+        parser.error("give the sweep's output folder (or --render)")
     if not args.runs.is_dir():
         parser.error(f"no sweep folder at '{args.runs}'")
     # Made before the minutes of work, not found missing after them.
