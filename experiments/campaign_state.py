@@ -19,7 +19,10 @@ folders:
   - an unfinished run: its newest epoch checkpoint only (ckpt-N.* and a `checkpoint`
     index naming it), enough for the training to resume from that epoch.
 It removes from STATE what the runs folder has made stale (an older checkpoint, the
-checkpoint of a run that has since finished). `restore` copies every run of STATE into
+checkpoint of a run that has since finished). With `--finished-only`, unfinished runs
+are skipped (nothing of theirs is copied, and what STATE holds of them is left as it
+is): for a commit in the middle of a session, without a checkpoint that the next
+save replaces. `restore` copies every run of STATE into
 a runs folder that does not have it yet; a run folder that exists is left alone.
 
 `restore` needs the standard library only: it runs with any Python 3, before the
@@ -125,8 +128,7 @@ def save_run(run: Path, kept: Path, *, weights: bool) -> list[str]:
     for name in RECORDS:
         if (run / name).is_file() and _copy(run / name, kept / name):
             changed.append(name)
-    finished = (run / "report.json").is_file() and (run / MODEL).is_file()
-    if finished:
+    if is_finished(run):
         if weights and not (kept / MODEL).is_file():  # a finished model never changes
             slimmed = slim_model(run / MODEL, kept / MODEL)
             changed.append(MODEL + (" (without optimizer state)" if slimmed else ""))
@@ -154,13 +156,22 @@ def save_run(run: Path, kept: Path, *, weights: bool) -> list[str]:
     return changed
 
 
-def save(runs: Path, state: Path, sweeps: list[str], *, weights: bool) -> int:
+def is_finished(run: Path) -> bool:
+    """A run that wrote its report and its model."""
+    return (run / "report.json").is_file() and (run / MODEL).is_file()
+
+
+def save(runs: Path, state: Path, sweeps: list[str], *, weights: bool,
+         finished_only: bool = False) -> int:
     for sweep in sweeps:
         root = runs / sweep
         if not root.is_dir():
             raise SystemExit(f"campaign_state: no sweep folder '{root}'")
         for run in run_folders(root):
             relative = run.relative_to(runs)
+            if finished_only and not is_finished(run):
+                print(f"skipped {relative} (unfinished)")
+                continue
             changed = save_run(run, state / relative, weights=weights)
             if changed:
                 print(f"saved {relative}: {', '.join(changed)}")
@@ -192,12 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, required=True, help="the folder in the checkout")
     parser.add_argument("--records-only", action="store_true",
                         help="save: no model.keras of finished runs")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="save: finished runs only; unfinished ones are left as STATE has them")
     arguments = parser.parse_intermixed_args(argv)
     if arguments.action == "save":
         if not arguments.sweeps:
             parser.error("save: name at least one sweep folder")
         return save(arguments.runs, arguments.state, arguments.sweeps,
-                    weights=not arguments.records_only)
+                    weights=not arguments.records_only,
+                    finished_only=arguments.finished_only)
     if arguments.sweeps:
         parser.error("restore takes no sweep folders")
     return restore(arguments.runs, arguments.state)

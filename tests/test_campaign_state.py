@@ -93,3 +93,23 @@ def test_a_finished_run_replaces_its_checkpoint_and_restore_keeps_existing_runs(
     (folder / "history.csv").write_text("local")
     campaign_state.restore(runs, state)
     assert (folder / "history.csv").read_text() == "local"
+
+
+def test_finished_only_saves_finished_runs_and_leaves_unfinished_ones_as_kept(tmp_path):
+    runs, state = tmp_path / "runs", tmp_path / "state"
+    _run(runs / "sweep" / "static" / "seed-0", epochs=2, finished=True)
+    _run(runs / "sweep" / "static" / "seed-1", epochs=3, finished=False)
+    campaign_state.main(["save", "sweep", "--finished-only", "--runs", str(runs),
+                         "--state", str(state)])
+    assert (state / "sweep" / "static" / "seed-0" / "model.keras").is_file()
+    assert not (state / "sweep" / "static" / "seed-1").exists()
+    # An unfinished run's earlier save stays as it was, older checkpoint included.
+    campaign_state.save(runs, state, ["sweep"], weights=True)
+    kept = sorted(p.name for p in (state / "sweep" / "static" / "seed-1" / "checkpoints").iterdir())
+    _run(runs / "sweep" / "static" / "seed-2", epochs=1, finished=False)
+    history = runs / "sweep" / "static" / "seed-1" / "history.csv"
+    history.write_text(history.read_text() + "3,0.2\n")
+    campaign_state.save(runs, state, ["sweep"], weights=True, finished_only=True)
+    assert sorted(p.name for p in (state / "sweep" / "static" / "seed-1" / "checkpoints").iterdir()) == kept
+    assert (state / "sweep" / "static" / "seed-1" / "history.csv").read_text() != history.read_text()
+    assert not (state / "sweep" / "static" / "seed-2").exists()

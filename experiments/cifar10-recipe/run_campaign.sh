@@ -13,6 +13,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split + tables so far, beside training
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
+#   experiments/cifar10-recipe/run_campaign.sh save --finished-only  # mid-session: no checkpoint
 #
 # Every stage is resumable: finished runs are skipped, unfinished ones resume from
 # their last epoch checkpoint. The first call clones the checkout's HEAD into
@@ -59,9 +60,14 @@ if [ "$STAGE" = save ]; then
     # The campaign's own Python has h5py: finished models are saved without optimizer state.
     [ -x "$WORK/.venv/bin/python" ] && STATE_TOOL[0]="$WORK/.venv/bin/python"
     saved=0
+    SAVE_OPTIONS=("${@:2}")  # e.g. --finished-only
+    for option in "${SAVE_OPTIONS[@]}"; do
+        [ "$option" = --finished-only ] || { echo "save: unknown option '$option'" >&2; exit 2; }
+    done
     save_sweep() {  # save_sweep SWEEP [OPTION]: one sweep folder, if it exists
         [ -d "$WORK/runs/$1" ] || return 0
-        "${STATE_TOOL[@]}" save "${@:2}" --runs "$WORK/runs" --state "$STATE" "$1"
+        "${STATE_TOOL[@]}" save "${@:2}" "${SAVE_OPTIONS[@]}" --runs "$WORK/runs" \
+            --state "$STATE" "$1"
         saved=1
     }
     # The models of the campaign (later runs start from them, they are evaluated and
