@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
+
+from fresh_process import run_fresh
 
 SETUPS = ("prepared", "as Keras")
 
@@ -74,13 +74,8 @@ print(json.dumps({"import larq_dybnn": import_seconds, "import larq_zoo after it
 
 
 def _run(setup: str, args: argparse.Namespace) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, setup, args.model, str(args.images), str(args.batch_size)],
-        env=env, capture_output=True, text=True, timeout=1800)
-    if done.returncode != 0:
-        raise RuntimeError(f"the '{setup}' process failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_fresh(CHILD, setup, args.model, str(args.images), str(args.batch_size),
+                     label=setup)
 
 
 def main(argv: list[str] | None = None) -> int:

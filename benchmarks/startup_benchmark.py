@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
+
+from fresh_process import run_fresh
 
 SETUPS = ("as shipped", "plain")
 STAGES = ("build", "first fit step", "first predict", "export")
@@ -75,12 +75,7 @@ print(json.dumps(seconds))
 
 
 def _run(setup: str, model: str) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", CHILD, setup, model], env=env,
-                          capture_output=True, text=True, timeout=1800)
-    if done.returncode != 0:
-        raise RuntimeError(f"the '{setup}' process failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_fresh(CHILD, setup, model, label=setup)
 
 
 def main(argv: list[str] | None = None) -> int:
