@@ -6,6 +6,8 @@ real test images."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from conftest import randomize_and_calibrate
@@ -142,8 +144,14 @@ def test_verify_arm_command_on_real_images(arm, tmp_path, capsys):
                  "--keras", str(keras_path), "--arm-dir", str(ARM_DIR), "--lce-source",
                  str(LCE_SOURCE), "--json", str(report)]) == 0
     out = capsys.readouterr().out
-    assert "ARM bgemm (20 samples): vs x86 LCE top-1 agreement 100.00%" in out
+    assert "ARM bgemm (20 samples): vs x86 LCE top-1 agreement" in out
     checks = json.loads(report.read_text())["checks"]
     assert [c["kernel"] for c in checks] == ["bgemm", "indirect"]
-    assert all(c["vs_keras"]["top1_agreement"] >= 0.95 and c["accuracy"] >= 0.5
-               for c in checks)
+    for check in checks:
+        # As in test_shipped_cifar10_models_on_arm: one DyBNN sample may take a flipped
+        # binary activation between the x86 and ARM builds' float ops (with the seed-2
+        # weights, the 20 images have one: ARM matches Keras to 1e-5, x86 LCE does not).
+        _assert_matches_x86(SimpleNamespace(vs_x86=SimpleNamespace(**check["vs_x86"])),
+                            flipped=1)
+        assert check["vs_keras"]["top1_agreement"] >= 0.95, check
+        assert check["accuracy"] >= 0.5, check
