@@ -6,14 +6,14 @@ real test images."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from conftest import randomize_and_calibrate
 
 from larq_dybnn.arm import DEVICE_KERNELS, run_on_arm, verify_arm
+from larq_dybnn.arm.verify import ArmCheck
 from larq_dybnn.converter import export_tflite
+from larq_dybnn.converter.parity import Parity
 from larq_dybnn.zoo import build_model
 
 # (model, input size, stem, int8 hyper weights). DyBNN models with both hyper-weight
@@ -151,7 +151,7 @@ def test_verify_arm_command_on_real_images(arm, tmp_path, capsys):
         # As in test_shipped_cifar10_models_on_arm: one DyBNN sample may take a flipped
         # binary activation between the x86 and ARM builds' float ops (with the seed-2
         # weights, the 20 images have one: ARM matches Keras to 1e-5, x86 LCE does not).
-        _assert_matches_x86(SimpleNamespace(vs_x86=SimpleNamespace(**check["vs_x86"])),
+        _assert_matches_x86(ArmCheck(kernel=check["kernel"], vs_x86=Parity(**check["vs_x86"])),
                             flipped=1)
         assert check["vs_keras"]["top1_agreement"] >= 0.95, check
         assert check["accuracy"] >= 0.5, check
