@@ -10,6 +10,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-explore  # dynamized at higher rates, seed 0
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-hyper    # dynamized, faster hyper functions
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-long     # 15 epochs: fine-tuned vs dynamized
+#   experiments/cifar10-recipe/run_campaign.sh cost-static  # static at DyBNN's ARM cost, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split + tables so far, beside training
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
@@ -40,7 +41,7 @@
 # holds its folder's lock while it trains, so `results` must wait for it;
 # experiments/evaluate_finished.py).
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|evaluate|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|cost-static|evaluate|results|save}"
 if [ "$STAGE" = all ]; then
     # What is left of issue 18's training, unattended across sessions: each stage
     # skips finished runs and resumes unfinished ones (then `save` and commit). The
@@ -81,6 +82,8 @@ if [ "$STAGE" = save ]; then
     save_sweep cifar10-recipe-upgrade-hyper --records-only
     # Long runs may finish unattended: their models stay for investigate.py.
     save_sweep cifar10-recipe-upgrade-long
+    # The cost study: step-2 models are evaluated (clean and shifted inputs) and counted.
+    save_sweep cifar10-recipe-cost-static
     [ "$saved" = 1 ] || echo "nothing to save in $WORK/runs" >&2
     exit 0
 fi
@@ -124,6 +127,11 @@ case "$STAGE" in
             --output-dir runs/cifar10-recipe-upgrade-pilot --skip-evaluation ;;
     upgrade)
         "${SWEEP[@]}" "$CHECKOUT/upgrade.toml" --output-dir runs/cifar10-recipe-upgrade \
+            --skip-evaluation ;;
+    cost-static)
+        # The campaign's pinned code on the checkout's cost-static.toml: a wider static
+        # model under the campaign's exact protocol.
+        "${SWEEP[@]}" "$CHECKOUT/cost-static.toml" --output-dir runs/cifar10-recipe-cost-static \
             --skip-evaluation ;;
     upgrade-explore)
         "${SWEEP[@]}" "$CHECKOUT/upgrade-explore.toml" \
