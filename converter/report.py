@@ -274,7 +274,8 @@ def export_and_verify(
     """Convert a model to LCE, check it and optionally time it.
 
     Arguments:
-        model: a tf.keras model, or the path of a `.keras`, `.h5` or SavedModel.
+        model: a tf.keras model, or the path of a `.keras` or `.h5` file (loaded with
+            `larq_dybnn.loading.load_model`; load a SavedModel you trust yourself).
         output_path: where to write the `.tflite` (atomically, only after the binary
             check passed); None to write nothing.
         samples: inputs for the parity check; None for `random_samples` random

@@ -69,6 +69,14 @@ def test_report_fields(tiny, tmp_path):
 def test_model_paths(tiny, filename, tmp_path):
     path = tmp_path / filename
     tiny.save(path, save_format="tf" if filename == "saved_model" else None)
+    if filename == "saved_model":
+        # A SavedModel is a program: a path is refused; a model the user loaded
+        # (trusting the folder) converts.
+        from larq_dybnn.loading import UnsafeModelError
+
+        with pytest.raises(UnsafeModelError, match="is a SavedModel folder"):
+            export_and_verify(path, benchmark=False)
+        path = tf.keras.models.load_model(path, compile=False)
     report = export_and_verify(path, benchmark=False)
     assert report.binary.ok and report.latency is None
     assert report.parity.top1_agreement == 1.0

@@ -140,7 +140,7 @@ def test_every_format_is_checked_before_deserializing(tmp_path, kind):
     if kind == "h5":
         path, match = _lambda_h5(tmp_path, marker), "layer 'sneaky' is a Lambda layer"
     elif kind == "savedmodel":
-        path, match = _lambda_saved_model(tmp_path), "layer 'doubler' is a Lambda layer"
+        path, match = _lambda_saved_model(tmp_path), "is a SavedModel folder"
     else:
         path, match = _module_keras(tmp_path), "from module 'os', outside tf_keras"
     with pytest.raises(UnsafeModelError, match=match):
