@@ -26,21 +26,69 @@ def final_mode(path: Path) -> int:
     """The mode a written file gets: an existing file's own, else 0666 less the umask
     (what `open` would give it), not the 0600 of a temporary file."""
     try:
-        return stat.S_IMODE(os.stat(path).st_mode)
+        return stat.S_IMODE(os.lstat(path).st_mode)
     except FileNotFoundError:
         return 0o666 & ~_umask()
+
+
+def check_writable_target(path: str | os.PathLike) -> None:
+    """Refuse to replace anything but a missing or ordinary file: a symlink, a file
+    with other hard links, a device node, a fifo or a folder is never written over
+    (`-o /dev/null` as root would replace the system's node; a link would make the
+    write land, or be seen, somewhere else).
+
+    Raises:
+        OSError: naming `path` and what it is.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    kind = ("a symbolic link" if stat.S_ISLNK(info.st_mode) else
+            "a folder" if stat.S_ISDIR(info.st_mode) else
+            None if stat.S_ISREG(info.st_mode) else "a device, fifo or socket")
+    if kind is None and info.st_nlink > 1:
+        kind = f"a file with {info.st_nlink} hard links"
+    if kind is not None:
+        raise OSError(f"Cannot write '{path}': it is {kind}, not an ordinary file; "
+                      "refusing to write over it. Choose another output path.")
+
+
+def open_no_follow(path: str | os.PathLike, mode: str = "a+"):
+    """Open a lock or log file for appending without following a symlink at `path`;
+    it must be (or become) an ordinary file with one link.
+
+    Raises:
+        OSError: naming `path` if it is a link, device, fifo or folder.
+    """
+    check_writable_target(path)
+    flags = os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK
+    flags |= os.O_RDWR if "+" in mode else os.O_WRONLY
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as error:
+        raise OSError(f"Cannot open '{path}': {error.strerror}.") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise OSError(f"Cannot open '{path}': it is not an ordinary file.")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, mode)
 
 
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path beside `path`; on success it replaces `path`, with the
-    mode `path` had (or the umask's for a new file).
+    mode `path` had (or the umask's for a new file). Only a missing or ordinary file
+    is replaced (`check_writable_target`).
 
     Raises:
         FileNotFoundError: if the folder of `path` does not exist.
-        OSError: if it is not writable; no file is left behind on any error.
+        OSError: if it is not writable, or `path` is a link, device or folder; no
+            file is left behind on any error.
     """
     path = Path(path)
+    check_writable_target(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"Cannot write '{path}': folder '{folder}' does not exist.")
@@ -156,7 +204,7 @@ def lock_folder(folder: str | os.PathLike, *, what: str, name: str = LOCK_NAME,
     import fcntl
 
     path = Path(folder) / name
-    handle = open(path, "a+")
+    handle = open_no_follow(path, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -398,6 +398,9 @@ def load_model(path: str | os.PathLike, *, unsafe: bool = False) -> tf.keras.Mod
         with open(path, "rb") as source, open(copy, "xb") as target:
             shutil.copyfileobj(source, target)
         for config in _read_config(copy, path):
+            if isinstance(config, dict):
+                # Loaded with compile=False: tf_keras drops the optimizer's config unread.
+                config = {k: v for k, v in config.items() if k != "compile_config"}
             check_model_config(config, source=f"'{path}'")
         with SafeModeScope(True):
             return _load(copy, path, safe=True)

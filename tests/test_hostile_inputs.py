@@ -554,3 +554,64 @@ def test_a_damaged_run_record_is_named_and_left_alone(tmp_path, capsys):
                  "--output-dir", str(out)]) == 2
     assert f"'{out / 'config.json'}' is not a readable run record" in capsys.readouterr().err
     assert (out / "config.json").read_bytes() == before
+
+
+# -- outputs are ordinary files or nothing ----------------------------------------------
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo"])
+def test_an_output_is_never_written_through_a_link_or_node(tiny_files, tmp_path, capsys, kind):
+    _, keras_path, _ = tiny_files
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    out = tmp_path / "out.tflite"
+    if kind == "symlink":
+        out.symlink_to(victim)
+    elif kind == "hardlink":
+        os.link(victim, out)
+    else:  # stands in for a device node such as /dev/null, which only root can make
+        os.mkfifo(out)
+    assert main(["convert", str(keras_path), "-o", str(out)]) == 2
+    assert "not an ordinary file; refusing to write over it" in capsys.readouterr().err
+    assert victim.read_bytes() == b"precious"
+    assert out.is_symlink() if kind == "symlink" else True
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+@pytest.mark.parametrize("name", [".lock", "history.csv"])
+def test_run_files_do_not_follow_links(tmp_path, capsys, name):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    run = tmp_path / "run"
+    argv = ["train", "--model", "tiny-dybnn", "--epochs", "1", "--output-dir", str(run)]
+    assert main(argv) == 0
+    import shutil
+
+    shutil.rmtree(run / "checkpoints")  # the run starts over in its own folder
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(victim)
+    assert main(argv) == 2
+    assert f"'{run / name}'" in capsys.readouterr().err
+    assert victim.read_bytes() == b"precious"
+
+
+def test_restart_never_deletes_what_the_run_reads(tiny_files, tmp_path, capsys):
+    _, keras_path, _ = tiny_files
+    run = tmp_path / "run"
+    argv = ["train", "--model", "tiny-dybnn", "--epochs", "1", "--output-dir", str(run)]
+    assert main(argv) == 0
+    before = (run / "model.keras").read_bytes()
+    assert main(argv + ["--restart", "--init-from", str(run / "model.keras")]) == 2
+    assert "--restart would delete" in capsys.readouterr().err
+    assert (run / "model.keras").read_bytes() == before
+    assert json.loads((run / "config.json").read_text())["record"] == "larq-dybnn training run"
+
+
+def test_a_config_json_with_familiar_keys_is_not_a_run(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model": "mine", "seed": 1}))
+    (folder / "model.keras").write_bytes(b"my own model")
+    argv = ["train", "--model", "tiny-dybnn", "--epochs", "1", "--output-dir", str(folder),
+            "--restart"]
+    assert main(argv) == 2
+    assert "is not the record of a training run" in capsys.readouterr().err
+    assert (folder / "model.keras").read_bytes() == b"my own model"

@@ -71,7 +71,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from larq_dybnn._io import atomic_write_bytes, lock_folder
+from larq_dybnn._io import atomic_write_bytes, lock_folder, open_no_follow
 from larq_dybnn.sweep.provenance import provenance
 
 __all__ = ["RunSpec", "SweepSpec", "load_spec", "run_sweep", "train_command", "run_state"]
@@ -432,7 +432,7 @@ def _train(run: RunSpec, folder: Path) -> None:
     command = [sys.executable, "-P", "-m", "larq_dybnn_cli", *train_command(run, folder)]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with open(folder / "train.log", "a") as log:
+    with open_no_follow(folder / "train.log", "a") as log:
         log.write(f"\n$ {' '.join(command)}\n")
         log.flush()
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)

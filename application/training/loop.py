@@ -19,7 +19,9 @@ checkpoints and final model under `workers/worker-<id>/`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -35,7 +37,8 @@ from larq_dybnn.initialization import initialize_per_layer
 from larq_dybnn.loading import load_model
 from larq_dybnn.scan import hyper_weights
 from larq_dybnn._io import (
-    LOCK_NAME, TEMPORARY_MARK, atomic_save_model, atomic_write_bytes, lock_folder,
+    LOCK_NAME, TEMPORARY_MARK, atomic_save_model, atomic_write_bytes, check_writable_target,
+    lock_folder,
     remove_stale_temporaries)
 from larq_dybnn.contract import contract_for, read_contract, write_contract
 from larq_dybnn.training import data as data_lib, preprocessing
@@ -215,7 +218,7 @@ def _start(config: TrainConfig, print_fn: Say, held: contextlib.ExitStack | None
     remove_stale_temporaries(out)
     say = print_fn if worker.is_chief else (lambda _: None)
     if config.restart:
-        _clear_run(out)
+        _clear_run(out, config)
     config = _resolve_recorded(config, out / "config.json")
     _check_same_run(config, out / "config.json")
     return strategy, worker, out, say, config
@@ -396,6 +399,7 @@ def _fit(config: TrainConfig, data: _Data, fitting: _Fitting, out: Path, say: Sa
     # Every worker makes the same callbacks (they create variables, which must be
     # created in the same order everywhere); a non-chief writes into its own folder.
     history_path = out / "history.csv"
+    check_writable_target(history_path)  # Keras' CSVLogger would follow a link
     trim_history(history_path, epochs=fitting.initial_epoch)
     probe, _ = _first_examples(_sample_batches(data.eval, data.preprocess, data.size),
                                config.probe_samples)
@@ -472,7 +476,7 @@ def _check_output_folder(out: Path) -> None:
             raise ValueError(f"'{config}' is not a readable run record "
                              f"({type(error).__name__}: {error}); move it away or use "
                              "another output folder.") from None
-        if isinstance(recorded, dict) and "model" in recorded and "seed" in recorded:
+        if _is_run_record(recorded):
             return  # a run's folder; --restart deletes only a run's own files from it
         raise ValueError(f"'{config}' is not the record of a training run; use "
                          "another output folder.")
@@ -487,7 +491,38 @@ def _check_output_folder(out: Path) -> None:
             "use an empty or new folder, or the folder of an earlier run.")
 
 
-def _clear_run(out: Path) -> None:
+#: The key and value that mark a config.json as this package's run record.
+RUN_RECORD_KEY, RUN_RECORD = "record", "larq-dybnn training run"
+#: Records written before the marker existed hold every one of these options.
+_LEGACY_RECORD_KEYS = frozenset({
+    "model", "data", "train_split", "eval_split", "epochs", "batch_size",
+    "learning_rate", "seed", "width_multiplier", "dynamic", "reduction", "teacher",
+    "init_from", "step", "weight_decay", "label_smoothing", "image_size", "preprocess"})
+
+
+def _is_run_record(recorded: object) -> bool:
+    """A run's own record: marked as one, or (written before the mark) holding every
+    option such a record had and nothing a TrainConfig does not have."""
+    if not isinstance(recorded, dict):
+        return False
+    if recorded.get(RUN_RECORD_KEY) == RUN_RECORD:
+        return True
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    return _LEGACY_RECORD_KEYS <= recorded.keys() <= fields
+
+
+def _clear_run(out: Path, config: TrainConfig) -> None:
+    """Delete a run's own files for --restart, never a file the run reads."""
+    inputs = [Path(p) for p in (config.init_from, config.teacher) if p]
+    for name in (*_RUN_FOLDERS, *_RUN_FILES):
+        target = out / name
+        for source in inputs:
+            if target.exists() and source.exists() and (
+                    os.path.samefile(target, source) or source.resolve().is_relative_to(
+                        target.resolve())):
+                raise ValueError(
+                    f"--restart would delete '{target}', which the run reads as "
+                    f"'{source}' (--init-from / --teacher); copy it elsewhere first.")
     for name in _RUN_FOLDERS:
         shutil.rmtree(out / name, ignore_errors=True)
     for name in _RUN_FILES:
@@ -508,7 +543,8 @@ def _check_same_run(config: TrainConfig, path: Path) -> None:
                 "use another output directory."
             )
         return
-    atomic_write_bytes(path, json.dumps(current, indent=2).encode())
+    atomic_write_bytes(path, json.dumps({**current, RUN_RECORD_KEY: RUN_RECORD},
+                                        indent=2).encode())
 
 
 def _has_thresholds(model: tf.keras.Model) -> bool:
