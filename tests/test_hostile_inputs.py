@@ -289,6 +289,95 @@ def test_a_truncated_tflite_is_an_error_not_a_crash(tiny_files, tmp_path, capsys
     assert main(["evaluate", str(upper), "--data", "digits", "--limit", "10"]) == 0
 
 
+def _lce_options_offset(data: bytes, op_name: str) -> tuple[int, int]:
+    """(start, length) of the first `op_name` operator's custom options in the file."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(data, 0)
+    codes = [model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength())]
+    graph = model.Subgraphs(0)
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        if codes[op.OpcodeIndex()] == op_name.encode():
+            table = op._tab
+            slot = table.Offset(14)  # custom_options, the operator's 6th field
+            assert table.VectorLen(slot) == op.CustomOptionsLength()
+            return table.Vector(slot), table.VectorLen(slot)
+    raise AssertionError(f"no {op_name}")
+
+
+_RUN_IN_LCE = """
+import sys
+import numpy as np
+from larq_compute_engine.tflite.python.interpreter import Interpreter
+for path in sys.argv[1:]:
+    try:
+        interpreter = Interpreter(open(path, "rb").read(), num_threads=1)
+        interpreter.predict(np.zeros([1, *interpreter.input_shapes[0][1:]], np.float32))
+    except Exception:
+        pass
+    print(path, flush=True)
+"""
+
+
+def test_a_crafted_tflite_is_refused_or_runs_without_crashing(tiny_files, tmp_path):
+    """Damaged offsets anywhere in the tables, and random bytes as LceBconv2d's options:
+    every file the check passes is run by LCE's interpreter in a child process, which
+    must not die of a signal."""
+    import subprocess
+    import sys
+
+    from larq_dybnn.converter.flatbuffer import check_flatbuffer
+
+    _, _, tflite_path = tiny_files
+    data = tflite_path.read_bytes()
+    start, length = _lce_options_offset(data, "LceBconv2d")
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        crafted = bytearray(data)
+        crafted[start:start + length] = rng.integers(0, 256, length, dtype=np.uint8).tobytes()
+        with pytest.raises(ValueError, match="LceBconv2d"):
+            check_flatbuffer(bytes(crafted), source="crafted")
+    weights_start = min(len(data), 4096)  # offsets and tables come first, then weights
+    passed, refused = [], []
+    for trial in range(300):
+        crafted = bytearray(data)
+        at = 4 * int(rng.integers(1, weights_start // 4))
+        crafted[at:at + 4] = int(rng.choice([2**31 - 1, 2**32 - 8, len(data) + 4, 1])).to_bytes(
+            4, "little")
+        path = tmp_path / f"crafted-{trial}.tflite"
+        path.write_bytes(crafted)
+        try:
+            check_flatbuffer(bytes(crafted), source="crafted")
+        except ValueError:
+            refused.append(str(path))
+            continue
+        passed.append(str(path))
+    done = subprocess.run([sys.executable, "-c", _RUN_IN_LCE, *passed], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, (done.returncode, done.stdout.splitlines()[-1:])
+    assert len(done.stdout.splitlines()) == len(passed)
+    # The attack is real: unchecked, some refused file kills LCE's interpreter.
+    unchecked = subprocess.run([sys.executable, "-c", _RUN_IN_LCE, *refused],
+                               capture_output=True, text=True, timeout=600)
+    assert unchecked.returncode < 0
+
+
+def test_a_tflite_without_operators_is_refused(tiny_files, tmp_path, capsys):
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    _, _, tflite_path = tiny_files
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite_path.read_bytes(), 0))
+    model.subgraphs[0].operators = []
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    empty = tmp_path / "empty.tflite"
+    empty.write_bytes(bytes(builder.Output()))
+    assert main(["evaluate", str(empty), "--data", "digits", "--limit", "10"]) == 2
+    assert "main subgraph has no operators" in capsys.readouterr().err
+
+
 # -- wrong results reported as fine -----------------------------------------------------
 @pytest.mark.parametrize("flag, value", [
     ("--learning-rate", "nan"), ("--learning-rate", "inf"), ("--width-multiplier", "0"),
