@@ -18,6 +18,7 @@ emulated-aarch64 tests and `larq-dybnn verify-arm` run under qemu.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import sys
@@ -161,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run the samples this many times (for cost measurements)")
     args = parser.parse_args(argv)
+    if not 1 <= args.repeat <= 1_000_000:
+        parser.error(f"--repeat must be between 1 and 1000000, got {args.repeat}")
+    if not 1 <= args.threads <= 256:
+        parser.error(f"--threads must be between 1 and 256, got {args.threads}")
     kernels = [k.strip() for k in args.kernel.split(",") if k.strip()]
     if args.outputs and os.path.realpath(args.outputs) in {
             os.path.realpath(p) for p in (args.model, args.library, args.inputs)}:
@@ -174,19 +179,48 @@ def main(argv: Sequence[str] | None = None) -> int:
             runner = Runner(args.model, library=args.library, kernel=kernel,
                             threads=args.threads, xnnpack=not args.no_xnnpack)
             started = time.perf_counter()
-            for _ in range(max(args.repeat, 0)):
+            for _ in range(args.repeat):
                 results[kernel] = runner.predict(samples)
             print(f"{args.model}: {len(samples)} samples x {args.repeat} on the {kernel} "
                   f"kernel in {time.perf_counter() - started:.3f} s")
     except (OSError, ValueError, RuntimeError) as error:
         print(f"larq_dybnn_runtime: error: {error}", file=sys.stderr)
         return 2
-    if args.repeat > 0 and args.outputs:
-        if args.outputs.endswith(".npz"):
-            np.savez(args.outputs, **results)
-        else:
-            np.save(args.outputs, results[kernels[-1]])
+    if args.outputs:
+        try:
+            _write_outputs(args.outputs, results, kernels[-1])
+        except OSError as error:
+            print(f"larq_dybnn_runtime: error: {error}", file=sys.stderr)
+            return 2
     return 0
+
+
+def _write_outputs(path: str, results: dict, last: str) -> None:
+    """Write the outputs atomically, never over a link, device or folder."""
+    import stat
+    import tempfile
+
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None and (not stat.S_ISREG(info.st_mode) or info.st_nlink > 1):
+        raise OSError(f"Cannot write '{path}': it is not an ordinary file; refusing to "
+                      "write over it.")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=".outputs.tmp-", suffix=os.path.splitext(path)[1],
+                                     dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if path.endswith(".npz"):
+                np.savez(handle, **results)
+            else:
+                np.save(handle, results[last])
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 if __name__ == "__main__":

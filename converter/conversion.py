@@ -99,6 +99,7 @@ def convert(
         contract = getattr(model, "input_contract", None)
     if contract is not None:
         contract.check_outputs(int(model.output_shape[-1]), source=f"model '{model.name}'")
+        contract.check_inputs(model.input_shape, source=f"model '{model.name}'")
     plain = lce_flatbuffer(model, target=target)
     operators = tuple(read_operators(plain))
     binary = check_binary_layers(model, operators)

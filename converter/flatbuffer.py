@@ -11,6 +11,8 @@ from flatbuffers import encode, flexbuffers
 from flatbuffers import number_types as N
 from tensorflow.lite.python import schema_py_generated as schema
 
+from larq_dybnn._checks import printable
+
 __all__ = ["Operator", "read_operators", "op_histogram", "layer_of", "check_flatbuffer"]
 
 _BUILTIN_NAMES = {
@@ -99,14 +101,15 @@ def read_operators(flatbuffer: bytes) -> list[Operator]:
         for i in range(model.OperatorCodesLength()):
             code = model.OperatorCodes(i)
             if code.CustomCode():
-                codes.append(code.CustomCode().decode())
+                codes.append(printable(code.CustomCode().decode("utf-8", "replace")))
             else:
                 builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
                 codes.append(_BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}"))
         graph = model.Subgraphs(0)
 
         def tensor_name(index: int) -> str:
-            return graph.Tensors(index).Name().decode() if index >= 0 else ""
+            return (printable(graph.Tensors(index).Name().decode("utf-8", "replace"))
+                    if index >= 0 else "")
 
         operators = []
         for i in range(graph.OperatorsLength()):

@@ -7,6 +7,9 @@ imported with Keras 3 it raises an ImportError that says how to fix it.
 
 from larq_dybnn._env import ensure_legacy_keras as _ensure_legacy_keras
 from larq_dybnn._env import skip_autograph_in_tf_keras as _skip_autograph_in_tf_keras
+from larq_dybnn._env import (  # noqa: E402
+    restore_quantized_scope_on_errors as _restore_quantized_scope_on_errors,
+)
 
 _ensure_legacy_keras()
 
@@ -20,6 +23,7 @@ from larq_dybnn.quantizers import DynamicSign  # noqa: E402
 from larq_dybnn.scan import hyper_weights  # noqa: E402
 
 _skip_autograph_in_tf_keras()
+_restore_quantized_scope_on_errors()
 
 __all__ = [
     "DynamicSign",

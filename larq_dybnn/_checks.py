@@ -86,3 +86,11 @@ def channels_last_shape(
             f"got shape {shape}."
         )
     return shape
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character (escape codes, newlines, other
+    control characters) written as a Python escape, for names read from files that
+    reach a terminal: a name cannot clear the screen or forge a line of output."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in str(text))

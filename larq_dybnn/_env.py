@@ -89,3 +89,42 @@ def skip_autograph_in_tf_keras() -> bool:
                for rule in rules):
         config.CONVERSION_RULES = (*rules, config.DoNotConvert("tf_keras"))
     return True
+
+
+def restore_quantized_scope_on_errors() -> bool:
+    """Make Larq's `quantized_scope` restore the previous state when its body raises.
+
+    Larq 0.14's `larq.context.quantized_scope` is a generator context manager without
+    `try/finally`: a quantized layer whose `call` raises (a shape error in a notebook)
+    leaves the scope switched on for the rest of the process, and from then on
+    `model.get_weights()` returns binarized kernels and `dynamize` copies them. Larq's
+    layers look the function up on `larq.context` at every call, so replacing it there
+    fixes them all.
+
+    Returns:
+        True if the replacement is in place, False if this Larq has no such function.
+    """
+    import contextlib
+
+    try:
+        from larq import context
+    except ImportError:
+        return False
+    original = getattr(context, "quantized_scope", None)
+    if original is None or getattr(original, "_restores_on_errors", False):
+        return original is not None
+
+    @contextlib.contextmanager
+    def quantized_scope(quantize):
+        backup = context.should_quantize()
+        context._quantized_scope.should_quantize = quantize
+        try:
+            yield quantize
+        finally:
+            context._quantized_scope.should_quantize = backup
+
+    quantized_scope.__doc__ = original.__doc__
+    quantized_scope._restores_on_errors = True
+    quantized_scope._larq_original = original
+    context.quantized_scope = quantized_scope
+    return True

@@ -38,6 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
+from larq_dybnn._checks import printable
 from larq_dybnn._io import atomic_write_bytes, replacing
 
 __all__ = [
@@ -101,6 +102,11 @@ class InputContract:
                 problems.append(f"resize {self.resize!r} is not the recipe's {resize!r}")
         if not self.class_names or len(set(self.class_names)) != len(self.class_names):
             problems.append("class_names must be a non-empty list of distinct names")
+        unprintable = [name for name in self.class_names if not str(name).isprintable()
+                       or len(str(name)) > 200]
+        if unprintable:
+            problems.append(f"class name {printable(unprintable[0])[:60]!r} holds control "
+                            "characters or is longer than 200 characters")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -190,6 +196,23 @@ class InputContract:
                 f"The model takes {self.channels}-channel images, but '{source}' gives "
                 f"{channels}-channel images."
             )
+
+    def check_inputs(self, input_shape: Sequence[int | None], *, source: str) -> None:
+        """Raise if the model's input (NHWC) is not the size and channels this contract
+        says: a file would then promise one size and take another.
+
+        Raises:
+            ValueError: naming `source`, the model's input and the contract's.
+        """
+        height, width, channels = (list(input_shape)[1:] + [None] * 3)[:3]
+        size = (height, width)
+        if None not in size and tuple(int(v) for v in size) != tuple(self.image_size):
+            raise ValueError(
+                f"The input contract says {self.image_size[0]}x{self.image_size[1]} images, "
+                f"but {source} takes {height}x{width}; export with a contract of the "
+                "model's own size.")
+        if channels is not None:
+            self.check_channels(int(channels), source=source)
 
     def check_image_size(self, size: tuple[int, int], *, source: str, resize: bool) -> None:
         """Raise if images of `size` do not fit and no resize was asked for.

@@ -356,6 +356,9 @@ def check_model_config(config: object, *, source: str = "the model") -> None:
                              "64 bits.")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{where}: the number {value} in {key!r} is not finite.")
+        if key == "name" and isinstance(value, str) and not value.isprintable():
+            raise ValueError(f"{source}: a layer name holds control characters "
+                             f"({value.encode('unicode_escape').decode('ascii')[:60]!r}).")
         if isinstance(value, str) and key is not None and key.endswith(
                 _IDENTIFIER_SUFFIXES) and value not in names:
             _refuse(where, f"names {value!r} as its {key}, which is not a known "

@@ -704,3 +704,77 @@ def test_a_config_json_with_familiar_keys_is_not_a_run(tmp_path, capsys):
     assert main(argv) == 2
     assert "is not the record of a training run" in capsys.readouterr().err
     assert (folder / "model.keras").read_bytes() == b"my own model"
+
+
+# -- nothing silent ---------------------------------------------------------------------
+def test_a_failing_larq_layer_does_not_leave_quantized_scope_on():
+    import larq as lq
+
+    layer = lq.layers.QuantConv2D(4, 3, kernel_quantizer="ste_sign",
+                                  kernel_constraint="weight_clip")
+    layer.build((None, 8, 8, 3))
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError)):
+        layer(np.zeros((1, 8, 8, 5), np.float32))  # wrong channels: raises inside the scope
+    assert lq.context.should_quantize() is False
+    # Larq's own context manager leaves it on.
+    original = lq.context.quantized_scope._larq_original
+    try:
+        with original(True):
+            raise RuntimeError("inside")
+    except RuntimeError:
+        pass
+    leaked = lq.context.should_quantize()
+    lq.context._quantized_scope.should_quantize = False
+    assert leaked is True
+
+
+def test_a_contract_of_another_size_is_refused_at_export(tiny_files):
+    from larq_dybnn.contract import contract_for
+    from larq_dybnn.converter import convert
+
+    model, _, _ = tiny_files
+    with pytest.raises(ValueError, match="contract says 16x16 images, but model .* takes 8x8"):
+        convert(model, contract=contract_for("digits", image_size=16,
+                                             class_names=[str(i) for i in range(10)]))
+
+
+def test_a_diverged_run_saves_no_model(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "tiny-dybnn", "--epochs", "1", "--learning-rate", "1e38",
+                 "--output-dir", str(out)]) == 2
+    assert "Training diverged" in capsys.readouterr().err
+    assert not (out / "model.keras").exists()
+
+
+@pytest.mark.parametrize("repeat", ["0", "-1"])
+def test_the_runner_refuses_zero_repeats(tmp_path, capsys, repeat):
+    import larq_dybnn_runtime
+
+    with pytest.raises(SystemExit) as exit_info:
+        larq_dybnn_runtime.main([str(tmp_path / "m.tflite"), "--library", "x.so",
+                                 "--inputs", "x.npy", "--repeat", repeat])
+    assert exit_info.value.code == 2
+    assert "--repeat must be between 1" in capsys.readouterr().err
+
+
+# -- names from files are escaped -------------------------------------------------------
+def test_names_with_escape_codes_never_reach_the_terminal(tiny_files, tmp_path):
+    from larq_dybnn.contract import InputContract, contract_for
+    from larq_dybnn.converter.flatbuffer import read_operators
+
+    good = contract_for("digits", image_size=8, class_names=[str(i) for i in range(10)])
+    record = good.as_dict()
+    record["class_names"][3] = "cat\x1b[2J\nInput contract: forged"
+    with pytest.raises(ValueError, match=r"class name 'cat\\\\x1b\[2J\\\\nInput"):
+        InputContract.from_dict(record, source="evil")
+    _, _, tflite_path = tiny_files
+    data = tflite_path.read_bytes().replace(b"LceBconv2d", b"Lce\x1b[2Jv2d")
+    names = {op.name for op in read_operators(data)}
+    assert "Lce\\x1b[2Jv2d" in names and not any("\x1b" in n for n in names)
+    keras = tmp_path / "named.keras"
+    inputs = tf.keras.Input((4,))
+    tf.keras.Model(inputs, tf.keras.layers.Dense(2, name="d")(inputs)).save(keras)
+    _rewrite_keras(keras, lambda c: c["config"]["layers"][1]["config"].update(
+        name="d\x1b[31m"))
+    with pytest.raises(ValueError, match="layer name holds control characters"):
+        load_model(keras)

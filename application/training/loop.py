@@ -435,6 +435,12 @@ def _save(config: TrainConfig, data: _Data, fitting: _Fitting, out: Path, say: S
     evaluation = {k: float(v) for k, v in evaluation.items()}
     say(f"Evaluation on '{config.eval_split}': " +
         ", ".join(f"{k} {v:.4f}" for k, v in evaluation.items()))
+    for weight in fitting.model.weights:
+        if not np.all(np.isfinite(weight.numpy())):
+            raise ValueError(
+                f"Training diverged: weight '{weight.name}' is not finite after the last "
+                f"epoch (evaluation: {evaluation}); model.keras is not saved. Lower "
+                "--learning-rate, or resume from an earlier checkpoint.")
     model_path = atomic_save_model(fitting.model, out / "model.keras")
     contract = contract_for(data.preprocess, image_size=data.size,
                             class_names=data.train.class_names)
