@@ -38,6 +38,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def bounded_int(high: int):
+    """An argparse type: a positive integer of at most `high` (options that size memory
+    or threads), else a usage error naming the bound."""
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"expected at most {high:,}, got {text!r}")
+        return value
+
+    parse.__name__ = "bounded_int"
+    return parse
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -105,7 +118,7 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--hyper-lr-multiplier", type=float, default=1.0,
                        help="DyBNN models: train the hyper functions at this multiple of "
                        "the learning rate (default 1)")
-    train.add_argument("--image-size", type=positive_int,
+    train.add_argument("--image-size", type=bounded_int(4096),
                        help="input size (default: the data's, 224 above 64 pixels)")
     train.add_argument("--preprocess", choices=PREPROCESS_NAMES)
     train.add_argument("--seed", type=int, default=0)
@@ -115,7 +128,7 @@ def _add_train_parser(commands) -> None:
                        "global: Keras' one random stream (runs recorded without a scheme)")
     train.add_argument("--strategy", choices=STRATEGY_NAMES, default="default",
                        help="mirrored: all GPUs (or logical CPUs); multiworker: TF_CONFIG")
-    train.add_argument("--logical-cpus", type=positive_int,
+    train.add_argument("--logical-cpus", type=bounded_int(256),
                        help="split the CPU into this many devices (mirrored without GPUs)")
     train.add_argument("--export", action="store_true",
                        help="also export model.tflite with LCE and verify its parity")
@@ -172,8 +185,9 @@ def _add_train_parser(commands) -> None:
                           help="override the preprocessing recorded in the model")
     evaluate.add_argument("--resize", action="store_true",
                           help="resize images of another size to the model's input size")
-    evaluate.add_argument("--limit", type=positive_int, help="evaluate the first N images")
-    evaluate.add_argument("--threads", type=positive_int, default=1,
+    evaluate.add_argument("--limit", type=bounded_int(10_000_000),
+                          help="evaluate the first N images (default: all)")
+    evaluate.add_argument("--threads", type=bounded_int(256), default=1,
                           help="LCE interpreter threads (.tflite)")
     evaluate.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     _add_unsafe_load(evaluate)
@@ -261,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     arm.add_argument("--data", help="an image folder or .tar.gz (<class>/<image>); "
                      "prepared as the model's input contract says. Without it: random "
                      "inputs of the model's shape")
-    arm.add_argument("--limit", type=positive_int, default=64, help="how many images")
+    arm.add_argument("--limit", type=bounded_int(100_000), default=64,
+                     help="how many images (default 64)")
     arm.add_argument("--keras", metavar="MODEL", help="the Keras model the file came from")
     arm.add_argument("--kernels", default="bgemm,indirect",
                      help="comma-separated: bgemm, indirect, reference")

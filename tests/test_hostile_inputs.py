@@ -778,3 +778,64 @@ def test_names_with_escape_codes_never_reach_the_terminal(tiny_files, tmp_path):
         name="d\x1b[31m"))
     with pytest.raises(ValueError, match="layer name holds control characters"):
         load_model(keras)
+
+
+# -- bounded work from small inputs -----------------------------------------------------
+def _png_declaring(height: int, width: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (1 + 3 * width) * 16)  # a few rows; the rest missing
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows)
+            + chunk(b"IEND", b""))
+
+
+def test_an_image_declaring_huge_dimensions_is_refused_before_decoding(tiny_files, tmp_path,
+                                                                       capsys):
+    from larq_dybnn.training.data import image_dimensions
+
+    folder = tmp_path / "images" / "test" / "cat"
+    folder.mkdir(parents=True)
+    (folder / "bomb.png").write_bytes(_png_declaring(20000, 20000))
+    for i in range(9):
+        (tmp_path / "images" / "test" / f"c{i}").mkdir()
+        (tmp_path / "images" / "test" / f"c{i}" / "ok.jpg").write_bytes(
+            tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy())
+    assert image_dimensions(_png_declaring(20000, 20000)) == (20000, 20000)
+    jpeg = tf.io.encode_jpeg(np.zeros((7, 9, 3), np.uint8)).numpy()
+    assert image_dimensions(jpeg) == (7, 9)
+    _, keras_path, _ = tiny_files
+    assert main(["evaluate", str(keras_path), "--data", str(tmp_path / "images")]) == 2
+    assert "bomb.png' declares 20000x20000 pixels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--model", "tiny-dybnn", "--width-multiplier", "1000"],
+     "`width_multiplier` must be at most 8.0"),
+    (["train", "--model", "tiny-dybnn", "--image-size", "100000"], "expected at most 4,096"),
+    (["train", "--model", "tiny-dybnn", "--logical-cpus", "100000"], "expected at most 256"),
+    (["evaluate", "m.keras", "--data", "digits", "--limit", "99999999999"],
+     "expected at most 10,000,000"),
+    (["verify-arm", "{tflite}", "--kernels", "bgemm,turbo", "--lce-source", "."],
+     "--kernels: 'turbo'"),
+])
+def test_options_that_size_memory_or_threads_are_capped(tiny_files, tmp_path, capsys,
+                                                        argv, message):
+    _, _, tflite_path = tiny_files
+    argv = [a.format(tflite=tflite_path) for a in argv]
+    if argv[0] == "train":
+        argv += ["--epochs", "1", "--output-dir", str(tmp_path / "run")]
+    if argv[0] == "verify-arm":
+        argv += ["--arm-dir", str(tmp_path / "arm")]
+    try:
+        status = main(argv)
+    except SystemExit as exit_info:
+        status = exit_info.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "arm").exists()  # checked before anything is set up

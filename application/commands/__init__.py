@@ -222,9 +222,19 @@ def verify_arm(args: argparse.Namespace) -> int:
     flatbuffer = path.read_bytes()
     check_flatbuffer(flatbuffer, source=f"'{path}'")
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
+    import larq_dybnn_runtime
+
+    unknown = [k for k in kernels if k not in larq_dybnn_runtime.KERNELS]
+    if not kernels or unknown:
+        raise ValueError(f"--kernels: {', '.join(map(repr, unknown)) or 'none given'}; "
+                         f"choose from {', '.join(sorted(larq_dybnn_runtime.KERNELS))}.")
     if args.lce_source is None:
         raise ValueError("--lce-source (or LARQ_DYBNN_LCE_SOURCE) must name an LCE source "
                          "folder to build LCE's aarch64 ops from.")
+    if not Path(args.lce_source).is_dir():
+        raise FileNotFoundError(f"--lce-source: no folder at '{args.lce_source}'.")
+    if Path(args.arm_dir).exists() and not Path(args.arm_dir).is_dir():
+        raise ValueError(f"--arm-dir '{args.arm_dir}' is a file, not a folder.")
     from larq_dybnn.converter.interpreter import lce_interpreter
 
     shape = tuple(lce_interpreter(flatbuffer, source=f"'{path}'").input_shapes[0][1:])

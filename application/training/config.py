@@ -139,6 +139,11 @@ class TrainResult:
     threshold_spread: dict[str, float] = field(default_factory=dict)
 
 
+#: Bounds of the options that size memory or threads (x8 ReActNet-18 is 700 M
+#: parameters; 4096 pixels is 64 x ImageNet's; 256 logical CPUs).
+MAX_WIDTH_MULTIPLIER, MAX_IMAGE_SIZE, MAX_LOGICAL_CPUS = 8.0, 4096, 256
+
+
 def check_config(config: TrainConfig) -> None:
     """Check a run's options before anything is built or read.
 
@@ -157,6 +162,12 @@ def check_config(config: TrainConfig) -> None:
     _checks.positive_float("learning_rate", config.learning_rate)
     _checks.positive_float("hyper_lr_multiplier", config.hyper_lr_multiplier)
     _checks.positive_float("width_multiplier", config.width_multiplier)
+    for name, high in (("width_multiplier", MAX_WIDTH_MULTIPLIER),
+                       ("image_size", MAX_IMAGE_SIZE), ("logical_cpus", MAX_LOGICAL_CPUS)):
+        value = getattr(config, name)
+        if value is not None and value > high:
+            raise ValueError(f"`{name}` must be at most {high}, got {value!r}: it sizes "
+                             "memory or threads.")
     if config.step not in (1, 2):
         raise ValueError(f"`step` must be 1 or 2, got {config.step!r}.")
     if config.weight_decay is not None and not 0 <= config.weight_decay < float("inf"):

@@ -89,8 +89,14 @@ class LabelledImages:
         for name, item in zip(self.names, self.encoded):
             try:
                 data = tf.io.read_file(item) if isinstance(item, str) else item
+                check_image_dimensions(bytes(data.numpy() if hasattr(data, "numpy")
+                                             else data), name)
                 image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            except (tf.errors.InvalidArgumentError, ValueError):
+            except ValueError as error:
+                if "declares" in str(error):
+                    return str(error)
+                return f"Cannot decode image '{name}' of '{self.source}' (damaged file?)."
+            except tf.errors.InvalidArgumentError:
                 return f"Cannot decode image '{name}' of '{self.source}' (damaged file?)."
             if size is not None and tuple(image.shape[:2]) != (size, size):
                 return (f"Image '{name}' of '{self.source}' is {image.shape[0]}x"
@@ -195,6 +201,62 @@ def read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: object) 
 
 
 #: What reading a damaged archive raises (tar headers, gzip/bzip2/xz streams, EOF).
+#: Most pixels an image may declare: decoding allocates them all before anything
+#: else can look (a 1.2 MB PNG declaring 20000x20000 pixels took 6.45 GB).
+MAX_IMAGE_PIXELS = 64 * 2**20
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(height, width) an image's header declares (JPEG, PNG, GIF, BMP), read without
+    decoding; None when the header does not say (the decoder then reports it)."""
+    import struct
+
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", data[16:24])
+            return height, width
+        if data.startswith(b"GIF8"):
+            width, height = struct.unpack("<HH", data[6:10])
+            return height, width
+        if data.startswith(b"BM"):
+            width, height = struct.unpack("<ii", data[18:26])
+            return abs(height), abs(width)
+        if data.startswith(b"\xff\xd8"):
+            at = 2
+            while at + 9 < len(data):
+                if data[at] != 0xFF:
+                    return None
+                marker = data[at + 1]
+                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                    at += 2
+                    continue
+                length = struct.unpack(">H", data[at + 2:at + 4])[0]
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                    height, width = struct.unpack(">HH", data[at + 5:at + 9])
+                    return height, width
+                at += 2 + length
+    except struct.error:
+        return None
+    return None
+
+
+def _declares_few_pixels(data: bytes) -> np.bool_:
+    size = image_dimensions(bytes(data))
+    return np.bool_(size is None or size[0] * size[1] <= MAX_IMAGE_PIXELS)
+
+
+def check_image_dimensions(data: bytes, name: str) -> None:
+    """Raise, naming the image, if its header declares more than `MAX_IMAGE_PIXELS`.
+
+    Raises:
+        ValueError: naming `name` and the declared size.
+    """
+    size = image_dimensions(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise ValueError(f"Image '{name}' declares {size[0]}x{size[1]} pixels, more than "
+                         f"the {MAX_IMAGE_PIXELS:,} an image may have; refusing to decode it.")
+
+
 ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
@@ -232,7 +294,11 @@ def _from_encoded(
 ) -> tf.data.Dataset:
     def decode(item, label):
         data = tf.io.read_file(item) if from_files else item
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        # The header's size first: decoding allocates every declared pixel.
+        small = tf.numpy_function(_declares_few_pixels, [data], tf.bool, stateful=False)
+        with tf.control_dependencies([tf.debugging.Assert(small, [
+                "an image declares more than MAX_IMAGE_PIXELS pixels"])]):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
         return tf.ensure_shape(image, [None, None, 3]), label
 
     dataset = tf.data.Dataset.from_tensor_slices(
@@ -461,6 +527,7 @@ def read_image_sample(
     names, labels = names[:limit], labels[:limit]
 
     def decode(data: bytes, name: str) -> np.ndarray:
+        check_image_dimensions(data, f"{path}:{name}" if path.is_file() else name)
         try:
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
         except (tf.errors.InvalidArgumentError, ValueError):
