@@ -100,9 +100,13 @@ def replacing(path: str | os.PathLike) -> Iterator[str]:
         yield temporary
         os.chmod(temporary, final_mode(path))
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(error, OSError) and error.errno is not None and str(path) not in str(
+                error):
+            # A full disk says "No space left on device" without saying where.
+            raise OSError(error.errno, f"Cannot write '{path}': {error.strerror}") from None
         raise
 
 

@@ -839,3 +839,20 @@ def test_options_that_size_memory_or_threads_are_capped(tiny_files, tmp_path, ca
     assert status == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "arm").exists()  # checked before anything is set up
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from larq_dybnn._io import atomic_write_bytes
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    target = tmp_path / "report.json"
+    target.write_bytes(b"old")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=r"Cannot write '.*report.json': No space left on device"):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
