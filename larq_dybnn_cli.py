@@ -289,6 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
     arm.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     _add_unsafe_load(arm)
 
+    sources = commands.add_parser(
+        "lce-sources", help="assemble LCE's kernel sources from pinned upstream commits",
+        description="Download Larq Compute Engine 0.16.0's kernel sources and the headers "
+        "they compile against (ruy, flatbuffers, TFLite, gemmlowp) from their upstream "
+        "repositories at the commits the project pins, check every file's SHA256 "
+        "against the project's manifest, and write them into DIRECTORY (the folder "
+        "--lce-source, make test-arm and make wheel-arm build from). Files already "
+        "there and correct are kept.")
+    sources.add_argument("directory", help="the folder to fill (created if missing)")
+    sources.add_argument("--mirror", metavar="PATH_OR_URL",
+                         help="read MIRROR/OWNER/REPO/COMMIT/PATH instead of upstream "
+                         "(an offline copy; default: GitHub and sources.debian.org)")
+
     inspect = commands.add_parser(
         "inspect", help="print the op table and size of a .tflite",
         description="Print the operators and size of a TFLite flatbuffer.",

@@ -16,6 +16,7 @@ setup(
     packages=[
         "larq_dybnn", "larq_dybnn.zoo", "larq_dybnn.converter",
         "larq_dybnn.training", "larq_dybnn.sweep", "larq_dybnn.commands", "larq_dybnn.arm",
+        "larq_dybnn.device",
     ],
     # The command line's parser: a top-level module so that `larq-dybnn --help` does
     # not import the package (whose __init__ loads TensorFlow).
@@ -28,9 +29,11 @@ setup(
         "larq_dybnn.training": "application/training",
         "larq_dybnn.sweep": "application/sweep",
         "larq_dybnn.commands": "application/commands",
+        "larq_dybnn.device": "application/device",
     },
     # Trained weights shipped with the zoo (see zoo/pretrained/manifest.json).
     package_data={"larq_dybnn.zoo": ["pretrained/manifest.json", "pretrained/*.h5"],
-                  "larq_dybnn.arm": ["lce_register.cc"]},
+                  "larq_dybnn.arm": ["lce_register.cc"],
+                  "larq_dybnn.device": ["lce-sources.json"]},
     include_package_data=False,
 )

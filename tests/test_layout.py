@@ -113,6 +113,7 @@ def _layer(module: str) -> str:
                           ("larq_dybnn.training", "application"),
                           ("larq_dybnn.sweep", "application"),
                           ("larq_dybnn.commands", "application"),
+                          ("larq_dybnn.device", "application"),
                           ("larq_dybnn.zoo", "zoo"), ("larq_dybnn.converter", "converter"),
                           ("larq_dybnn.arm", "arm")):
         if module == prefix or module.startswith(prefix + "."):

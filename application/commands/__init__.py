@@ -272,10 +272,19 @@ def verify_arm(args: argparse.Namespace) -> int:
     return 0
 
 
+def lce_sources(args: argparse.Namespace) -> int:
+    from larq_dybnn.device.sources import fetch_sources
+
+    fetch_sources(args.directory, mirror=args.mirror,
+                  print_fn=lambda line: print(f"[lce-sources] {line}", flush=True))
+    return 0
+
+
 #: Command name -> its body, a function of the parsed arguments returning the exit status.
 COMMANDS = {
     "demo": demo, "train": train, "sweep": sweep, "evaluate": evaluate,
     "convert": convert, "inspect": inspect, "verify-arm": verify_arm,
+    "lce-sources": lce_sources,
 }
 
 
