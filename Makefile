@@ -2,6 +2,7 @@
 #   make demo   set up .venv, then run the main job on the embedded default
 #   make test   set up .venv, then run the test suite
 #   make test-arm  parity on LCE's aarch64 kernels under qemu (CI runs it after make test)
+#   make wheel-arm  the larq-dybnn-runtime wheel for aarch64 Linux into dist/
 #   make docs   build the documentation site into site/ (strict); make docs-serve serves it
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ PYTEST_WORKERS ?= 3
 # The emulated aarch64 tests are CPU-bound throughout: one worker per core.
 ARM_WORKERS ?= 2
 
-.PHONY: setup demo test test-arm docs docs-serve clean
+.PHONY: setup demo test test-arm wheel-arm lce-sources docs docs-serve clean
 
 $(STAMP): setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +38,27 @@ docs: $(STAMP)
 docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
-# Parity on LCE's aarch64 kernels under qemu (Debian; root for apt-get on first use).
+# LCE's kernel sources, fetched from their pinned upstream commits and checked against
+# the committed manifest (application/device/lce-sources.json). Set LCE_SOURCE to an
+# existing folder (CI: the shared copy) or LCE_MIRROR to an offline mirror.
+LCE_SOURCE ?= .lce-sources
+LCE_MIRROR ?=
+lce-sources: $(STAMP)
+	$(BIN)/larq-dybnn lce-sources $(LCE_SOURCE) $(if $(LCE_MIRROR),--mirror $(LCE_MIRROR))
+
+# The larq-dybnn-runtime wheel for aarch64 Linux (Raspberry Pi OS 64-bit) into dist/.
+wheel-arm: $(STAMP)
+	@if [ "$(LCE_SOURCE)" = .lce-sources ]; then $(MAKE) --no-print-directory lce-sources; fi
+	$(BIN)/python -m larq_dybnn.device.wheel --lce-source $(LCE_SOURCE) --output-dir dist
+
+# Parity on LCE's aarch64 kernels under qemu (Debian; root for apt-get on first use),
+# and the runtime wheel installed with pip into the emulated Python as a Pi user would.
 # The emulated environment is cached in $(ARM_DIR).
 ARM_DIR ?= .arm
 test-arm: $(STAMP)
-	LARQ_DYBNN_ARM_DIR=$(ARM_DIR) $(BIN)/python -m pytest tests_arm -n $(ARM_WORKERS) --durations=10
+	@if [ "$(LCE_SOURCE)" = .lce-sources ]; then $(MAKE) --no-print-directory lce-sources; fi
+	LARQ_DYBNN_ARM_DIR=$(ARM_DIR) LARQ_DYBNN_LCE_SOURCE=$(abspath $(LCE_SOURCE)) \
+		$(BIN)/python -m pytest tests_arm -n $(ARM_WORKERS) --durations=10
 
 clean:
-	rm -rf $(VENV) outputs build site *.egg-info $(ARM_DIR)
+	rm -rf $(VENV) outputs build site dist *.egg-info $(ARM_DIR) .lce-sources

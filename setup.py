@@ -16,12 +16,11 @@ setup(
     packages=[
         "larq_dybnn", "larq_dybnn.zoo", "larq_dybnn.converter",
         "larq_dybnn.training", "larq_dybnn.sweep", "larq_dybnn.commands", "larq_dybnn.arm",
-        "larq_dybnn.device",
+        "larq_dybnn.device", "larq_dybnn_runtime",
     ],
     # The command line's parser: a top-level module so that `larq-dybnn --help` does
     # not import the package (whose __init__ loads TensorFlow).
-    # The device-side runner: needs only tflite-runtime and numpy (larq_dybnn.arm).
-    py_modules=["larq_dybnn_cli", "larq_dybnn_runtime"],
+    py_modules=["larq_dybnn_cli"],
     package_dir={
         "larq_dybnn": "larq_dybnn",
         "larq_dybnn.zoo": "zoo",
@@ -30,6 +29,9 @@ setup(
         "larq_dybnn.sweep": "application/sweep",
         "larq_dybnn.commands": "application/commands",
         "larq_dybnn.device": "application/device",
+        # The device-side runner: tflite-runtime, numpy and Pillow only (runtime/ also
+        # builds it into the aarch64 wheel larq-dybnn-runtime).
+        "larq_dybnn_runtime": "runtime/larq_dybnn_runtime",
     },
     # Trained weights shipped with the zoo (see zoo/pretrained/manifest.json).
     package_data={"larq_dybnn.zoo": ["pretrained/manifest.json", "pretrained/*.h5"],

@@ -22,7 +22,7 @@ def _package_dirs() -> dict[str, str]:
 FOLDERS = _package_dirs()
 
 #: Top-level modules (setup.py's py_modules): the CLI's parser and the device runner.
-TOP_LEVEL = ("larq_dybnn_cli", "larq_dybnn_runtime")
+TOP_LEVEL = ("larq_dybnn_cli",)
 
 #: The layers each layer may import (a lower layer never imports a higher one).
 ALLOWED = {
@@ -72,7 +72,7 @@ GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
 
 def test_the_command_line_and_the_runtime_are_in_the_graph():
     assert GRAPH["larq_dybnn_cli"] == {"larq_dybnn.commands", "larq_dybnn._gc"}
-    assert not GRAPH["larq_dybnn_runtime"]
+    assert all(o.startswith("larq_dybnn_runtime") for o in GRAPH["larq_dybnn_runtime"])
 
 
 def test_every_package_folder_is_mapped_in_setup_py():

@@ -61,7 +61,7 @@ _INCLUDES = (".", "third_party/flatbuffers/include", "third_party/gemmlowp")
 CXXFLAGS = ("-std=c++17", "-O3", "-fPIC", "-DNDEBUG", "-DTFLITE_WITH_RUY",
             "-DFLATBUFFERS_LOCALE_INDEPENDENT=0")
 _REGISTERER = Path(__file__).with_name("lce_register.cc")
-_RUNNER = Path(larq_dybnn_runtime.__file__)
+_RUNNER = Path(larq_dybnn_runtime.__file__).parent
 
 
 class ArmSetupError(RuntimeError):
@@ -200,7 +200,11 @@ def _site(root: Path, say: Callable[[str], object]) -> Path:
             with zipfile.ZipFile(wheel) as archive:
                 archive.extractall(site)
         done.write_text("\n".join(WHEELS) + "\n")
-    shutil.copyfile(_RUNNER, site / _RUNNER.name)  # always the installed runner
+    # Always the installed runner (a package; an older copy may be a single module).
+    (site / "larq_dybnn_runtime.py").unlink(missing_ok=True)
+    shutil.rmtree(site / _RUNNER.name, ignore_errors=True)
+    shutil.copytree(_RUNNER, site / _RUNNER.name,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     return site
 
 

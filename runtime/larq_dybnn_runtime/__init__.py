@@ -1,18 +1,19 @@
-"""Run larq-dybnn's exported `.tflite` files with tflite-runtime and LCE's op library.
+"""Run larq-dybnn's exported `.tflite` files on a device: tflite-runtime, LCE's op
+library and numpy (Pillow for photos), no TensorFlow.
 
-The device-side runner: it needs only `tflite-runtime` and `numpy` (no TensorFlow,
-no larq-dybnn package import), so it runs on a 64-bit Raspberry Pi OS or any aarch64
-Linux where `pip install tflite-runtime numpy` works. Larq Compute Engine publishes no
-aarch64 Python wheel; its custom ops (LceQuantize, LceDequantize, LceBconv2d,
-LceBMaxPool2d) come from a shared library built from LCE's kernel sources with
-`larq_dybnn/arm/lce_register.cc` (see docs/deployment.md, "Raspberry Pi").
+Larq Compute Engine publishes no aarch64 Python package; its custom ops (LceQuantize,
+LceDequantize, LceBconv2d, LceBMaxPool2d) come from a shared library built from LCE's
+kernel sources (`larq-dybnn lce-sources`) with the project's registerer. The
+`larq-dybnn-runtime` wheel (`make wheel-arm`) bundles that library, this package and
+the console script `larq-dybnn-run`:
 
-    python -m larq_dybnn_runtime model.tflite --library liblce_ops.so \\
-        --inputs x.npy --outputs logits.npy --kernel bgemm
+    larq-dybnn-run model.tflite photo.jpg            # top classes by name
+    larq-dybnn-run model.tflite *.jpg --json         # path, index, label, probabilities
 
-`--inputs` holds float32 samples already prepared as the model's input contract says
-(`larq-dybnn inspect model.tflite` prints it). The same runner is what the project's
-emulated-aarch64 tests and `larq-dybnn verify-arm` run under qemu.
+`Runner` runs prepared samples; `Classifier` (in `larq_dybnn_runtime.classify`) reads the
+input contract stored in the file and classifies images. `python -m larq_dybnn_runtime
+MODEL --inputs x.npy` runs prepared `.npy` samples (the project's emulated tests and
+`larq-dybnn verify-arm` use it under qemu).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["KERNELS", "load_op_library", "Runner", "main"]
+__all__ = ["KERNELS", "load_op_library", "bundled_library", "Runner", "main"]
 
 #: Binary-conv kernels by name, and the registerer function of the op library that
 #: installs LCE's ops with that kernel. "bgemm" is what LCE runs on devices.
@@ -38,6 +39,12 @@ KERNELS = {
 }
 
 _LOADED: dict[str, ctypes.CDLL] = {}
+
+
+def bundled_library() -> str | None:
+    """The LCE op library installed with this package (the aarch64 wheel), or None."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "liblce_ops.so")
+    return path if os.path.isfile(path) else None
 
 
 def load_op_library(path: str) -> ctypes.CDLL:
@@ -82,7 +89,7 @@ class Runner:
 
     Arguments:
         model_path: the `.tflite` file.
-        library: LCE's op library.
+        library: LCE's op library; None for the one installed with this package.
         kernel: a `KERNELS` key.
         threads: interpreter threads.
         xnnpack: let tflite-runtime apply its default XNNPACK delegate to the float ops
@@ -96,7 +103,7 @@ class Runner:
         FileNotFoundError: for a missing model or library.
     """
 
-    def __init__(self, model_path: str, *, library: str, kernel: str = "bgemm",
+    def __init__(self, model_path: str, *, library: str | None = None, kernel: str = "bgemm",
                  threads: int = 1, xnnpack: bool = True):
         if kernel not in KERNELS:
             raise ValueError(f"`kernel` must be one of {sorted(KERNELS)}, got {kernel!r}.")
@@ -104,6 +111,10 @@ class Runner:
             raise ValueError(f"`threads` must be a positive integer, got {threads!r}.")
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"No model at '{model_path}'.")
+        library = library or bundled_library()
+        if library is None:
+            raise FileNotFoundError("No LCE op library: pass `library` (none is installed "
+                                    "with this package).")
         load_op_library(library)
         InterpreterWithCustomOps = _import_interpreter()
         from tflite_runtime.interpreter import OpResolverType
@@ -150,7 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m larq_dybnn_runtime",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="the .tflite file")
-    parser.add_argument("--library", required=True, help="LCE's op library (.so)")
+    parser.add_argument("--library", default=bundled_library(),
+                        help="LCE's op library (.so); default: the one installed with "
+                        "this package")
     parser.add_argument("--inputs", required=True, help=".npy of prepared float32 samples")
     parser.add_argument("--outputs", help="write the outputs here (.npy; .npz with one "
                         "array per kernel when several are given)")
@@ -162,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run the samples this many times (for cost measurements)")
     args = parser.parse_args(argv)
+    if args.library is None:
+        parser.error("--library is required (no LCE op library is installed with this "
+                     "package)")
     if not 1 <= args.repeat <= 1_000_000:
         parser.error(f"--repeat must be between 1 and 1000000, got {args.repeat}")
     if not 1 <= args.threads <= 256:
