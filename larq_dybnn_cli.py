@@ -118,6 +118,10 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--hyper-lr-multiplier", type=float, default=1.0,
                        help="DyBNN models: train the hyper functions at this multiple of "
                        "the learning rate (default 1)")
+    train.add_argument("--hyper-pool-stride", type=bounded_int(16), default=1,
+                       help="zoo DyBNN models: the hyper functions pool every N-th row "
+                       "and column (default 1: global average pooling; 2 is cheaper on "
+                       "ARM)")
     train.add_argument("--image-size", type=bounded_int(4096),
                        help="input size (default: the data's, 224 above 64 pixels)")
     train.add_argument("--preprocess", choices=PREPROCESS_NAMES)

@@ -5,6 +5,10 @@ globally average-pooled input with two fully-connected layers:
 
     h(x) = FC_2(ReLU(FC_1(GAP(x))))        FC_1: C -> C/r,  FC_2: C/r -> C
 
+With `pool_stride` s > 1 the pooling averages every s-th row and column only (a
+STRIDED_SLICE, then MEAN over a quarter of the elements for s = 2): on LCE's ARM
+kernels the global pooling is most of what the hyper functions cost.
+
 `HyperFunction` computes that and adds a static per-channel offset to each output,
 so a DyBNN threshold ``tau(x) = b + h(x)`` is one call. It is written so that Larq
 Compute Engine converts it to the smallest op set: MEAN (keepdims), FULLY_CONNECTED
@@ -44,6 +48,8 @@ class HyperFunction(tf.keras.layers.Layer):
         min_hidden: smallest width of the hidden layer.
         output_bound: None for unbounded outputs, or a positive bound `s` so that
             each dynamic term is `s * tanh(.)`, inside (-s, s).
+        pool_stride: pool every `pool_stride`-th row and column (1: all of them, the
+            paper's global average pooling).
         kernel_initializer: initializer of the first FC kernel.
         output_initializer: initializer of the heads' kernels and biases; the default
             "zeros" makes every dynamic term start at exactly 0.
@@ -72,6 +78,7 @@ class HyperFunction(tf.keras.layers.Layer):
         reduction: int = 16,
         min_hidden: int = 8,
         output_bound: float | None = None,
+        pool_stride: int = 1,
         kernel_initializer: object = "he_normal",
         output_initializer: object = "zeros",
         kernel_regularizer: object = None,
@@ -82,6 +89,7 @@ class HyperFunction(tf.keras.layers.Layer):
         self.reduction = _checks.positive_int("reduction", reduction)
         self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
         self.output_bound = _checks.optional_positive_float("output_bound", output_bound)
+        self.pool_stride = _checks.positive_int("pool_stride", pool_stride)
         self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
         self.output_initializer = tf.keras.initializers.get(output_initializer)
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
@@ -140,6 +148,8 @@ class HyperFunction(tf.keras.layers.Layer):
                 f"{len(offsets)} offsets."
             )
         # keepdims keeps (batch, 1, 1, C): no RESHAPE ops in the converted model.
+        if self.pool_stride > 1:
+            inputs = inputs[:, :: self.pool_stride, :: self.pool_stride, :]
         pooled = tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
         hidden = tf.nn.relu(tf.matmul(pooled, self.hidden_kernel) + self.hidden_bias)
         outputs = []
@@ -174,6 +184,7 @@ class HyperFunction(tf.keras.layers.Layer):
             "reduction": self.reduction,
             "min_hidden": self.min_hidden,
             "output_bound": self.output_bound,
+            "pool_stride": self.pool_stride,
             "kernel_initializer": tf.keras.initializers.serialize(
                 self.kernel_initializer
             ),
@@ -205,10 +216,12 @@ class HyperFunctionOwner:
         output_bound: float | None,
         hyper_initializer: object,
         hyper_regularizer: object,
+        pool_stride: int = 1,
     ) -> None:
         self.reduction = _checks.positive_int("reduction", reduction)
         self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
         self.output_bound = _checks.optional_positive_float("output_bound", output_bound)
+        self.pool_stride = _checks.positive_int("pool_stride", pool_stride)
         self.hyper_initializer = tf.keras.initializers.get(hyper_initializer)
         self.hyper_regularizer = tf.keras.regularizers.get(hyper_regularizer)
         self.hyper = (
@@ -217,6 +230,7 @@ class HyperFunctionOwner:
                 reduction=self.reduction,
                 min_hidden=self.min_hidden,
                 output_bound=self.output_bound,
+                pool_stride=self.pool_stride,
                 kernel_initializer=self.hyper_initializer,
                 kernel_regularizer=self.hyper_regularizer,
                 name="hyper_function",
@@ -230,6 +244,7 @@ class HyperFunctionOwner:
             "reduction": self.reduction,
             "min_hidden": self.min_hidden,
             "output_bound": self.output_bound,
+            "pool_stride": self.pool_stride,
             "hyper_initializer": tf.keras.initializers.serialize(self.hyper_initializer),
             "hyper_regularizer": tf.keras.regularizers.serialize(self.hyper_regularizer),
         }

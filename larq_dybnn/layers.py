@@ -39,6 +39,9 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
         shift_initializer: initializer of the static shifts `g` and `z`.
         hyper_initializer: initializer of the hyper function's first FC kernel.
         hyper_regularizer: optional regularizer of the hyper function's kernels.
+        pool_stride: the hyper function pools every `pool_stride`-th row and column
+            (1, the default: global average pooling; 2: a quarter of the elements,
+            cheaper on ARM; see `larq_dybnn.HyperFunction`).
         **kwargs: passed to `tf.keras.layers.Layer` (e.g. `name`).
 
     Input shape:
@@ -70,6 +73,7 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
         shift_initializer: object = "zeros",
         hyper_initializer: object = "he_normal",
         hyper_regularizer: object = None,
+        pool_stride: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -84,6 +88,7 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
             output_bound=output_bound,
             hyper_initializer=hyper_initializer,
             hyper_regularizer=hyper_regularizer,
+            pool_stride=pool_stride,
         )
 
     def build(self, input_shape):

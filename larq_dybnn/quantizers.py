@@ -74,6 +74,9 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
             `tau` starts at exactly 0.
         hyper_initializer: initializer of the hyper function's first FC kernel.
         hyper_regularizer: optional regularizer of the hyper function's kernels.
+        pool_stride: the hyper function pools every `pool_stride`-th row and column
+            (1, the default: global average pooling; 2: a quarter of the elements,
+            cheaper on ARM; see `larq_dybnn.HyperFunction`).
         **kwargs: passed to `tf.keras.layers.Layer` (e.g. `name`).
 
     Raises:
@@ -102,6 +105,7 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
         threshold_initializer: object = "zeros",
         hyper_initializer: object = "he_normal",
         hyper_regularizer: object = None,
+        pool_stride: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -121,6 +125,7 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
             output_bound=output_bound,
             hyper_initializer=hyper_initializer,
             hyper_regularizer=hyper_regularizer,
+            pool_stride=pool_stride,
         )
 
     def build(self, input_shape):

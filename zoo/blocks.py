@@ -49,21 +49,25 @@ class Thresholds:
         dynamic_prelu: DynamicPReLU (True) or ReActNet's RPReLU (False).
         reduction: hyper-function reduction ratio.
         output_bound: bound of the dynamic terms, None for unbounded.
+        pool_stride: the hyper functions pool every `pool_stride`-th row and column.
     """
 
     dynamic_sign: bool = False
     dynamic_prelu: bool = False
     reduction: int = DEFAULT_REDUCTION
     output_bound: float | None = None
+    pool_stride: int = 1
 
     @classmethod
     def from_arguments(
-        cls, *, dynamic: str, reduction: int, output_bound: float | None
+        cls, *, dynamic: str, reduction: int, output_bound: float | None,
+        hyper_pool_stride: int = 1,
     ) -> "Thresholds":
         """Build from the zoo's public arguments, checking them.
 
         Raises:
-            ValueError: for an unknown `dynamic`, a bad `reduction` or `output_bound`.
+            ValueError: for an unknown `dynamic`, a bad `reduction`, `output_bound` or
+                `hyper_pool_stride`.
         """
         if dynamic not in DYNAMIC_PARTS:
             raise ValueError(
@@ -75,6 +79,7 @@ class Thresholds:
             dynamic_prelu=prelu,
             reduction=_checks.positive_int("reduction", reduction),
             output_bound=_checks.optional_positive_float("output_bound", output_bound),
+            pool_stride=_checks.positive_int("hyper_pool_stride", hyper_pool_stride),
         )
 
     def options(self) -> dict:
@@ -84,8 +89,11 @@ class Thresholds:
         dynamic = names[(self.dynamic_sign, self.dynamic_prelu)]
         if dynamic == "none":
             return {"dynamic": dynamic}
-        return {"dynamic": dynamic, "reduction": self.reduction,
-                "output_bound": self.output_bound}
+        options = {"dynamic": dynamic, "reduction": self.reduction,
+                   "output_bound": self.output_bound}
+        if self.pool_stride != 1:  # recorded only when set: older records stay equal
+            options["hyper_pool_stride"] = self.pool_stride
+        return options
 
     def sign(self, name: str) -> DynamicSign:
         """An RSign or DynamicSign quantizer."""
@@ -93,6 +101,7 @@ class Thresholds:
             reduction=self.reduction,
             dynamic_threshold=self.dynamic_sign,
             output_bound=self.output_bound,
+            pool_stride=self.pool_stride,
             name=name,
         )
 
@@ -102,6 +111,7 @@ class Thresholds:
             reduction=self.reduction,
             dynamic_shifts=self.dynamic_prelu,
             output_bound=self.output_bound,
+            pool_stride=self.pool_stride,
             name=name,
         )
 

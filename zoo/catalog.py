@@ -23,8 +23,11 @@ TINY_REDUCTION = 4
 
 def _tiny(dynamic: bool) -> Callable[..., tf.keras.Model]:
     def build(*, input_shape, num_classes, width_multiplier, stem, binary_weights,
-              dynamic_parts, reduction):
+              dynamic_parts, reduction, hyper_pool_stride=1):
         del stem  # TinyDyBNN keeps the input resolution
+        if hyper_pool_stride != 1:
+            raise ValueError("`hyper_pool_stride` needs a zoo DyBNN model "
+                             "(dybnn-reactnet-18, dybnn-reactnet-a).")
         if dynamic and dynamic_parts not in ("both", "none"):
             raise ValueError(
                 "The tiny models turn both DynamicSign and DynamicPReLU on or off; "
@@ -42,10 +45,13 @@ def _tiny(dynamic: bool) -> Callable[..., tf.keras.Model]:
 
 def _zoo(builder, dynamic: bool) -> Callable[..., tf.keras.Model]:
     def build(*, input_shape, num_classes, width_multiplier, stem, binary_weights,
-              dynamic_parts, reduction):
+              dynamic_parts, reduction, hyper_pool_stride=1):
         extra = {}
         if dynamic:
-            extra = dict(dynamic=dynamic_parts, reduction=reduction)
+            extra = dict(dynamic=dynamic_parts, reduction=reduction,
+                         hyper_pool_stride=hyper_pool_stride)
+        elif hyper_pool_stride != 1:
+            raise ValueError("`hyper_pool_stride` needs a DyBNN model.")
         return builder(
             input_shape=input_shape, num_classes=num_classes,
             width_multiplier=width_multiplier, stem=stem, binary_weights=binary_weights,
@@ -56,8 +62,10 @@ def _zoo(builder, dynamic: bool) -> Callable[..., tf.keras.Model]:
 
 
 def _float_resnet(*, input_shape, num_classes, width_multiplier, stem, binary_weights,
-                  dynamic_parts, reduction):
+                  dynamic_parts, reduction, hyper_pool_stride=1):
     del binary_weights, dynamic_parts, reduction  # real-valued throughout
+    if hyper_pool_stride != 1:
+        raise ValueError("`hyper_pool_stride` needs a DyBNN model.")
     return ResNet18(
         input_shape=input_shape, num_classes=num_classes,
         width_multiplier=width_multiplier, stem=stem,
@@ -140,6 +148,7 @@ def build_model(
     binary_weights: bool = True,
     dynamic: str = "both",
     reduction: int | None = None,
+    hyper_pool_stride: int = 1,
 ) -> tf.keras.Model:
     """Build a zoo model by its command-line name.
 
@@ -154,6 +163,8 @@ def build_model(
         reduction: DyBNN models only: hyper-function reduction (None: the model's
             `ModelSpec.default_reduction`, 4 for the tiny models and
             `DEFAULT_REDUCTION` = 64 for the zoo, or that of named weights).
+        hyper_pool_stride: zoo DyBNN models only: the hyper functions pool every
+            `hyper_pool_stride`-th row and column (1: global average pooling).
 
     Returns:
         The model (logits out).
@@ -167,5 +178,5 @@ def build_model(
     return MODELS[name](
         input_shape=tuple(input_shape), num_classes=num_classes,
         width_multiplier=width_multiplier, stem=stem, binary_weights=binary_weights,
-        dynamic_parts=dynamic, reduction=reduction,
+        dynamic_parts=dynamic, reduction=reduction, hyper_pool_stride=hyper_pool_stride,
     )

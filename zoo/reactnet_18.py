@@ -156,6 +156,7 @@ def DyBNNReActNet18(  # noqa: N802
     dynamic: str = "both",
     reduction: int | None = None,
     output_bound: float | None = None,
+    hyper_pool_stride: int = 1,
     width_multiplier: float = 1.0,
     stem: str = "imagenet",
     binary_weights: bool = True,
@@ -180,6 +181,7 @@ def DyBNNReActNet18(  # noqa: N802
         thresholds=Thresholds.from_arguments(
             dynamic=dynamic, output_bound=output_bound,
             reduction=resolve_reduction(reduction, weights, model="dybnn_reactnet_18"),
+            hyper_pool_stride=hyper_pool_stride,
         ),
         default_name="dybnn_reactnet_18", input_shape=input_shape,
         input_tensor=input_tensor, weights=weights, include_top=include_top,

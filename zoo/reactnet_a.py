@@ -174,6 +174,7 @@ def DyBNNReActNetA(  # noqa: N802
     dynamic: str = "both",
     reduction: int | None = None,
     output_bound: float | None = None,
+    hyper_pool_stride: int = 1,
     width_multiplier: float = 1.0,
     stem: str = "imagenet",
     binary_weights: bool = True,
@@ -201,6 +202,9 @@ def DyBNNReActNetA(  # noqa: N802
             `max(C // r, 8)`); None for the reduction the named `weights` were
             trained with, or else `DEFAULT_REDUCTION` (64).
         output_bound: None, or a bound `s` for the dynamic terms (`s * tanh`).
+        hyper_pool_stride: the hyper functions pool every `hyper_pool_stride`-th row
+            and column (1: global average pooling, as the paper; 2: a quarter of the
+            elements, cheaper on ARM).
         name: model name; defaults to "dybnn_reactnet_a".
 
     Returns:
@@ -217,6 +221,7 @@ def DyBNNReActNetA(  # noqa: N802
         thresholds=Thresholds.from_arguments(
             dynamic=dynamic, output_bound=output_bound,
             reduction=resolve_reduction(reduction, weights, model="dybnn_reactnet_a"),
+            hyper_pool_stride=hyper_pool_stride,
         ),
         default_name="dybnn_reactnet_a", input_shape=input_shape,
         input_tensor=input_tensor, weights=weights, include_top=include_top,

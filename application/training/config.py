@@ -50,6 +50,8 @@ class TrainConfig:
             trains on cross-entropy.
         label_smoothing: cross-entropy label smoothing (without a teacher).
         width_multiplier, dynamic, reduction: model options (see `build_model`).
+        hyper_pool_stride: zoo DyBNN models: the hyper functions pool every
+            `hyper_pool_stride`-th row and column (1: global average pooling).
         hyper_lr_multiplier: train the hyper functions' weights (of the dynamic
             thresholds and shifts, `larq_dybnn.hyper_weights`) at this multiple of
             the learning rate (`ScaledStepAdam`); 1 for one rate. Only for models
@@ -94,6 +96,7 @@ class TrainConfig:
     dynamic: str = "both"
     reduction: int | None = None
     hyper_lr_multiplier: float = 1.0
+    hyper_pool_stride: int = 1
     image_size: int | None = None
     preprocess: str | None = None
     seed: int = 0
@@ -161,6 +164,11 @@ def check_config(config: TrainConfig) -> None:
     _checks.positive_int("probe_samples", config.probe_samples)
     _checks.positive_float("learning_rate", config.learning_rate)
     _checks.positive_float("hyper_lr_multiplier", config.hyper_lr_multiplier)
+    _checks.positive_int("hyper_pool_stride", config.hyper_pool_stride)
+    if config.hyper_pool_stride != 1 and config.model not in ("dybnn-reactnet-18",
+                                                             "dybnn-reactnet-a"):
+        raise ValueError("`hyper_pool_stride` applies to the zoo DyBNN models "
+                         f"(dybnn-reactnet-18, dybnn-reactnet-a), not {config.model!r}.")
     _checks.positive_float("width_multiplier", config.width_multiplier)
     for name, high in (("width_multiplier", MAX_WIDTH_MULTIPLIER),
                        ("image_size", MAX_IMAGE_SIZE), ("logical_cpus", MAX_LOGICAL_CPUS)):

@@ -246,6 +246,7 @@ def _recorded(previous: dict) -> dict:
     previous["init_scheme"] = previous["init_scheme"] or _FORMER_INIT_SCHEME
     previous.setdefault("dynamize", False)
     previous.setdefault("hyper_lr_multiplier", 1.0)
+    previous.setdefault("hyper_pool_stride", 1)
     return previous
 
 
@@ -315,7 +316,7 @@ def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path
             config.model, input_shape=(data.size, data.size, 3),
             num_classes=data.train.num_classes, width_multiplier=config.width_multiplier,
             binary_weights=config.step == 2, dynamic=config.dynamic,
-            reduction=config.reduction,
+            reduction=config.reduction, hyper_pool_stride=config.hyper_pool_stride,
         )
         data.train.check_num_classes(model.output_shape[-1])
         if config.init_scheme == "per-layer":
