@@ -88,13 +88,19 @@ def _add_train_parser(commands) -> None:
                        help="digits (embedded), a tfds name (cifar10, imagenet2012), an "
                        "image folder (<split>/<class>/<image>) or .tar.gz archive(s)")
     train.add_argument("--data-dir", help="tensorflow-datasets data directory")
-    train.add_argument("--train-split", default="train")
-    train.add_argument("--eval-split", default="test")
-    train.add_argument("--output-dir", default="outputs/train")
-    train.add_argument("--epochs", type=positive_int, default=10)
+    train.add_argument("--train-split", default="train",
+                       help="split to train on; slices like train[:45000] work")
+    train.add_argument("--eval-split", default="test",
+                       help="split evaluated after every epoch (choose settings on a "
+                       "held-out slice such as train[45000:], not on test)")
+    train.add_argument("--output-dir", default="outputs/train",
+                       help="the run's folder: checkpoints, history, model.keras; an "
+                       "existing run there is resumed")
+    train.add_argument("--epochs", type=positive_int, default=10, help="epochs to train")
     train.add_argument("--batch-size", type=positive_int, default=64,
                        help="global batch size, split over replicas")
-    train.add_argument("--learning-rate", type=float, default=2e-3)
+    train.add_argument("--learning-rate", type=float, default=2e-3,
+                       help="Adam's learning rate, decayed linearly to 0")
     train.add_argument("--step", type=int, choices=[1, 2], default=2,
                        help="ReActNet step: 1 = binary activations, real weights, weight "
                        "decay; 2 = fully binary (default)")
@@ -110,7 +116,9 @@ def _add_train_parser(commands) -> None:
     _add_unsafe_load(train)
     train.add_argument("--label-smoothing", type=_non_negative_float, default=0.0,
                        help="cross-entropy label smoothing (without --teacher)")
-    train.add_argument("--width-multiplier", type=float, default=1.0)
+    train.add_argument("--width-multiplier", type=float, default=1.0,
+                       help="channel multiplier of the model (0.25: a quarter of the "
+                       "channels; at most 8)")
     train.add_argument("--dynamic", choices=["both", "sign", "prelu", "none"],
                        default="both", help="DyBNN models: which thresholds are dynamic")
     train.add_argument("--reduction", type=positive_int,
@@ -124,8 +132,11 @@ def _add_train_parser(commands) -> None:
                        "ARM)")
     train.add_argument("--image-size", type=bounded_int(4096),
                        help="input size (default: the data's, 224 above 64 pixels)")
-    train.add_argument("--preprocess", choices=PREPROCESS_NAMES)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--preprocess", choices=PREPROCESS_NAMES,
+                       help="input preprocessing recipe (default: chosen from the data "
+                       "and image size)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed of the weights, the data order and augmentation")
     train.add_argument("--init-scheme", choices=["per-layer", "global"],
                        help="per-layer: each weight drawn from the seed and its own path, "
                        "so static and DyBNN twins start alike (default for new runs); "
@@ -182,9 +193,10 @@ def _add_train_parser(commands) -> None:
     evaluate.add_argument("model", help=".keras, .h5, SavedModel or .tflite")
     evaluate.add_argument("--data", required=True,
                           help="digits, a tfds name, an image folder or .tar.gz archive(s)")
-    evaluate.add_argument("--data-dir")
-    evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--batch-size", type=positive_int, default=100)
+    evaluate.add_argument("--data-dir", help="tensorflow-datasets data directory")
+    evaluate.add_argument("--split", default="test", help="split to evaluate")
+    evaluate.add_argument("--batch-size", type=positive_int, default=100,
+                          help="images per evaluation batch")
     evaluate.add_argument("--preprocess", choices=PREPROCESS_NAMES,
                           help="override the preprocessing recorded in the model")
     evaluate.add_argument("--resize", action="store_true",
@@ -197,12 +209,34 @@ def _add_train_parser(commands) -> None:
     _add_unsafe_load(evaluate)
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Shows an option's default after its help unless the help names it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                and "default" not in text and "%(default)" not in text):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _version() -> str:
+    """The installed version, read without importing the package (and TensorFlow)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("larq-dybnn")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `larq-dybnn` command."""
     parser = argparse.ArgumentParser(
-        prog="larq-dybnn",
+        prog="larq-dybnn", formatter_class=_HelpWithDefaults,
         description="Dynamic Binary Neural Networks for Larq and Larq Compute Engine.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
@@ -217,9 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="digits, or an image folder / .tar.gz archive(s) such as CIFAR-10")
     demo.add_argument("--epochs", type=positive_int,
                       help="default 20 on digits, 5 otherwise")
-    demo.add_argument("--batch-size", type=positive_int, default=64)
-    demo.add_argument("--output-dir", default="outputs/demo")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--batch-size", type=positive_int, default=64,
+                      help="training batch size")
+    demo.add_argument("--output-dir", default="outputs/demo",
+                      help="where the run, the .tflite file and the plots go")
+    demo.add_argument("--seed", type=int, default=0, help="seed of weights and data order")
     demo.add_argument("--quiet", action="store_true", help="one line per epoch")
     _add_train_parser(commands)
 
@@ -310,8 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect", help="print the op table and size of a .tflite",
         description="Print the operators and size of a TFLite flatbuffer.",
     )
-    inspect.add_argument("tflite")
+    inspect.add_argument("tflite", help="the .tflite file")
     for command in commands.choices.values():
+        command.formatter_class = _HelpWithDefaults
         command.add_argument("--verbose", action="store_true",
                              help="show TensorFlow's start-up and C++ log lines")
     return parser

@@ -40,3 +40,34 @@ def test_tensorflow_start_up_lines_only_when_asked_for(extra, env, shown):
     # Progress about every tenth of the images, with the running accuracy.
     assert "[evaluate] 4/20 images, running top-1" in result.stdout
     assert bool(_tensorflow_lines(result.stderr)) == shown, result.stderr[-3000:]
+
+
+def test_every_option_of_every_command_has_help_and_shows_its_default(capsys):
+    import argparse
+
+    from larq_dybnn_cli import build_parser
+
+    parser = build_parser()
+    (subcommands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = [f"{name} {a.option_strings or a.dest}"
+               for name, command in subcommands.choices.items() for a in command._actions
+               if not isinstance(a, argparse._HelpAction) and not a.help]
+    assert not missing, missing
+    for name, command in subcommands.choices.items():
+        formatter = command._get_formatter()
+        for action in command._actions:
+            if action.option_strings and action.default not in (None, False,
+                                                                argparse.SUPPRESS):
+                assert "default" in formatter._get_help_string(action), (
+                    name, action.option_strings)
+    train_help = " ".join(subcommands.choices["train"].format_help().split())
+    assert "--epochs EPOCHS epochs to train (default: 10)" in train_help
+
+
+def test_version(capsys):
+    from larq_dybnn_cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("larq-dybnn 0.")
