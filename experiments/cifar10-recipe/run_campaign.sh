@@ -11,6 +11,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-hyper    # dynamized, faster hyper functions
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-long     # 15 epochs: fine-tuned vs dynamized
 #   experiments/cifar10-recipe/run_campaign.sh cost-static  # static at DyBNN's ARM cost, 4 seeds
+#   experiments/cifar10-recipe/run_campaign.sh cost-screen  # cheaper hyper functions, step 1
 #   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split + tables so far, beside training
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
@@ -41,7 +42,7 @@
 # holds its folder's lock while it trains, so `results` must wait for it;
 # experiments/evaluate_finished.py).
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|cost-static|evaluate|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|cost-static|cost-screen|evaluate|results|save}"
 if [ "$STAGE" = all ]; then
     # What is left of issue 18's training, unattended across sessions: each stage
     # skips finished runs and resumes unfinished ones (then `save` and commit). The
@@ -84,6 +85,7 @@ if [ "$STAGE" = save ]; then
     save_sweep cifar10-recipe-upgrade-long
     # The cost study: step-2 models are evaluated (clean and shifted inputs) and counted.
     save_sweep cifar10-recipe-cost-static
+    save_sweep cifar10-recipe-cost-screen
     [ "$saved" = 1 ] || echo "nothing to save in $WORK/runs" >&2
     exit 0
 fi
@@ -136,6 +138,14 @@ case "$STAGE" in
     upgrade-explore)
         "${SWEEP[@]}" "$CHECKOUT/upgrade-explore.toml" \
             --output-dir runs/cifar10-recipe-upgrade-explore --skip-evaluation ;;
+    cost-screen)
+        # --hyper-pool-stride is newer than the pin: the install at cost.commit, which
+        # reproduces the campaign's first epoch exactly (cost/cross_commit_check.json).
+        CAMPAIGN_COMMIT="$(cat "$CHECKOUT/cost.commit")" \
+            frozen_install "$REPO" "$WORK/cost-install"
+        LARQ_DYBNN_COMMIT="$(git -C "$WORK/cost-install/src" rev-parse HEAD)" \
+            "$WORK/cost-install/.venv/bin/larq-dybnn" sweep "$CHECKOUT/cost-screen.toml" \
+            --output-dir runs/cifar10-recipe-cost-screen --skip-evaluation ;;
     upgrade-hyper|upgrade-long)
         # --hyper-lr-multiplier is newer than the pin: a second frozen install, at the
         # commit in upgrade-hyper.commit, beside the campaign's (same folder and data).
