@@ -48,7 +48,10 @@ setup(
     python_requires=">=3.9",
     # tflite-runtime 2.14 has cp39-cp311 aarch64 wheels and accepts numpy 2, with which
     # its interpreter fails: numpy stays below 2.
-    install_requires=["tflite-runtime>=2.14,<2.15", "numpy>=1.23.2,<2", "Pillow>=9"],
+    # tflite (the TFLite schema's generated Python) and flatbuffers check each file
+    # whole before the interpreter, which trusts its offsets, opens it.
+    install_requires=["tflite-runtime>=2.14,<2.15", "numpy>=1.23.2,<2", "Pillow>=9",
+                      "tflite>=2.14", "flatbuffers>=23"],
     entry_points={"console_scripts": [
         "larq-dybnn-run = larq_dybnn_runtime.classify:main"]},
     cmdclass={"bdist_wheel": PlatformWheel},

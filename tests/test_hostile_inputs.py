@@ -856,3 +856,33 @@ def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
         atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_the_device_check_reads_files_as_the_pc_check_does(tiny_files):
+    """The runtime checks files with the `tflite` package's schema (no TensorFlow on a
+    device); it accepts and refuses what the PC's check, with TensorFlow's, does."""
+    import tflite
+    from tensorflow.lite.python import schema_py_generated as tf_schema
+
+    from larq_dybnn_runtime.check import check_flatbuffer
+
+    _, _, tflite_path = tiny_files
+    data = tflite_path.read_bytes()
+    rng = np.random.default_rng(1)
+    for schema in (tflite, tf_schema):
+        check_flatbuffer(data, schema=schema)
+    verdicts = []
+    for trial in range(60):
+        crafted = bytearray(data)
+        at = 4 * int(rng.integers(1, 1024))
+        crafted[at:at + 4] = (2**31 - 1).to_bytes(4, "little")
+        outcome = []
+        for schema in (tflite, tf_schema):
+            try:
+                check_flatbuffer(bytes(crafted), schema=schema)
+                outcome.append(True)
+            except ValueError:
+                outcome.append(False)
+        verdicts.append(tuple(outcome))
+    assert all(a == b for a, b in verdicts), verdicts
+    assert any(not a for a, _ in verdicts)

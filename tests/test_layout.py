@@ -28,7 +28,7 @@ TOP_LEVEL = ("larq_dybnn_cli",)
 ALLOWED = {
     "library": {"library"},
     "zoo": {"library", "zoo"},
-    "converter": {"library", "zoo", "converter"},
+    "converter": {"library", "zoo", "converter", "runtime"},  # the file check
     "arm": {"library", "zoo", "converter", "arm", "runtime"},
     "runtime": {"runtime"},  # runs on a device with tflite-runtime and numpy only
 }

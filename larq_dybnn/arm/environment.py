@@ -47,8 +47,9 @@ DEBIAN_PACKAGES = (
 HOST_PACKAGES = ("qemu-user", "g++-aarch64-linux-gnu")
 #: PyPI's aarch64 wheels the runner needs (tflite-runtime 2.14 is the newest with
 #: a cp311 aarch64 wheel; its extension exports the tflite and ruy functions LCE's
-#: kernels call).
-WHEELS = ("tflite-runtime==2.14.0", "numpy==1.26.4")
+#: kernels call; tflite and flatbuffers: the file check before the interpreter).
+WHEELS = ("tflite-runtime==2.14.0", "numpy==1.26.4", "tflite==2.18.0",
+          "flatbuffers==25.12.19")
 _WHEEL_PLATFORMS = ("manylinux_2_34_aarch64", "manylinux_2_17_aarch64",
                     "manylinux2014_aarch64")
 #: LCE's kernel sources (relative to an LCE source folder) and the compile flags.

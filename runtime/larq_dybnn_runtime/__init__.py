@@ -99,7 +99,8 @@ class Runner:
             interpreter does by default.
 
     Raises:
-        ValueError: for an unknown `kernel` or a non-positive `threads`.
+        ValueError: for an unknown `kernel` or a non-positive `threads`, or a model
+            file that is not whole (`larq_dybnn_runtime.check`).
         FileNotFoundError: for a missing model or library.
     """
 
@@ -111,6 +112,10 @@ class Runner:
             raise ValueError(f"`threads` must be a positive integer, got {threads!r}.")
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"No model at '{model_path}'.")
+        from larq_dybnn_runtime.check import check_flatbuffer
+
+        with open(model_path, "rb") as handle:
+            check_flatbuffer(handle.read(), source=f"'{model_path}'")
         library = library or bundled_library()
         if library is None:
             raise FileNotFoundError("No LCE op library: pass `library` (none is installed "
