@@ -27,6 +27,11 @@ STRATEGY_NAMES = ("default", "mirrored", "multiworker")
 PREPROCESS_NAMES = ("cifar", "digits", "imagenet")
 
 
+#: Where `lce-sources` puts LCE's kernel sources and `verify-arm` finds them.
+DEFAULT_LCE_SOURCES = os.path.join(os.path.expanduser("~"), ".cache", "larq-dybnn",
+                                   "lce-sources")
+
+
 def positive_int(text: str) -> int:
     """An argparse type (also the benchmarks'): a positive integer, else a usage error."""
     try:
@@ -323,9 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     arm.add_argument("--arm-dir", default=os.path.join(
         os.path.expanduser("~"), ".cache", "larq-dybnn", "arm"),
         help="cache folder of the emulated environment")
-    arm.add_argument("--lce-source", default=os.environ.get("LARQ_DYBNN_LCE_SOURCE"),
-                     help="an LCE source folder to build the ops from (default: "
-                     "$LARQ_DYBNN_LCE_SOURCE)")
+    arm.add_argument("--lce-source", default=os.environ.get("LARQ_DYBNN_LCE_SOURCE",
+                                                            DEFAULT_LCE_SOURCES),
+                     help="LCE's kernel sources and the headers they include, as "
+                     "`larq-dybnn lce-sources` prepares them (default: "
+                     "$LARQ_DYBNN_LCE_SOURCE, else %(default)s)")
     arm.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     _add_unsafe_load(arm)
 
@@ -337,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
         "against the project's manifest, and write them into DIRECTORY (the folder "
         "--lce-source, make test-arm and make wheel-arm build from). Files already "
         "there and correct are kept.")
-    sources.add_argument("directory", help="the folder to fill (created if missing)")
+    sources.add_argument("directory", nargs="?", default=DEFAULT_LCE_SOURCES,
+                         help="the folder to fill (created if missing; default: "
+                         "%(default)s, where verify-arm looks)")
     sources.add_argument("--mirror", metavar="PATH_OR_URL",
                          help="read MIRROR/OWNER/REPO/COMMIT/PATH instead of upstream "
                          "(an offline copy; default: GitHub and sources.debian.org)")

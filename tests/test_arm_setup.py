@@ -52,3 +52,17 @@ def test_the_device_runner_never_writes_over_its_inputs(tmp_path, capsys):
                                     "--inputs", str(inputs), "--outputs", str(inputs)]) == 2
     assert "refusing to overwrite it" in capsys.readouterr().err
     assert inputs.read_bytes() == before
+
+
+def test_verify_arm_without_prepared_sources_says_how_to_prepare_them(tmp_path, capsys):
+    from larq_dybnn.converter import export_tflite
+    from larq_dybnn.zoo import build_model
+
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(export_tflite(build_model("tiny-dybnn", input_shape=(8, 8, 3),
+                                               num_classes=10)))
+    missing = tmp_path / "lce"
+    assert main(["verify-arm", str(path), "--lce-source", str(missing),
+                 "--arm-dir", str(tmp_path / "arm")]) == 2
+    assert f"larq-dybnn lce-sources {missing}" in capsys.readouterr().err
+    assert not (tmp_path / "arm").exists()

@@ -228,11 +228,10 @@ def verify_arm(args: argparse.Namespace) -> int:
     if not kernels or unknown:
         raise ValueError(f"--kernels: {', '.join(map(repr, unknown)) or 'none given'}; "
                          f"choose from {', '.join(sorted(larq_dybnn_runtime.KERNELS))}.")
-    if args.lce_source is None:
-        raise ValueError("--lce-source (or LARQ_DYBNN_LCE_SOURCE) must name an LCE source "
-                         "folder to build LCE's aarch64 ops from.")
     if not Path(args.lce_source).is_dir():
-        raise FileNotFoundError(f"--lce-source: no folder at '{args.lce_source}'.")
+        raise FileNotFoundError(
+            f"--lce-source: no folder at '{args.lce_source}'. Prepare LCE's kernel sources "
+            f"with `larq-dybnn lce-sources {args.lce_source}` (or pass a folder).")
     if Path(args.arm_dir).exists() and not Path(args.arm_dir).is_dir():
         raise ValueError(f"--arm-dir '{args.arm_dir}' is a file, not a folder.")
     from larq_dybnn.converter.interpreter import lce_interpreter
