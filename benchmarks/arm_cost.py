@@ -42,6 +42,14 @@ PAIRS = {
 }
 
 
+def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
+    """--arm-dir and --lce-source, as every ARM benchmark takes them, and --json."""
+    parser.add_argument("--arm-dir", default=os.environ.get("LARQ_DYBNN_ARM_DIR", REPO / ".arm"))
+    parser.add_argument("--lce-source", default=os.environ.get(
+        "LARQ_DYBNN_LCE_SOURCE", REPO.parent / "shared" / "third_party" / "lce-0.16.0-kernels"))
+    parser.add_argument("--json", help="also write the counts as JSON")
+
+
 def _trained_like(model, seed: int = 0):
     """Non-zero static thresholds and shifts (and hyper heads), as after training:
     what the converter can fold depends on them, so counts of fresh models mislead."""
@@ -77,10 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=10, help="inferences in the difference")
     parser.add_argument("--pairs", default="imagenet,cifar", help="imagenet, cifar")
     parser.add_argument("--kernels", default="bgemm,indirect")
-    parser.add_argument("--arm-dir", default=os.environ.get("LARQ_DYBNN_ARM_DIR", REPO / ".arm"))
-    parser.add_argument("--lce-source", default=os.environ.get(
-        "LARQ_DYBNN_LCE_SOURCE", REPO.parent / "shared" / "third_party" / "lce-0.16.0-kernels"))
-    parser.add_argument("--json", help="also write the counts as JSON")
+    add_environment_arguments(parser)
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from arm_cost import REPO, _trained_like  # noqa: E402
+from arm_cost import _trained_like, add_environment_arguments  # noqa: E402
 
 DEFAULT_WIDTHS = "0.25,0.265625,0.28125,0.296875,0.3125"
 
@@ -50,10 +50,7 @@ def main(argv=None) -> int:
                              '(default: one DyBNN with the zoo defaults, "{}")')
     parser.add_argument("--runs", type=int, default=5, help="inferences in the difference")
     parser.add_argument("--kernel", default="bgemm", choices=["bgemm", "indirect"])
-    parser.add_argument("--arm-dir", default=os.environ.get("LARQ_DYBNN_ARM_DIR", REPO / ".arm"))
-    parser.add_argument("--lce-source", default=os.environ.get(
-        "LARQ_DYBNN_LCE_SOURCE", REPO.parent / "shared" / "third_party" / "lce-0.16.0-kernels"))
-    parser.add_argument("--json", help="also write the counts as JSON")
+    add_environment_arguments(parser)
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")

@@ -25,17 +25,23 @@ from larq_dybnn.training import data, preprocessing
 from larq_dybnn.zoo import DyBNNReActNet18
 
 
+def test_images(source: str, images: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `images` CIFAR-10 test images, prepared as for evaluation, and labels."""
+    test = data.load(source, split=f"test[:{images}]")
+    batches = preprocessing.pipeline(test, training=False, batch_size=250,
+                                     preprocess="cifar", image_size=32)
+    x = np.concatenate([images.numpy() for images, _ in batches])
+    y = np.concatenate([labels.numpy() for _, labels in batches])
+    return x, y
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/cifar10",
                         help="the CIFAR-10 folder (image-folder archives)")
     parser.add_argument("--images", type=positive_int, default=1000)
     args = parser.parse_args(argv)
-    test = data.load(args.data, split=f"test[:{args.images}]")
-    batches = preprocessing.pipeline(test, training=False, batch_size=250,
-                                     preprocess="cifar", image_size=32)
-    x = np.concatenate([images.numpy() for images, _ in batches])
-    y = np.concatenate([labels.numpy() for _, labels in batches])
+    x, y = test_images(args.data, args.images)
     model = DyBNNReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
                             weights="cifar10")
     before = model.predict(x, batch_size=250, verbose=0).argmax(-1)

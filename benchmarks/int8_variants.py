@@ -22,8 +22,10 @@ import numpy as np
 from larq_dybnn_cli import positive_int
 from larq_dybnn.converter.int8 import round_hyper_weights
 from larq_dybnn.scan import dynamic_layers
-from larq_dybnn.training import data, preprocessing
 from larq_dybnn.zoo import DyBNNReActNet18
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+from int8_rounding import test_images  # noqa: E402
 
 
 def _top1(model, x: np.ndarray) -> np.ndarray:
@@ -43,10 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="../shared/data/cifar10")
     parser.add_argument("--images", type=positive_int, default=10000)
     args = parser.parse_args(argv)
-    test = data.load(args.data, split=f"test[:{args.images}]")
-    batches = preprocessing.pipeline(test, training=False, batch_size=500,
-                                     preprocess="cifar", image_size=32)
-    x = np.concatenate([images.numpy() for images, _ in batches])
+    x, _ = test_images(args.data, args.images)
     model = DyBNNReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
                             weights="cifar10")
     original = model.get_weights()
