@@ -37,18 +37,39 @@ def test_the_layers_keep_pool_stride_in_their_config(layer):
     assert layer.from_config({**made.get_config(), "pool_stride": 1}).hyper.pool_stride == 1
 
 
-def test_a_zoo_model_with_stride_2_pooling_converts_exactly(tmp_path, rng):
+def test_the_zoo_option_reaches_every_hyper_function():
+    model = DyBNNReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
+                            num_classes=10, hyper_pool_stride=2)
+    strides = [layer.hyper.pool_stride for layer in model.layers
+               if isinstance(layer, DynamicPReLU)]
+    strides += [layer.input_quantizer.hyper.pool_stride for layer in model.layers
+                if isinstance(getattr(layer, "input_quantizer", None), DynamicSign)]
+    assert len(strides) == 32 and set(strides) == {2}
+
+
+def test_stride_2_pooling_converts_exactly(tmp_path, rng):
+    import larq as lq
+
     from larq_dybnn.converter import convert, lce_outputs
     from larq_dybnn.converter.flatbuffer import read_operators
 
-    model = DyBNNReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
-                            num_classes=10, hyper_pool_stride=2)
+    inputs = tf.keras.Input((16, 16, 32))
+    x = inputs
+    for i in range(2):
+        x = lq.layers.QuantConv2D(
+            32, 3, padding="same", pad_values=1.0, use_bias=False,
+            input_quantizer=DynamicSign(reduction=4, pool_stride=2),
+            kernel_quantizer="magnitude_aware_sign", kernel_constraint="weight_clip")(x)
+        x = tf.keras.layers.BatchNormalization()(x)
+        x = DynamicPReLU(reduction=4, pool_stride=2)(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(10)(x))
     randomize_weights(model, seed=3, scale=0.3)
     conversion = convert(model)
     assert conversion.binary.ok
     ops = collections.Counter(op.name for op in read_operators(conversion.float_flatbuffer))
-    assert ops["STRIDED_SLICE"] == ops["MEAN"] == 32  # one each per hyper function
-    x = rng.normal(size=(4, 32, 32, 3)).astype(np.float32)
+    assert ops["STRIDED_SLICE"] == 4 and ops["MEAN"] == 5  # per hyper function, + the head
+    x = rng.normal(size=(4, 16, 16, 32)).astype(np.float32)
     expected = model(x, training=False).numpy()
     got = lce_outputs(conversion.float_flatbuffer, x)
     np.testing.assert_array_equal(got.argmax(-1), expected.argmax(-1))
