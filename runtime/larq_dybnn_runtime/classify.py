@@ -138,7 +138,9 @@ class Classifier:
         except (RuntimeError, ValueError) as error:
             # The file check and bad arguments say what is wrong themselves; an op the
             # library lacks surfaces from the interpreter.
-            if isinstance(error, ValueError) and "op" not in str(error).lower():
+            text = str(error).lower()
+            if not any(hint in text for hint in ("unresolved", "didn't find op",
+                                                 "custom op", "registration")):
                 raise
             raise ValueError(f"'{model_path}' cannot run on this LCE op library: "
                              f"{error}") from None
