@@ -17,7 +17,9 @@ from larq_dybnn._version import __version__  # noqa: E402
 from larq_dybnn.dynamization import dynamize  # noqa: E402
 from larq_dybnn.hyper import DEFAULT_REDUCTION, HyperFunction  # noqa: E402
 from larq_dybnn.initialization import initialize_per_layer  # noqa: E402
+from larq_dybnn.contract import read_contract  # noqa: E402
 from larq_dybnn.layers import DynamicPReLU  # noqa: E402
+from larq_dybnn.loading import load_model  # noqa: E402
 from larq_dybnn.profiling import mac_counts, summary  # noqa: E402
 from larq_dybnn.quantizers import DynamicSign  # noqa: E402
 from larq_dybnn.scan import hyper_weights  # noqa: E402
@@ -35,5 +37,7 @@ __all__ = [
     "initialize_per_layer",
     "summary",
     "mac_counts",
+    "load_model",
+    "read_contract",
     "__version__",
 ]

@@ -105,7 +105,7 @@ def _allowlists() -> tuple[frozenset, frozenset]:
     """(class names, function names) a config may use, read off the trusted packages."""
     import larq
 
-    import larq_dybnn  # noqa: F401  (registers this package's objects)
+    from larq_dybnn import hyper, layers, quantizers  # noqa: F401  (register their objects)
 
     class_modules = (tf.keras.layers, tf.keras.initializers, tf.keras.regularizers,
                      tf.keras.constraints, tf.keras.mixed_precision, larq.layers,
