@@ -54,14 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     expected = _first_row(args.run / "history.csv")
     if expected is None:
         parser.error(f"'{args.run}' has no recorded epoch")
+    # The install's own mapping between a run record and `larq-dybnn train` flags.
+    from larq_dybnn.training.config import train_arguments
+
     options = {k: v for k, v in config.items() if k not in NOT_TRAINING and k != "record"}
-    argv_train = ["train"]
-    for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            argv_train += [flag] if value else []
-        elif value is not None:
-            argv_train += [flag, str(value)]
+    switches = [k for k, v in options.items() if isinstance(v, bool)]
+    argv_train = ["train", *train_arguments(options, switches=switches)]
     commit = subprocess.run(["git", "-C", str(Path(args.larq_dybnn).resolve().parents[2] / "src"),
                              "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="first-epoch-") as scratch:

@@ -13,10 +13,12 @@ import flatbuffers.table
 from flatbuffers import encode, flexbuffers
 from flatbuffers import number_types as N
 
-__all__ = ["check_flatbuffer", "LCE_OPTIONS"]
+__all__ = ["check_flatbuffer", "LCE_OPTIONS", "printable"]
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
+    """`text` with non-printable characters (escape codes, newlines) written as
+    Python escapes, for names read from files that reach a terminal."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                    for c in text)
 
@@ -166,7 +168,7 @@ def _check_indices(model, size: int) -> None:
     names = []
     for i in range(codes):
         code = model.OperatorCodes(i)
-        names.append(_printable(code.CustomCode().decode("utf-8", "replace"))
+        names.append(printable(code.CustomCode().decode("utf-8", "replace"))
                      if code.CustomCode() else "")
     buffers = model.BuffersLength()
     for g in range(model.SubgraphsLength()):

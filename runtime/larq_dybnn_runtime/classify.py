@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from larq_dybnn_runtime import KERNELS, Runner
+from larq_dybnn_runtime.check import printable
 from larq_dybnn_runtime.tflite_file import ContractError, read_contract
 
 __all__ = ["Classifier", "Classification", "prepare_image", "main", "MAX_IMAGE_PIXELS"]
@@ -198,11 +199,6 @@ def _bounded(low: int, high: int):
     return parse
 
 
-def _shown(text: str) -> str:
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """`larq-dybnn-run MODEL IMAGE...`: print each image's top classes.
 
@@ -244,15 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                              resize=args.resize)[0],
                                           runs=args.benchmark)
     except (OSError, ValueError) as error:
-        print(f"larq-dybnn-run: error: {_shown(str(error))}", file=sys.stderr)
+        print(f"larq-dybnn-run: error: {printable(str(error))}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps([r.as_dict() for r in results]))
     else:
         for result in results:
-            tops = ", ".join(f"{_shown(name)} {p:.1%}"
+            tops = ", ".join(f"{printable(name)} {p:.1%}"
                              for name, p in result.top(args.top, classifier.class_names))
-            print(f"{_shown(result.path)}: {tops}")
+            print(f"{printable(result.path)}: {tops}")
     if timing is not None:
         print(f"latency over {timing['runs']} runs ({args.kernel}, {args.threads} thread"
               f"{'s' if args.threads > 1 else ''}): median {timing['median_ms']:.2f} ms, "
