@@ -15,11 +15,11 @@ __all__ = ["DynamicPReLU"]
 class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
     r"""PReLU with learned, input-conditioned shifts before and after it.
 
-    \\[
+    \[
     y = \operatorname{PReLU}_\beta(x - \gamma(x)) + \zeta(x), \qquad
     \gamma(x) = g + h_\gamma(\operatorname{GAP}(x)), \quad
     \zeta(x) = z + h_\zeta(\operatorname{GAP}(x))
-    \\]
+    \]
 
     `beta` is one slope per channel, shared over height and width and initialised to
     0.25; `g` and `z` are static per-channel shifts; `h_gamma` and `h_zeta` are the

@@ -35,10 +35,10 @@ ESTIMATORS: dict[str, Callable[[tf.Tensor, float], tf.Tensor]] = {
 class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
     r"""Binarize activations around a learned, input-conditioned threshold.
 
-    \\[
+    \[
     q(x) = \operatorname{sign}(x - \tau(x)), \qquad
     \tau(x) = b + h(\operatorname{GAP}(x))
-    \\]
+    \]
 
     `b` is a static learnable per-channel threshold (ReActNet's RSign, with the sign
     of its bias flipped) and `h` is a `HyperFunction`: FC(C -> C/r), ReLU,

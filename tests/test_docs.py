@@ -1,6 +1,7 @@
 """The documentation: the site builds strictly (a broken link, a page left out of the
-navigation or a docstring the API reference cannot read fails), the README stays a
-front page, and its example runs as written."""
+navigation or a docstring the API reference cannot read fails), every link of the
+built site resolves (notebooks included), math reaches the HTML as MathML and not as
+raw TeX, the README stays a front page, and its example runs as written."""
 
 from __future__ import annotations
 
@@ -8,10 +9,34 @@ import os
 import re
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+# Text a reader sees (code blocks, scripts and styles left out), and raw TeX in it.
+CODE = re.compile(r"<(pre|code|script|style)\b.*?</\1>", re.S)
+RAW_TEX = re.compile(r"\\[\[\]()]|\\operatorname|\$\$")
+
+
+def broken_links(site: Path) -> list[str]:
+    """Relative links and sources of the built pages that name no file of the site.
+
+    404.html is left out: it links from the site's root, wherever it is served.
+    """
+    broken = []
+    for page in sorted(site.rglob("*.html")):
+        if page.name == "404.html":
+            continue
+        for reference in re.findall(r'(?:href|src)="([^"]+)"', page.read_text()):
+            parts = urlsplit(unescape(reference))
+            if parts.scheme or parts.netloc or not parts.path:
+                continue
+            target = (page.parent / unquote(parts.path)).resolve()
+            if not (target / "index.html" if target.is_dir() else target).is_file():
+                broken.append(f"{page.relative_to(site)} -> {reference}")
+    return broken
 
 
 def test_the_site_builds_strictly(tmp_path):
@@ -29,6 +54,13 @@ def test_the_site_builds_strictly(tmp_path):
     reference = (site / "reference/converter/index.html").read_text()
     assert "export_and_verify" in reference and "Conversion" in reference
     assert "jp-OutputArea" in (site / "notebooks/zoo/index.html").read_text()
+    assert broken_links(site) == []
+    # The docstrings' formulas are MathML, drawn by the browser with no script.
+    assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">' in (
+        site / "reference/layers/index.html").read_text()
+    for page in site.rglob("*.html"):
+        prose = CODE.sub("", page.read_text())
+        assert not RAW_TEX.search(prose), f"raw TeX in {page.relative_to(site)}"
 
 
 def test_the_readme_is_a_front_page():
