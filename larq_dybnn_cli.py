@@ -23,8 +23,14 @@ MODEL_NAMES = (
     "dybnn-reactnet-a", "reactnet-a", "resnet-18",
 )
 STRATEGY_NAMES = ("default", "mirrored", "multiworker")
-#: The preprocessing recipes (`larq_dybnn.contract.RECIPES`), for --preprocess.
-PREPROCESS_NAMES = ("cifar", "digits", "imagenet")
+#: Every name --preprocess takes (`larq_dybnn.training.preprocessing
+#: .EVALUATION_PREPROCESSING`): the training recipes (`larq_dybnn.contract.RECIPES`),
+#: which `train` takes, then scalings for evaluating models trained elsewhere.
+RECIPE_NAMES = ("cifar", "digits", "imagenet")
+PREPROCESS_NAMES = (*RECIPE_NAMES, "unit", "signed", "none")
+PREPROCESS_HELP = ("cifar, digits and imagenet are the training recipes' evaluation "
+                   "transforms; unit ([0, 1]), signed ([-1, 1]) and none (0..255) "
+                   "scale pixels for models trained elsewhere")
 
 
 #: Where `lce-sources` puts LCE's kernel sources and `verify-arm` finds them.
@@ -137,9 +143,10 @@ def _add_train_parser(commands) -> None:
                        "ARM)")
     train.add_argument("--image-size", type=bounded_int(4096),
                        help="input size (default: the data's, 224 above 64 pixels)")
-    train.add_argument("--preprocess", choices=PREPROCESS_NAMES,
-                       help="input preprocessing recipe (default: chosen from the data "
-                       "and image size)")
+    train.add_argument("--preprocess", choices=RECIPE_NAMES,
+                       help="input preprocessing recipe, with its augmentation (default: "
+                       "chosen from the data and image size; evaluate and convert also "
+                       "take unit, signed and none)")
     train.add_argument("--seed", type=int, default=0,
                        help="seed of the weights, the data order and augmentation")
     train.add_argument("--init-scheme", choices=["per-layer", "global"],
@@ -203,7 +210,8 @@ def _add_train_parser(commands) -> None:
     evaluate.add_argument("--batch-size", type=positive_int, default=100,
                           help="images per evaluation batch")
     evaluate.add_argument("--preprocess", choices=PREPROCESS_NAMES,
-                          help="override the preprocessing recorded in the model")
+                          help="override the preprocessing recorded in the model's input "
+                          f"contract (default: the recorded one): {PREPROCESS_HELP}")
     evaluate.add_argument("--resize", action="store_true",
                           help="resize images of another size to the model's input size")
     evaluate.add_argument("--limit", type=bounded_int(10_000_000),
@@ -275,16 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("model", help="a .keras, .h5 or SavedModel path")
     convert.add_argument("-o", "--output", required=True, help="the .tflite to write")
     convert.add_argument(
-        "--verify", metavar="IMAGES",
-        help="image folder or .tar.gz (<class>/<image> layout) for the parity check; "
-        "random inputs without it",
+        "--verify", metavar="DATA",
+        help="labelled images for the parity check: an image folder or .tar.gz "
+        "(<class>/<image>), or a dataset as train's --data takes it (cifar10 from "
+        "TensorFlow Datasets; --verify-split chooses the split); random inputs without it",
     )
+    convert.add_argument("--verify-split", default="test",
+                         help="the split of a --verify dataset (default: %(default)s)")
     convert.add_argument("--samples", type=positive_int, default=100,
-                         help="images to read for --verify (default 100)")
+                         help="images to read for --verify (default: %(default)s)")
     convert.add_argument(
-        "--preprocess", choices=["cifar", "imagenet", "unit", "signed", "none"],
-        help="override how the images are scaled for --verify (default: the model's "
-        "recorded input contract; 'cifar' for a model without one, with a warning)",
+        "--preprocess", choices=PREPROCESS_NAMES,
+        help="override how the --verify images are prepared (default: the model's "
+        "recorded input contract; guessed from the data for a model without one, with "
+        f"a warning): {PREPROCESS_HELP}",
     )
     convert.add_argument("--resize", action="store_true",
                          help="resize --verify images of another size to the model's input")
@@ -317,9 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
         "on first use (Debian, root for apt-get; cached in --arm-dir).",
     )
     arm.add_argument("tflite", help="the exported model")
-    arm.add_argument("--data", help="an image folder or .tar.gz (<class>/<image>); "
+    arm.add_argument("--data", help="labelled images: an image folder or .tar.gz "
+                     "(<class>/<image>), or a dataset as train's --data takes it (cifar10); "
                      "prepared as the model's input contract says. Without it: random "
                      "inputs of the model's shape")
+    arm.add_argument("--split", default="test",
+                     help="the split of a --data dataset (default: %(default)s)")
     arm.add_argument("--limit", type=bounded_int(100_000), default=64,
                      help="how many images (default 64)")
     arm.add_argument("--keras", metavar="MODEL", help="the Keras model the file came from")

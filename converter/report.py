@@ -216,6 +216,9 @@ class ConversionReport:
                     f"{self.int8_effect['top1_agreement']:.2%}"
                     + (f"; float Keras top-1 {self.int8_effect['keras_float']:.2%}"
                        if "keras_float" in self.int8_effect else "")
+                    + (" (on random inputs, which hide it: real images disagree more "
+                       "often; pass samples)" if self.parity_inputs == "random normal inputs"
+                       else "")
                 )
         lines.append(
             "input contract   " + (self.contract.describe() if self.contract else

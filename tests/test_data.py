@@ -95,13 +95,14 @@ def test_bad_sources(tmp_path):
 
 def test_tfds_dataset_not_prepared(tmp_path):
     with pytest.raises(FileNotFoundError, match="no prepared 'cifar10'"):
-        data.load("cifar10", split="test", data_dir=str(tmp_path))
+        data.load("cifar10", split="test", data_dir=str(tmp_path), download=False)
     with pytest.raises(ValueError, match="Unknown dataset"):
         data.load("no_such_dataset_anywhere", data_dir=str(tmp_path))
 
 
-def test_tfds_loading_of_a_locally_prepared_dataset(tmp_path, cifar10_test_batch):
-    """The real tfds path (builder lookup, as_dataset) on a dataset made here."""
+def test_tfds_loading_prepares_a_dataset_on_first_use(tmp_path, cifar10_test_batch):
+    """The real tfds path (builder lookup, download_and_prepare, as_dataset) on a
+    dataset builder made here, whose "download" reads local images."""
     import tensorflow_datasets as tfds
 
     x, y = cifar10_test_batch
@@ -128,10 +129,11 @@ def test_tfds_loading_of_a_locally_prepared_dataset(tmp_path, cifar10_test_batch
             for i, (image, label) in enumerate(zip(pixels, y)):
                 yield i, {"image": image, "label": int(label)}
 
-    LarqDybnnLocalCifar(data_dir=str(tmp_path)).download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-    )
+    with pytest.raises(FileNotFoundError, match="no prepared 'larq_dybnn_local_cifar'"):
+        data.load("larq_dybnn_local_cifar", split="test", data_dir=str(tmp_path),
+                  download=False)
     loaded = data.load("larq_dybnn_local_cifar", split="test", data_dir=str(tmp_path))
+    assert (tmp_path / "larq_dybnn_local_cifar/1.0.0/dataset_info.json").is_file()
     assert loaded.num_examples == 100 and loaded.class_names == list(CIFAR10_CLASSES)
     images = np.stack([img for img, _ in _first(loaded.dataset, 100)])
     labels = np.array([lab for _, lab in _first(loaded.dataset, 100)])

@@ -80,4 +80,6 @@ def test_the_readme_example_runs(tmp_path):
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert done.returncode == 0, done.stderr[-4000:]
     assert "LceBconv2d" in done.stdout
+    # Parity on random inputs says what it hides.
+    assert "int8 rounding" in done.stdout and "on random inputs" in done.stdout
     assert (tmp_path / "dybnn.tflite").stat().st_size > 100_000

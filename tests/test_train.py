@@ -35,12 +35,20 @@ def test_cli_model_names_match_the_zoo():
     assert MODEL_NAMES == tuple(MODELS)
 
 
-def test_cli_preprocess_names_match_the_recipes():
+def test_cli_preprocess_names_are_one_set_across_commands():
     from larq_dybnn.contract import RECIPES
-    from larq_dybnn.training.preprocessing import PREPROCESSING
-    from larq_dybnn_cli import PREPROCESS_NAMES
+    from larq_dybnn.training.preprocessing import (
+        ARRAY_PREPROCESSING, EVALUATION_PREPROCESSING, PREPROCESSING)
+    from larq_dybnn_cli import PREPROCESS_NAMES, RECIPE_NAMES, build_parser
 
-    assert set(PREPROCESS_NAMES) == set(RECIPES) == set(PREPROCESSING)
+    assert set(RECIPE_NAMES) == set(RECIPES) == set(PREPROCESSING)
+    assert set(PREPROCESS_NAMES) == set(EVALUATION_PREPROCESSING) == set(ARRAY_PREPROCESSING)
+    commands = build_parser()._subparsers._group_actions[0].choices
+    offered = {name: next(a.choices for a in parser._actions if "--preprocess" in a.option_strings)
+               for name, parser in commands.items()
+               if any("--preprocess" in a.option_strings for a in parser._actions)}
+    assert offered == {"train": RECIPE_NAMES, "evaluate": PREPROCESS_NAMES,
+                       "convert": PREPROCESS_NAMES}
 
 
 def test_teacher_then_step1_then_step2_with_export(tmp_path):

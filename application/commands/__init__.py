@@ -104,8 +104,7 @@ def convert(args: argparse.Namespace) -> int:
     from larq_dybnn.contract import read_contract
     from larq_dybnn.converter import export_and_verify
     from larq_dybnn.loading import load_model
-    from larq_dybnn.training.data import read_image_sample
-    from larq_dybnn.training.preprocessing import resolve_preprocess
+    from larq_dybnn.training.inputs import prepare_inputs
 
     def say(line: str) -> None:
         print(f"[convert] {line}", flush=True)
@@ -125,27 +124,18 @@ def convert(args: argparse.Namespace) -> int:
                 "the images"
             )
         say(f"reading up to {args.samples} images from {args.verify}")
-        keep_size = contract is not None and contract.resize == "none" and not args.resize
-        images, labels, classes = read_image_sample(
-            args.verify, limit=args.samples, size=None if keep_size else (height, width)
-        )
-        if contract is not None:
-            contract.check_classes(classes, source=args.verify)
-            contract.check_image_size(images.shape[1:3], source=args.verify, resize=args.resize)
-        resolved = resolve_preprocess(requested=args.preprocess, contract=contract,
-                                      data=args.verify, image_size=int(height),
-                                      model=args.model)
-        preprocess = resolved.name
-        if resolved.note:
-            say(resolved.note + (" (--preprocess sets it)" if resolved.source == "guessed"
-                                 else ""))
-            if resolved.source == "guessed":
-                warnings.warn(resolved.note, stacklevel=1)
-        samples = resolved.normalize(images)
-        source = f"{len(images)} images from {args.verify}, preprocess={preprocess}"
-        if model.output_shape[-1] != len(classes):
-            say(f"{len(classes)} classes in the images, {model.output_shape[-1]} model "
-                "outputs: accuracy not reported")
+        prepared = prepare_inputs(
+            args.verify, model=args.model, image_size=(height, width), contract=contract,
+            preprocess=args.preprocess, resize=args.resize, limit=args.samples,
+            split=args.verify_split)
+        for note in prepared.notes:
+            say(note + (" (--preprocess sets it)" if prepared.guessed else ""))
+            if prepared.guessed:
+                warnings.warn(note, stacklevel=1)
+        samples, labels, source = prepared.samples, prepared.labels, prepared.source
+        if model.output_shape[-1] != len(prepared.class_names):
+            say(f"{len(prepared.class_names)} classes in the images, "
+                f"{model.output_shape[-1]} model outputs: accuracy not reported")
             labels = None
     report = export_and_verify(
         model,
@@ -240,19 +230,14 @@ def verify_arm(args: argparse.Namespace) -> int:
     contract = read_contract(flatbuffer)
     labels = None
     if args.data:
-        from larq_dybnn.training.data import read_image_sample
-        from larq_dybnn.training.preprocessing import resolve_preprocess
+        from larq_dybnn.training.inputs import prepare_inputs
 
-        images, labels, classes = read_image_sample(args.data, limit=args.limit,
-                                                    size=tuple(shape[:2]))
-        if contract is not None:
-            contract.check_classes(classes, source=args.data)
-        resolved = resolve_preprocess(requested=None, contract=contract, data=args.data,
-                                      image_size=int(shape[0]), model=args.tflite)
-        if resolved.note:
-            say(resolved.note)
-        samples = resolved.normalize(images)
-        source = f"{len(samples)} images of {args.data}"
+        prepared = prepare_inputs(args.data, model=args.tflite, image_size=shape[:2],
+                                  contract=contract, limit=args.limit, split=args.split,
+                                  resize=True)
+        for note in prepared.notes:
+            say(note)
+        samples, labels, source = prepared.samples, prepared.labels, prepared.source
     else:
         samples = np.random.default_rng(0).normal(size=(args.limit, *shape)).astype("float32")
         source = f"{args.limit} random normal inputs"

@@ -367,7 +367,7 @@ def _archives(paths: list[Path], split: str) -> LabelledImages:
     )
 
 
-def _tfds(name: str, split: str, data_dir: str | None) -> LabelledImages:
+def _tfds(name: str, split: str, data_dir: str | None, download: bool) -> LabelledImages:
     import tensorflow_datasets as tfds
 
     try:
@@ -375,11 +375,21 @@ def _tfds(name: str, split: str, data_dir: str | None) -> LabelledImages:
     except Exception as error:  # tfds raises DatasetNotFoundError and others
         raise ValueError(f"Unknown dataset '{name}': {error}") from None
     if not tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json")):
-        raise FileNotFoundError(
-            f"tensorflow-datasets has no prepared '{name}' in "
-            f"'{builder.data_dir}'. Prepare it with tfds (or pass data_dir=), or give "
-            "an image folder or .tar.gz archive instead."
-        )
+        if not download:
+            raise FileNotFoundError(
+                f"tensorflow-datasets has no prepared '{name}' in "
+                f"'{builder.data_dir}'. Load it with download=True, prepare it with "
+                "tfds (or pass data_dir=), or give an image folder or .tar.gz archive "
+                "instead."
+            )
+        try:
+            builder.download_and_prepare()
+        except Exception as error:  # network, disk and checksum errors of every kind
+            raise RuntimeError(
+                f"tensorflow-datasets could not download and prepare '{name}' in "
+                f"'{builder.data_dir}': {error}. Without network access, give an image "
+                "folder or .tar.gz archive instead."
+            ) from error
     dataset = builder.as_dataset(split=split, as_supervised=True)
     info = builder.info
     names = info.features["label"].names
@@ -391,7 +401,11 @@ def _tfds(name: str, split: str, data_dir: str | None) -> LabelledImages:
 
 
 def load(
-    source: str | os.PathLike, *, split: str = "train", data_dir: str | None = None
+    source: str | os.PathLike,
+    *,
+    split: str = "train",
+    data_dir: str | None = None,
+    download: bool = True,
 ) -> LabelledImages:
     """Load one split of a labelled image dataset.
 
@@ -401,14 +415,18 @@ def load(
             folder holding such archives.
         split: "train", "test", or another split name of the source, optionally
             sliced as in tensorflow-datasets ("train[:45000]", "train[90%:]").
-        data_dir: tensorflow-datasets data directory (tfds names only).
+        data_dir: tensorflow-datasets data directory (tfds names only; tfds' default,
+            `~/tensorflow_datasets`, if None).
+        download: whether a tfds dataset that is not prepared in `data_dir` is
+            downloaded and prepared there first, as `tfds.load` does.
 
     Returns:
         `LabelledImages`.
 
     Raises:
-        FileNotFoundError: for a path that does not exist, or a tfds dataset that is
-            not prepared in `data_dir`.
+        FileNotFoundError: for a path that does not exist, or, with `download=False`,
+            a tfds dataset that is not prepared in `data_dir`.
+        RuntimeError: if tfds cannot download or prepare the dataset.
         ValueError: for an empty folder, a split that is missing, an unreadable
             image (named), or an unknown dataset name.
     """
@@ -418,7 +436,7 @@ def load(
     path = Path(text)
     looks_like_path = path.exists() or os.sep in text or text.endswith((".tar", ".gz"))
     if not looks_like_path:
-        return _tfds(text, split, data_dir)
+        return _tfds(text, split, data_dir, download)
     if not path.exists():
         raise FileNotFoundError(f"No dataset at '{path}'.")
     if path.is_file():

@@ -103,7 +103,25 @@ def _imagenet(image, label, training: bool, size: int, seed=None):
     return _normalize(image, IMAGENET_MEAN, IMAGENET_STD), label
 
 
+#: The training recipes: augmentation for training, the matching evaluation transform.
 PREPROCESSING = {"cifar": _cifar, "imagenet": _imagenet, "digits": _digits_preprocess}
+
+
+def _scaling(name: str):
+    scale = ARRAY_PREPROCESSING[name]
+
+    def function(image, label, training: bool, size: int, seed=None):
+        del training, seed  # evaluation only (`pipeline` refuses them for training)
+        image = tf.image.resize_with_crop_or_pad(image, size, size)
+        return scale(tf.cast(image, tf.float32)), label
+
+    return function
+
+
+#: Every name `--preprocess` takes: the recipes, and scalings for evaluating models
+#: trained elsewhere ("unit": [0, 1], "signed": [-1, 1], "none": raw 0..255 pixels).
+EVALUATION_PREPROCESSING = {
+    **PREPROCESSING, **{name: _scaling(name) for name in ("unit", "signed", "none")}}
 
 
 def default_preprocess(source: str | os.PathLike, image_size: int) -> str:
@@ -163,8 +181,8 @@ def resolve_preprocess(
     Raises:
         ValueError: if `requested` is not a known preprocessing.
     """
-    if requested is not None and requested not in PREPROCESSING:
-        raise ValueError(f"`preprocess` must be one of {sorted(PREPROCESSING)}, "
+    if requested is not None and requested not in EVALUATION_PREPROCESSING:
+        raise ValueError(f"`preprocess` must be one of {sorted(EVALUATION_PREPROCESSING)}, "
                          f"got {requested!r}.")
     if requested is not None:
         if contract is not None and requested != contract.preprocess:
@@ -228,7 +246,8 @@ def pipeline(
         data: from `load`.
         training: augment and shuffle (training) or not (evaluation).
         batch_size: batch size.
-        preprocess: "cifar", "imagenet" or "digits".
+        preprocess: "cifar", "imagenet" or "digits" (a key of `PREPROCESSING`); for
+            evaluation also "unit", "signed" or "none" (`EVALUATION_PREPROCESSING`).
         image_size: output height and width.
         cache: cache decoded images in memory before augmentation.
         shuffle_buffer: shuffle buffer size (training).
@@ -247,11 +266,13 @@ def pipeline(
         ValueError: for an unknown `preprocess`, a non-positive size, a negative
             `first_epoch` or a non-positive `epochs`.
     """
-    if preprocess not in PREPROCESSING:
-        raise ValueError(f"`preprocess` must be one of {sorted(PREPROCESSING)}, got {preprocess!r}.")
+    known = PREPROCESSING if training else EVALUATION_PREPROCESSING
+    if preprocess not in known:
+        raise ValueError(f"`preprocess` must be one of {sorted(known)}"
+                         f"{' for training' if training else ''}, got {preprocess!r}.")
     batch_size = _checks.positive_int("batch_size", batch_size)
     image_size = _checks.positive_int("image_size", image_size)
-    function = PREPROCESSING[preprocess]
+    function = known[preprocess]
     dataset = data.dataset
     if exact_size:
         # Every image, not only the first, must have the size: a smaller or larger
