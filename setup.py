@@ -15,8 +15,8 @@ from setuptools import setup
 setup(
     packages=[
         "larq_dybnn", "larq_dybnn.zoo", "larq_dybnn.converter",
-        "larq_dybnn.training", "larq_dybnn.sweep", "larq_dybnn.commands", "larq_dybnn.arm",
-        "larq_dybnn.device", "larq_dybnn_runtime",
+        "larq_dybnn.training", "larq_dybnn.sweep", "larq_dybnn.commands",
+        "larq_dybnn.device", "larq_dybnn.arm", "larq_dybnn_runtime",
     ],
     # The command line's parser: a top-level module so that `larq-dybnn --help` does
     # not import the package (whose __init__ loads TensorFlow).
@@ -29,13 +29,14 @@ setup(
         "larq_dybnn.sweep": "application/sweep",
         "larq_dybnn.commands": "application/commands",
         "larq_dybnn.device": "application/device",
+        # The old name of larq_dybnn.device's emulation tools, for one release.
+        "larq_dybnn.arm": "application/deprecated/arm",
         # The device-side runner: tflite-runtime, numpy and Pillow only (runtime/ also
         # builds it into the aarch64 wheel larq-dybnn-runtime).
         "larq_dybnn_runtime": "runtime/larq_dybnn_runtime",
     },
     # Trained weights shipped with the zoo (see zoo/pretrained/manifest.json).
     package_data={"larq_dybnn.zoo": ["pretrained/manifest.json", "pretrained/*.h5"],
-                  "larq_dybnn.arm": ["lce_register.cc"],
-                  "larq_dybnn.device": ["lce-sources.json"]},
+                  "larq_dybnn.device": ["lce-sources.json", "lce_register.cc"]},
     include_package_data=False,
 )

@@ -1,6 +1,6 @@
 """ARM cost of DyBNN against static ReActNet: aarch64 instructions per inference.
 
-Counts guest instructions of LCE's aarch64 kernels under qemu (`larq_dybnn.arm.cost`)
+Counts guest instructions of LCE's aarch64 kernels under qemu (`benchmarks/instruction_count.py`)
 for each model pair side by side in one run, with the export defaults (int8 hyper
 weights, the zoo's reduction), one interpreter thread, no XNNPACK:
 
@@ -17,7 +17,7 @@ weights, the zoo's reduction), one interpreter thread, no XNNPACK:
     python benchmarks/arm_cost.py [--runs 10] [--pairs imagenet,cifar] [--json out.json]
 
 Prints instructions per inference per kernel and the DyBNN / static ratio. The
-emulated environment is set up on first use (Debian, root; see `larq_dybnn.arm`).
+emulated environment is set up on first use (Debian, root; see `larq_dybnn.device.emulation`).
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def main(argv=None) -> int:
         parser.error("--runs must be at least 1")
 
     import larq_dybnn  # noqa: F401
-    from larq_dybnn.arm import prepare
-    from larq_dybnn.arm.cost import build_insn_plugin, count_instructions
+    from instruction_count import build_insn_plugin, count_instructions
+    from larq_dybnn.device.emulation import prepare
     from larq_dybnn.converter import export_tflite
 
     environment = prepare(args.arm_dir, lce_source=args.lce_source)

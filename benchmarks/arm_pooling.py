@@ -62,8 +62,8 @@ def main(argv=None) -> int:
 
     import larq_dybnn  # noqa: F401
     from larq_dybnn import hyper
-    from larq_dybnn.arm import prepare
-    from larq_dybnn.arm.cost import build_insn_plugin, count_instructions
+    from instruction_count import build_insn_plugin, count_instructions
+    from larq_dybnn.device.emulation import prepare
     from larq_dybnn.converter import export_tflite, read_operators
 
     environment = prepare(args.arm_dir, lce_source=args.lce_source, print_fn=lambda _: None)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from larq_dybnn.arm import ArmSetupError, build_op_library, environment
+from larq_dybnn.device import emulation as environment
+from larq_dybnn.device.emulation import ArmSetupError, build_op_library
 from larq_dybnn_cli import main
 
 
@@ -66,3 +67,19 @@ def test_verify_arm_without_prepared_sources_says_how_to_prepare_them(tmp_path, 
                  "--arm-dir", str(tmp_path / "arm")]) == 2
     assert f"larq-dybnn lce-sources {missing}" in capsys.readouterr().err
     assert not (tmp_path / "arm").exists()
+
+
+def test_the_old_module_name_warns_and_still_works():
+    import importlib
+    import sys
+    import warnings
+
+    from larq_dybnn.device import verify
+
+    sys.modules.pop("larq_dybnn.arm", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = importlib.import_module("larq_dybnn.arm")
+    messages = [str(w.message) for w in caught if w.category is DeprecationWarning]
+    assert messages and "larq_dybnn.device.emulation" in messages[0]
+    assert old.prepare is environment.prepare and old.verify_arm is verify.verify_arm

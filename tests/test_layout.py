@@ -1,6 +1,7 @@
 """The source tree reads as layers: library (larq_dybnn/), models (zoo/), export
-(converter/), application (application/: training, sweep, commands), and no module
-imports one that imports it back, imports inside functions included."""
+(converter/), application (application/: training, sweep, commands, device tools),
+no module imports one that imports it back (imports inside functions included), and
+the library is only a library: nothing in larq_dybnn/ runs other programs."""
 
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ ALLOWED = {
     "library": {"library"},
     "zoo": {"library", "zoo"},
     "converter": {"library", "zoo", "converter", "runtime"},  # the file check
-    "arm": {"library", "zoo", "converter", "arm", "runtime"},
     "runtime": {"runtime"},  # runs on a device with tflite-runtime and numpy only
 }
 
@@ -114,8 +114,8 @@ def _layer(module: str) -> str:
                           ("larq_dybnn.sweep", "application"),
                           ("larq_dybnn.commands", "application"),
                           ("larq_dybnn.device", "application"),
-                          ("larq_dybnn.zoo", "zoo"), ("larq_dybnn.converter", "converter"),
-                          ("larq_dybnn.arm", "arm")):
+                          ("larq_dybnn.arm", "application"),  # deprecated alias of device
+                          ("larq_dybnn.zoo", "zoo"), ("larq_dybnn.converter", "converter")):
         if module == prefix or module.startswith(prefix + "."):
             return layer
     return "library"
@@ -134,3 +134,28 @@ def test_training_does_not_import_the_sweep_or_the_commands():
                    if m.startswith("larq_dybnn.training") for o in imports
                    if o.startswith(("larq_dybnn.sweep", "larq_dybnn.commands")))
     assert not wrong, wrong
+
+
+#: What running another program takes: a library module imports none of these.
+PROGRAM_RUNNERS = {"subprocess", "multiprocessing", "pty", "shlex"}
+
+
+@pytest.mark.parametrize("layer", ["library", "zoo", "converter"])
+def test_the_library_runs_no_programs(layer):
+    """Layers, models and export are libraries: setting up machines (apt, dpkg, cross
+    compilers, qemu) lives in the application's device tools and the benchmarks."""
+    wrong = []
+    for module, path in MODULES.items():
+        if _layer(module) != layer:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            wrong += [f"{module} imports {n}" for n in names
+                      if n.split(".")[0] in PROGRAM_RUNNERS]
+            if (isinstance(node, ast.Attribute) and node.attr in ("system", "popen", "execv")
+                    and isinstance(node.value, ast.Name) and node.value.id == "os"):
+                wrong.append(f"{module} calls os.{node.attr}")
+    assert not wrong, wrong
+    assert not (REPO / "larq_dybnn" / "arm").exists()

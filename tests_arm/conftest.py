@@ -26,6 +26,6 @@ ARM_DIR = Path(os.environ.get("LARQ_DYBNN_ARM_DIR", REPO / ".arm"))
 @pytest.fixture(scope="session")
 def arm():
     """The emulated aarch64 environment (set up on first use, then reused)."""
-    from larq_dybnn.arm import prepare
+    from larq_dybnn.device.emulation import prepare
 
     return prepare(ARM_DIR, lce_source=LCE_SOURCE, print_fn=lambda line: print(line))

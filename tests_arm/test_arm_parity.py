@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from conftest import randomize_and_calibrate
 
-from larq_dybnn.arm import DEVICE_KERNELS, run_on_arm, verify_arm
-from larq_dybnn.arm.verify import ArmCheck
+from larq_dybnn.device.verify import DEVICE_KERNELS, ArmCheck, run_on_arm, verify_arm
 from larq_dybnn.converter import export_tflite
 from larq_dybnn.converter.parity import Parity
 from larq_dybnn.zoo import build_model
@@ -99,7 +98,7 @@ def test_shipped_cifar10_models_on_arm(arm, tmp_path, cifar10_test_batch, name):
 
 
 def test_the_runner_refuses_an_unknown_kernel_and_a_foreign_library(arm, tmp_path):
-    from larq_dybnn.arm import ArmSetupError
+    from larq_dybnn.device.emulation import ArmSetupError
 
     with pytest.raises(ValueError, match="`kernels` must be some of"):
         run_on_arm(arm, tmp_path / "x.tflite", np.zeros((1, 8, 8, 3)), kernels=["fast"])

@@ -196,7 +196,8 @@ def verify_arm(args: argparse.Namespace) -> int:
     import numpy as np
 
     from larq_dybnn._io import atomic_write_bytes
-    from larq_dybnn.arm import prepare, verify_arm as verify
+    from larq_dybnn.device.emulation import prepare
+    from larq_dybnn.device.verify import verify_arm as verify
     from larq_dybnn.contract import read_contract
     from larq_dybnn.converter.flatbuffer import check_flatbuffer
     from larq_dybnn.loading import load_model
@@ -287,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
     # Larq's QuantizedVariable makes AutoGraph print a harmless warning per layer.
     tf.get_logger().setLevel("ERROR")
 
-    from larq_dybnn.arm import ArmSetupError
+    from larq_dybnn.device.emulation import ArmSetupError
     from larq_dybnn.converter import FloatFallbackError
 
     try:

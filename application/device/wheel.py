@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from larq_dybnn.arm.environment import ArmSetupError, _host_tools, build_op_library
+from larq_dybnn.device.emulation import ArmSetupError, _host_tools, build_op_library
 
 __all__ = ["build_wheel", "symbol_versions", "platform_tag", "POLICIES"]
 

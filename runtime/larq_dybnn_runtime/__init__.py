@@ -51,7 +51,7 @@ def load_op_library(path: str) -> ctypes.CDLL:
     """Load LCE's op library so that the interpreter finds its registerers.
 
     Arguments:
-        path: the shared library (built by `larq_dybnn.arm.build_op_library`).
+        path: the shared library (built by `larq_dybnn.device.emulation.build_op_library`).
 
     Returns:
         The loaded library (loaded once per process, with RTLD_GLOBAL).

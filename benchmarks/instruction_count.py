@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from larq_dybnn.arm.environment import ArmEnvironment, ArmSetupError, _check_output, _require_apt
+from larq_dybnn.device.emulation import ArmEnvironment, ArmSetupError, _check_output, _require_apt
 
 __all__ = ["build_insn_plugin", "count_instructions", "InstructionCount"]
 

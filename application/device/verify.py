@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from larq_dybnn.arm.environment import ArmEnvironment
+from larq_dybnn.device.emulation import ArmEnvironment
 from larq_dybnn.converter.flatbuffer import check_flatbuffer
 from larq_dybnn.converter.interpreter import lce_outputs
 from larq_dybnn.converter.parity import Parity, parity_of, run_keras
