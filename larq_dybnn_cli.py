@@ -338,8 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     arm.add_argument("--limit", type=bounded_int(100_000), default=64,
                      help="how many images (default 64)")
     arm.add_argument("--keras", metavar="MODEL", help="the Keras model the file came from")
-    arm.add_argument("--kernels", default="bgemm,indirect",
-                     help="comma-separated: bgemm, indirect, reference")
+    arm.add_argument("--kernels", default="bgemm,indirect_bgemm",
+                     help="comma-separated LCE binary-conv kernels: bgemm, indirect_bgemm, "
+                     "reference (default: %(default)s)")
     arm.add_argument("--arm-dir", default=os.path.join(
         os.path.expanduser("~"), ".cache", "larq-dybnn", "arm"),
         help="cache folder of the emulated environment")

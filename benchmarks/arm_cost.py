@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     import larq_dybnn  # noqa: F401
     from instruction_count import build_insn_plugin, count_instructions
     from larq_dybnn.device.emulation import prepare
-    from larq_dybnn.converter import export_tflite
+    from larq_dybnn.converter.conversion import export_tflite
 
     environment = prepare(args.arm_dir, lce_source=args.lce_source)
     plugin = build_insn_plugin(args.arm_dir)

@@ -64,7 +64,8 @@ def main(argv=None) -> int:
     from larq_dybnn import hyper
     from instruction_count import build_insn_plugin, count_instructions
     from larq_dybnn.device.emulation import prepare
-    from larq_dybnn.converter import export_tflite, read_operators
+    from larq_dybnn.converter import read_operators
+    from larq_dybnn.converter.conversion import export_tflite
 
     environment = prepare(args.arm_dir, lce_source=args.lce_source, print_fn=lambda _: None)
     plugin = build_insn_plugin(args.arm_dir)

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
                         help='extra DyBNN x0.25 builder options as JSON, repeatable '
                              '(default: one DyBNN with the zoo defaults, "{}")')
     parser.add_argument("--runs", type=int, default=5, help="inferences in the difference")
-    parser.add_argument("--kernel", default="bgemm", choices=["bgemm", "indirect"])
+    parser.add_argument("--kernel", default="bgemm", choices=["bgemm", "indirect_bgemm"])
     add_environment_arguments(parser)
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     import larq_dybnn  # noqa: F401
     from instruction_count import build_insn_plugin, count_instructions
     from larq_dybnn.device.emulation import prepare
-    from larq_dybnn.converter import export_tflite
+    from larq_dybnn.converter.conversion import export_tflite
 
     environment = prepare(args.arm_dir, lce_source=args.lce_source, print_fn=lambda _: None)
     plugin = build_insn_plugin(args.arm_dir)

@@ -44,7 +44,8 @@ from larq_zoo.sota import QuickNet
 from larq_dybnn import DynamicPReLU, DynamicSign
 from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn_cli import positive_int
-from larq_dybnn.converter import convert, read_operators, threshold_ops
+from larq_dybnn.converter import convert, read_operators
+from larq_dybnn.converter.report import threshold_ops
 from larq_dybnn.converter.latency import arm_note, compare_latency
 from larq_dybnn.zoo import DEFAULT_REDUCTION, DyBNNReActNetA, ReActNetA
 

@@ -20,7 +20,7 @@ import numpy as np
 from larq_dybnn_cli import positive_int
 from larq_dybnn.converter import convert
 from larq_dybnn.converter.int8 import round_hyper_weights
-from larq_dybnn.sweep.evaluation import lce_logits
+from larq_dybnn.converter import lce_outputs
 from larq_dybnn.training import data, preprocessing
 from larq_dybnn.zoo import DyBNNReActNet18
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     int8_file = convert(model).int8_flatbuffer
     round_hyper_weights(model)
     after = model.predict(x, batch_size=250, verbose=0).argmax(-1)
-    lce = lce_logits(int8_file, x).argmax(-1)
+    lce = lce_outputs(int8_file, x).argmax(-1)
     print(f"{len(y)} CIFAR-10 test images: rounding the hyper kernels to int8 changes the "
           f"top-1 class of {np.mean(before != after):.1%}; Keras top-1 "
           f"{np.mean(before == y):.1%} float, {np.mean(after == y):.1%} rounded; the int8 "

@@ -26,7 +26,9 @@ from export_benchmark import trained_like
 
 from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn_cli import positive_int
-from larq_dybnn.converter import convert, export_tflite, quantize_hyper_weights
+from larq_dybnn.converter import convert
+from larq_dybnn.converter.conversion import export_tflite
+from larq_dybnn.converter.int8 import quantize_hyper_weights
 from larq_dybnn.zoo import DyBNNReActNetA, ReActNetA
 
 

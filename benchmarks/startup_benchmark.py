@@ -67,7 +67,7 @@ if plain:
     import larq_compute_engine as lce
     lce.convert_keras_model(model)
 else:
-    from larq_dybnn.converter import export_tflite
+    from larq_dybnn.converter.conversion import export_tflite
     export_tflite(model, int8_hyper_weights=False)
 seconds["export"] = time.perf_counter() - start
 print(json.dumps(seconds))

@@ -56,7 +56,7 @@ def test_the_device_runner_never_writes_over_its_inputs(tmp_path, capsys):
 
 
 def test_verify_arm_without_prepared_sources_says_how_to_prepare_them(tmp_path, capsys):
-    from larq_dybnn.converter import export_tflite
+    from larq_dybnn.converter.conversion import export_tflite
     from larq_dybnn.zoo import build_model
 
     path = tmp_path / "tiny.tflite"
@@ -83,3 +83,20 @@ def test_the_old_module_name_warns_and_still_works():
     messages = [str(w.message) for w in caught if w.category is DeprecationWarning]
     assert messages and "larq_dybnn.device.emulation" in messages[0]
     assert old.prepare is environment.prepare and old.verify_arm is verify.verify_arm
+
+
+def test_one_set_of_kernel_names_on_x86_and_on_the_device():
+    import warnings
+
+    import larq_dybnn_runtime
+    from larq_dybnn.converter.interpreter import KERNELS as X86_KERNELS
+    from larq_dybnn.device.verify import DEVICE_KERNELS
+
+    assert set(DEVICE_KERNELS) <= set(larq_dybnn_runtime.KERNELS) & set(X86_KERNELS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert larq_dybnn_runtime.kernel_name("indirect") == "indirect_bgemm"
+    assert "use 'indirect_bgemm'" in str(caught[0].message)
+    assert larq_dybnn_runtime.kernel_name("bgemm") == "bgemm"
+    with pytest.raises(ValueError, match="`kernel` must be one of"):
+        larq_dybnn_runtime.kernel_name("fast")

@@ -10,7 +10,10 @@ import tensorflow as tf
 from conftest import REPO
 
 from larq_dybnn import DynamicPReLU, DynamicSign
-from larq_dybnn.converter import export_tflite, op_histogram, read_operators, threshold_ops
+from larq_dybnn.converter import read_operators
+from larq_dybnn.converter.conversion import export_tflite
+from larq_dybnn.converter.flatbuffer import op_histogram
+from larq_dybnn.converter.report import threshold_ops
 from larq_dybnn.zoo import TinyDyBNN
 
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -15,7 +15,7 @@ from larq_dybnn.contract import (
     read_contract,
     write_contract,
 )
-from larq_dybnn.converter import export_tflite
+from larq_dybnn.converter.conversion import export_tflite
 from larq_dybnn.training.evaluation import evaluate
 from larq_dybnn.zoo import TinyDyBNN
 

@@ -12,8 +12,9 @@ import tensorflow as tf
 from conftest import randomize_weights
 
 from larq_dybnn import DynamicSign
-from larq_dybnn.converter import (
-    compare_with_lce, export_tflite, read_operators, round_hyper_weights)
+from larq_dybnn.converter import compare_with_lce, read_operators
+from larq_dybnn.converter.conversion import export_tflite
+from larq_dybnn.converter.int8 import round_hyper_weights
 from larq_dybnn.zoo import TinyDyBNN
 
 BLOCKS = 3

@@ -13,13 +13,9 @@ import pytest
 import tensorflow as tf
 from conftest import CIFAR10_DIR, randomize_weights
 
-from larq_dybnn.converter import (
-    FloatFallbackError,
-    export_and_verify,
-    export_tflite,
-    quantize_hyper_weights,
-    read_operators,
-)
+from larq_dybnn.converter import FloatFallbackError, export_and_verify, read_operators
+from larq_dybnn.converter.conversion import export_tflite
+from larq_dybnn.converter.int8 import quantize_hyper_weights
 from larq_dybnn.converter.latency import KERNELS
 from larq_dybnn.training.data import read_image_sample
 from larq_dybnn.zoo import TinyDyBNN
@@ -258,7 +254,8 @@ def test_image_sample_reader(tmp_path):
 
 
 def test_parity_and_latency_reject_bad_arguments(tiny):
-    from larq_dybnn.converter import compare_with_lce, measure_latency
+    from larq_dybnn.converter import compare_with_lce
+    from larq_dybnn.converter.latency import measure_latency
     from larq_dybnn.converter.latency import fastest_kernel, make_runner
 
     flatbuffer = export_tflite(tiny)
@@ -317,3 +314,23 @@ def test_compare_latency_times_several_files_side_by_side(tiny):
         compare_latency({})
     with pytest.raises(ValueError, match="`runs`"):
         compare_latency(files, runs=0)
+
+
+def test_the_public_namespace_is_small_and_old_names_warn():
+    import importlib
+    import warnings
+
+    import larq_dybnn.converter as converter
+
+    assert len(converter.__all__) <= 12
+    assert all(hasattr(converter, name) for name in converter.__all__)
+    for name, (module, advice) in converter.DEPRECATED.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(converter, name)
+        assert [str(w.message) for w in caught if w.category is DeprecationWarning] == [
+            f"larq_dybnn.converter.{name} is deprecated and will be removed in the next "
+            f"release; use {advice}."]
+        assert value is getattr(importlib.import_module(f"larq_dybnn.converter.{module}"), name)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        converter.nothing  # noqa: B018

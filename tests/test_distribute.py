@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from larq_dybnn_cli import STRATEGY_NAMES
-from larq_dybnn.converter import load_model
+from larq_dybnn.loading import load_model
 from larq_dybnn.training.distribute import STRATEGIES, make_strategy, worker_of
 
 ARGS = ["--model", "tiny-dybnn", "--data", "digits", "--epochs", "2", "--batch-size", "64",

@@ -60,7 +60,8 @@ def test_zoo_twin_has_identical_outputs_and_the_dybnn_models_weights(
 
 
 def test_twin_fine_tunes_saves_loads_and_converts_binary(tmp_path):
-    from larq_dybnn.converter import export_tflite, read_operators
+    from larq_dybnn.converter import read_operators
+    from larq_dybnn.converter.conversion import export_tflite
     from larq_dybnn.converter.binary import check_binary_layers
 
     model = _own_larq_model()

@@ -239,7 +239,7 @@ def test_a_truncated_archive_names_the_file(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory):
     """A small trained-shape model for digits (8x8) as .keras and as a .tflite."""
-    from larq_dybnn.converter import export_tflite
+    from larq_dybnn.converter.conversion import export_tflite
     from larq_dybnn.zoo import TinyDyBNN
 
     folder = tmp_path_factory.mktemp("tiny")

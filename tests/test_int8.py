@@ -13,15 +13,10 @@ from conftest import randomize_and_calibrate
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
-from larq_dybnn.converter import (
-    export_and_verify,
-    export_tflite,
-    op_histogram,
-    quantize_hyper_weights,
-    compare_with_lce,
-    read_operators,
-    round_hyper_weights,
-)
+from larq_dybnn.converter import export_and_verify, compare_with_lce, read_operators
+from larq_dybnn.converter.conversion import export_tflite
+from larq_dybnn.converter.flatbuffer import op_histogram
+from larq_dybnn.converter.int8 import quantize_hyper_weights, round_hyper_weights
 from larq_dybnn.training.data import load_digits
 from larq_dybnn.zoo import DyBNNReActNet18, TinyDyBNN
 

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from conftest import CIFAR10_DIR
 
-from larq_dybnn.converter import export_tflite, quantize_hyper_weights
-from larq_dybnn.sweep.evaluation import evaluation_arrays, lce_logits
+from larq_dybnn.converter.conversion import export_tflite
+from larq_dybnn.converter.int8 import quantize_hyper_weights
+from larq_dybnn.converter import lce_outputs
+from larq_dybnn.sweep.evaluation import evaluation_arrays
 from larq_dybnn.zoo import DyBNNReActNet18, ReActNet18, registered_weights
 from larq_dybnn.zoo import weights as weights_lib
 
@@ -59,8 +61,8 @@ def test_documented_accuracy_in_keras_and_lce(entry):
     # model) and for the export default, int8 hyper weights (the same file with its
     # hyper kernels stored in int8, as `export_tflite` derives it).
     plain = export_tflite(model, int8_hyper_weights=False)
-    lce = lce_logits(plain, x)
-    lce_int8 = lce_logits(quantize_hyper_weights(plain, model)[0], x)
+    lce = lce_outputs(plain, x)
+    lce_int8 = lce_outputs(quantize_hyper_weights(plain, model)[0], x)
     assert abs(np.mean(keras.argmax(-1) == y) - accuracy["check_keras"]) <= 0.005
     assert abs(np.mean(lce.argmax(-1) == y) - accuracy["check_lce"]) <= 0.005
     assert abs(np.mean(lce_int8.argmax(-1) == y) - accuracy["check_lce_int8"]) <= 0.005

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from larq_dybnn.converter import load_model
+from larq_dybnn.loading import load_model
 
 ARGS = ["--model", "tiny-dybnn", "--data", "digits", "--batch-size", "64", "--seed", "3",
         "--quiet"]

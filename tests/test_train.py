@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from larq_dybnn_cli import MODEL_NAMES, main
-from larq_dybnn.converter import load_model
+from larq_dybnn.loading import load_model
 from larq_dybnn.training.evaluation import evaluate
 from larq_dybnn.training import TrainConfig, train
 from larq_dybnn.zoo import MODELS

@@ -132,7 +132,8 @@ def test_a_pi_user_labels_photos_with_the_installed_wheel(arm, installed, photos
 
 def test_the_installed_runner_prints_labels_benchmarks_and_clear_errors(arm, installed,
                                                                          photos, tmp_path):
-    from larq_dybnn.converter import convert, export_tflite
+    from larq_dybnn.converter import convert
+    from larq_dybnn.converter.conversion import export_tflite
     from larq_dybnn.zoo import ReActNet18
 
     model = ReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
@@ -140,7 +141,7 @@ def test_the_installed_runner_prints_labels_benchmarks_and_clear_errors(arm, ins
     path = tmp_path / "static.tflite"
     path.write_bytes(convert(model).flatbuffer())
     done = _run(arm, installed, str(path), str(photos[0]), "--top", "2", "--benchmark", "3",
-                "--threads", "2", "--kernel", "indirect")
+                "--threads", "2", "--kernel", "indirect_bgemm")
     assert done.returncode == 0, done.stderr
     first, timing = done.stdout.strip().splitlines()
     assert first.startswith(f"{photos[0]}: ") and first.count("%") == 2

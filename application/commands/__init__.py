@@ -215,7 +215,8 @@ def verify_arm(args: argparse.Namespace) -> int:
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
     import larq_dybnn_runtime
 
-    unknown = [k for k in kernels if k not in larq_dybnn_runtime.KERNELS]
+    unknown = [k for k in kernels if k not in larq_dybnn_runtime.KERNELS
+               and k not in larq_dybnn_runtime.KERNEL_ALIASES]
     if not kernels or unknown:
         raise ValueError(f"--kernels: {', '.join(map(repr, unknown)) or 'none given'}; "
                          f"choose from {', '.join(sorted(larq_dybnn_runtime.KERNELS))}.")

@@ -24,7 +24,7 @@ from larq_dybnn_runtime import KERNELS
 __all__ = ["ArmCheck", "run_on_arm", "verify_arm", "DEVICE_KERNELS"]
 
 #: The kernels LCE runs on aarch64 devices (the reference kernel is for comparison).
-DEVICE_KERNELS = ("bgemm", "indirect")
+DEVICE_KERNELS = ("bgemm", "indirect_bgemm")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class ArmCheck:
     """One ARM kernel's results.
 
     Attributes:
-        kernel: "bgemm", "indirect" or "reference".
+        kernel: "bgemm", "indirect_bgemm" or "reference" (the names of
+            `larq_dybnn.converter.interpreter.KERNELS`).
         vs_x86: parity with the x86 LCE interpreter.
         vs_keras: parity with the Keras model, if one was given.
         accuracy: ARM top-1 on the labels, if given.

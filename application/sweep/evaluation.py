@@ -31,18 +31,19 @@ __all__ = ["evaluate_run", "lce_logits", "evaluation_arrays"]
 def lce_logits(flatbuffer: bytes, images: np.ndarray, *, threads: int = 1,
                batch: int = 500,
                progress: Callable[[int, int], object] | None = None) -> np.ndarray:
-    """Run `images` through the LCE interpreter (batched calls, one interpreter) on
-    the package's default kernel (`larq_dybnn.converter.interpreter.DEFAULT_KERNEL`,
-    the one parity is checked with). One thread by default: on 2 cores a second
-    interpreter thread competing with other work was up to 7x slower.
-    `progress(done, total)` is called after each batch."""
+    """Deprecated: use `larq_dybnn.converter.lce_outputs` (the same call)."""
+    import warnings
+
     from larq_dybnn.converter.interpreter import lce_outputs
 
+    warnings.warn("larq_dybnn.sweep.lce_logits is deprecated and will be removed in the "
+                  "next release; use larq_dybnn.converter.lce_outputs.",
+                  DeprecationWarning, stacklevel=2)
     return lce_outputs(flatbuffer, images, threads=threads, batch=batch, progress=progress)
 
 
 def _every_fifth(print_fn: Callable[[str], object]) -> Callable[[int, int], None]:
-    """A `lce_logits` progress callback that prints about every fifth of the images."""
+    """An `lce_outputs` progress callback that prints about every fifth of the images."""
     reported = [0]
 
     def report(done: int, total: int) -> None:
@@ -61,22 +62,19 @@ def evaluation_arrays(config: dict, split: str, size: int, *,
         config: the run's `config.json` (its `data`, `data_dir`, `preprocess`).
         split: the split to read.
         size: the model's input size.
-        contract: the model's recorded input contract, if any; the preprocessing
-            follows `larq_dybnn.training.preprocessing.resolve_preprocess`.
+        contract: the model's recorded input contract, if any: the split is checked
+            against it and prepared by `larq_dybnn.training.inputs.prepare_inputs`.
 
     Returns:
         `(images, labels)` as NumPy arrays.
     """
-    from larq_dybnn.training import data as data_lib, preprocessing
+    from larq_dybnn.training.inputs import prepare_inputs
 
-    images = data_lib.load(config["data"], split=split, data_dir=config.get("data_dir"))
-    preprocess = preprocessing.resolve_preprocess(
-        requested=config.get("preprocess"), contract=contract, data=config["data"],
-        image_size=size, model=config.get("model", "the run's model")).name
-    batches = preprocessing.pipeline(images, training=False, batch_size=500, preprocess=preprocess,
-                                image_size=size, cache=False)
-    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in batches))
-    return np.concatenate(xs), np.concatenate(ys)
+    prepared = prepare_inputs(
+        config["data"], model=config.get("model", "the run's model"), image_size=(size, size),
+        contract=contract, preprocess=config.get("preprocess"), limit=None, split=split,
+        data_dir=config.get("data_dir"))
+    return prepared.samples, prepared.labels
 
 
 def evaluate_run(
@@ -104,7 +102,7 @@ def evaluate_run(
     import tensorflow as tf
 
     from larq_dybnn.contract import read_contract
-    from larq_dybnn.converter import convert
+    from larq_dybnn.converter import convert, lce_outputs
     from larq_dybnn.loading import load_model
 
     run_dir = Path(run_dir)
@@ -130,7 +128,7 @@ def evaluate_run(
         flatbuffer = conversion.flatbuffer(int8_hyper_weights=int8)
         atomic_write_bytes(run_dir / f"model{suffix}.tflite", flatbuffer)
         print_fn(f"  LCE interpreter{' (int8 hyper weights)' if int8 else ''}")
-        lce = lce_logits(flatbuffer, x, threads=threads, progress=_every_fifth(print_fn))
+        lce = lce_outputs(flatbuffer, x, threads=threads, progress=_every_fifth(print_fn))
         result[f"lce{suffix}_accuracy"] = float(np.mean(lce.argmax(-1) == y))
         result[f"lce{suffix}_agreement"] = float(np.mean(lce.argmax(-1) == keras.argmax(-1)))
         result[f"tflite{suffix}_bytes"] = len(flatbuffer)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -13,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from larq_dybnn import _checks
-from larq_dybnn.training import data as data_lib, preprocessing
+from larq_dybnn.training import data as data_lib, inputs
 from larq_dybnn.contract import read_contract
 
 __all__ = ["Evaluation", "evaluate"]
@@ -133,45 +132,14 @@ def evaluate(
         raise ValueError(f"'{path}' must take square images of a fixed size, takes {shape}.")
     images = data_lib.load(data, split=split, data_dir=data_dir)
     size = int(shape[0])
-    contract = read_contract(path)
-    try:
-        first = next(iter(images.dataset.take(1)))[0]
-    except tf.errors.InvalidArgumentError:
-        problem = images.locate_bad_image()
-        if problem:
-            raise ValueError(problem) from None
-        raise
-    data_size = (int(first.shape[0]), int(first.shape[1]))
-    notes = []
-    if contract is not None:
-        contract.check_classes(images.class_names, source=images.source)
-        contract.check_channels(int(first.shape[-1]), source=images.source)
-        contract.check_image_size(data_size, source=images.source, resize=resize)
-    resolved = preprocessing.resolve_preprocess(
-        requested=preprocess, contract=contract, data=data, image_size=size, model=path)
-    preprocess = resolved.name
-    if resolved.note:
-        notes.append(resolved.note)
-        if resolved.source == "guessed":
-            warnings.warn(resolved.note, stacklevel=2)
-    if not resize and preprocess != "imagenet" and data_size != (size, size):
-        raise ValueError(
-            f"'{path}' takes {size}x{size} images, but '{images.source}' has "
-            f"{data_size[0]}x{data_size[1]} images; pass --resize to resize them (they "
-            f"would otherwise be padded or cropped by the '{preprocess}' recipe).")
-    if resize:
-        # Every image, not only when the first one differs: sizes may vary.
-        if data_size != (size, size):
-            notes.append(f"images resized from {data_size[0]}x{data_size[1]} to "
-                         f"{size}x{size}")
-        images = dataclasses.replace(images, dataset=images.dataset.map(
-            lambda x, y: (tf.cast(tf.round(tf.image.resize(x, [size, size])), tf.uint8), y)))
-    # Without --resize every image must have the model's size (the ImageNet recipe
-    # resizes by design); one of another size is an error naming it.
-    exact = not resize and preprocess != "imagenet"
-    batches = preprocessing.pipeline(images, training=False, batch_size=batch_size,
-                                preprocess=preprocess, image_size=size, cache=False,
-                                exact_size=exact)
+    prepared = inputs.prepare_split(images, model=path, image_size=size,
+                                    contract=read_contract(path), preprocess=preprocess,
+                                    resize=resize, batch_size=batch_size)
+    images, preprocess, notes = prepared.images, prepared.preprocess, list(prepared.notes)
+    if prepared.guessed:
+        warnings.warn(notes[0], stacklevel=2)
+    exact = prepared.exact
+    batches = prepared.batches
     logits, labels = [], []
     seen, correct = 0, 0
     total = images.num_examples if limit is None else min(limit, images.num_examples)

@@ -28,15 +28,36 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["KERNELS", "load_op_library", "bundled_library", "Runner", "main"]
+__all__ = ["KERNELS", "kernel_name", "load_op_library", "bundled_library", "Runner", "main"]
 
-#: Binary-conv kernels by name, and the registerer function of the op library that
-#: installs LCE's ops with that kernel. "bgemm" is what LCE runs on devices.
+#: Binary-conv kernels by name (the names `larq_dybnn.converter.interpreter.KERNELS`
+#: uses on x86), and the registerer function of the op library that installs LCE's
+#: ops with that kernel. "bgemm" is what LCE runs on devices.
 KERNELS = {
     "bgemm": "LarqDybnnRegisterBgemm",
-    "indirect": "LarqDybnnRegisterIndirectBgemm",
+    "indirect_bgemm": "LarqDybnnRegisterIndirectBgemm",
     "reference": "LarqDybnnRegisterReference",
 }
+#: Old kernel names, accepted for one release with a DeprecationWarning.
+KERNEL_ALIASES = {"indirect": "indirect_bgemm"}
+
+
+def kernel_name(kernel: str) -> str:
+    """`kernel` as a `KERNELS` key: an old name is translated, with a DeprecationWarning.
+
+    Raises:
+        ValueError: for an unknown kernel.
+    """
+    if kernel in KERNEL_ALIASES:
+        import warnings
+
+        warnings.warn(f"the kernel name {kernel!r} is deprecated and will be removed in the "
+                      f"next release; use {KERNEL_ALIASES[kernel]!r}.", DeprecationWarning,
+                      stacklevel=3)
+        return KERNEL_ALIASES[kernel]
+    if kernel not in KERNELS:
+        raise ValueError(f"`kernel` must be one of {sorted(KERNELS)}, got {kernel!r}.")
+    return kernel
 
 _LOADED: dict[str, ctypes.CDLL] = {}
 
@@ -106,8 +127,7 @@ class Runner:
 
     def __init__(self, model_path: str, *, library: str | None = None, kernel: str = "bgemm",
                  threads: int = 1, xnnpack: bool = True):
-        if kernel not in KERNELS:
-            raise ValueError(f"`kernel` must be one of {sorted(KERNELS)}, got {kernel!r}.")
+        kernel = kernel_name(kernel)
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"`threads` must be a positive integer, got {threads!r}.")
         if not os.path.isfile(model_path):

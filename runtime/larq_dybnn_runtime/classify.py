@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(median and p90)")
     parser.add_argument("--threads", type=_bounded(1, 256), default=1,
                         help="interpreter threads (default 1)")
-    parser.add_argument("--kernel", choices=sorted(KERNELS), default="bgemm",
+    parser.add_argument("--kernel", choices=[*sorted(KERNELS), "indirect"], default="bgemm",
                         help="LCE's binary-convolution kernel (default bgemm, what LCE "
                         "runs on devices)")
     parser.add_argument("--resize", action="store_true",
