@@ -16,7 +16,7 @@ import sys
 from typing import Sequence
 
 # The parser stays free of TensorFlow imports (fast --help); tests check that these
-# match larq_dybnn.zoo.MODELS, larq_dybnn.training.distribute.STRATEGIES and
+# match larq_dybnn.zoo.CATALOG, larq_dybnn.training.distribute.STRATEGIES and
 # larq_dybnn.contract.RECIPES.
 MODEL_NAMES = (
     "tiny-dybnn", "tiny-reactnet", "dybnn-reactnet-18", "reactnet-18",

@@ -17,15 +17,16 @@ import numpy as np
 import tensorflow as tf
 
 from larq_dybnn import _checks
-from larq_dybnn.hyper import DEFAULT_REDUCTION
+from larq_dybnn.hyper import DEFAULT_REDUCTION, DYNAMIC_PARTS
 from larq_dybnn.initialization import initialize_per_layer, weight_paths
 from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
 
 __all__ = ["dynamize", "DYNAMIC_CHOICES"]
 
-#: `dynamic` values and which parts they make dynamic: (sign, prelu).
-DYNAMIC_CHOICES = {"both": (True, True), "sign": (True, False), "prelu": (False, True)}
+#: The `dynamic` values `dynamize` takes: those of `larq_dybnn.hyper.DYNAMIC_PARTS`
+#: that make something dynamic.
+DYNAMIC_CHOICES = {name: parts for name, parts in DYNAMIC_PARTS.items() if any(parts)}
 
 
 class _Plan:

@@ -33,6 +33,16 @@ from larq_dybnn._serialization import register
 #: paper's.
 DEFAULT_REDUCTION = 64
 
+#: What a model's `dynamic` option makes input-conditioned: (DynamicSign's threshold,
+#: DynamicPReLU's shifts). The zoo's builders take every key; `dynamize` every key but
+#: "none".
+DYNAMIC_PARTS = {
+    "both": (True, True),
+    "sign": (True, False),
+    "prelu": (False, True),
+    "none": (False, False),
+}
+
 
 @register()
 class HyperFunction(tf.keras.layers.Layer):

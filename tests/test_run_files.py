@@ -8,7 +8,7 @@ import pytest
 from larq_dybnn.training.checkpoints import trim_history
 from larq_dybnn.training.monitoring import ThresholdStats
 from larq_dybnn.training.plots import plot_history, plot_thresholds, read_history
-from larq_dybnn.zoo import MODELS, build_model, is_binary
+from larq_dybnn.zoo import CATALOG, build_model, is_binary
 
 
 def test_trim_history_drops_epochs_that_will_be_redone(tmp_path):
@@ -40,7 +40,7 @@ def test_plots_are_written_atomically_as_png(tmp_path, rng):
         read_history(empty)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", list(CATALOG))
 @pytest.mark.parametrize("binary_weights", [True, False], ids=["step2", "step1"])
 def test_every_catalog_model_builds_for_cifar_and_digits(name, binary_weights):
     if name.endswith("reactnet-a"):  # total stride 16 with the CIFAR stem

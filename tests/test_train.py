@@ -13,7 +13,7 @@ from larq_dybnn_cli import MODEL_NAMES, main
 from larq_dybnn.loading import load_model
 from larq_dybnn.training.evaluation import evaluate
 from larq_dybnn.training import TrainConfig, train
-from larq_dybnn.zoo import MODELS
+from larq_dybnn.zoo import CATALOG
 
 FAST = dict(data="digits", epochs=2, batch_size=64, verbose=0, deterministic=False,
             probe_samples=64)
@@ -32,7 +32,7 @@ def _event_tags(folder):
 
 
 def test_cli_model_names_match_the_zoo():
-    assert MODEL_NAMES == tuple(MODELS)
+    assert MODEL_NAMES == tuple(CATALOG)
 
 
 def test_cli_preprocess_names_are_one_set_across_commands():

@@ -8,7 +8,7 @@ from larq_dybnn.zoo.reactnet_18 import DyBNNReActNet18, ReActNet18
 from larq_dybnn.zoo.reactnet_a import DyBNNReActNetA, ReActNetA
 from larq_dybnn.zoo.resnet import ResNet18
 from larq_dybnn.zoo.tiny import TinyDyBNN
-from larq_dybnn.zoo.catalog import MODELS, SPECS, ModelSpec, build_model, is_binary, is_dynamic, model_spec
+from larq_dybnn.zoo.catalog import CATALOG, ModelSpec, build_model, is_binary, is_dynamic, model_spec
 from larq_dybnn.zoo.weights import register_weights, registered_weights
 from larq_dybnn.zoo.blocks import DEFAULT_REDUCTION
 
@@ -20,12 +20,11 @@ __all__ = [
     "DyBNNReActNet18",
     "TinyDyBNN",
     "ResNet18",
-    "MODELS",
+    "CATALOG",
+    "ModelSpec",
     "build_model",
     "is_binary",
     "is_dynamic",
-    "SPECS",
-    "ModelSpec",
     "model_spec",
     "preprocess_input",
     "decode_predictions",
@@ -42,6 +41,10 @@ def __getattr__(name: str):
         import larq_zoo
 
         return getattr(larq_zoo, name)
+    if name in ("MODELS", "SPECS"):  # deprecated (the catalog warns)
+        from larq_dybnn.zoo import catalog
+
+        return getattr(catalog, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

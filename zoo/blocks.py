@@ -13,18 +13,10 @@ import larq as lq
 import tensorflow as tf
 
 from larq_dybnn import _checks
-from larq_dybnn.hyper import DEFAULT_REDUCTION
+from larq_dybnn.hyper import DEFAULT_REDUCTION, DYNAMIC_PARTS
 from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
 from larq_dybnn.zoo.weights import recorded_option
-
-#: Values of the zoo's `dynamic` argument, and which parts each makes dynamic.
-DYNAMIC_PARTS = {
-    "both": (True, True),
-    "sign": (True, False),
-    "prelu": (False, True),
-    "none": (False, False),
-}
 
 #: BatchNorm as in PyTorch's defaults, which the official ReActNet code uses.
 BN_MOMENTUM = 0.9
@@ -124,6 +116,7 @@ def binary_conv(
     input_quantizer: tf.keras.layers.Layer,
     binary_weights: bool,
     name: str,
+    kernel_quantizer: str = "magnitude_aware_sign",
 ) -> lq.layers.QuantConv2D:
     """A QuantConv2D that LCE converts to LceBconv2d.
 
@@ -132,9 +125,11 @@ def binary_conv(
         kernel_size: square kernel size.
         strides: stride.
         input_quantizer: the activation quantizer (RSign / DynamicSign).
-        binary_weights: `magnitude_aware_sign` + `weight_clip` weights (True), or
+        binary_weights: `kernel_quantizer` + `weight_clip` weights (True), or
             real-valued weights (False, step 1 of ReActNet's recipe).
         name: layer name.
+        kernel_quantizer: the binary weight quantizer: "magnitude_aware_sign"
+            (ReActNet's) or "ste_sign".
     """
     return lq.layers.QuantConv2D(
         filters,
@@ -144,7 +139,7 @@ def binary_conv(
         pad_values=1.0,
         use_bias=False,
         input_quantizer=input_quantizer,
-        kernel_quantizer="magnitude_aware_sign" if binary_weights else None,
+        kernel_quantizer=kernel_quantizer if binary_weights else None,
         kernel_constraint="weight_clip" if binary_weights else None,
         name=name,
     )

@@ -1,4 +1,11 @@
-"""The zoo's models by command-line name, built from the options `train` exposes."""
+"""The zoo's catalog: every model by command-line name, its builder and its facts.
+
+`CATALOG` is the one table: each `ModelSpec` holds the builder (taking the options
+`train` exposes) and what the package knows about the model. `build_model`,
+`model_spec`, `is_binary` and `is_dynamic` read it; an unknown name is an error that
+lists the choices, in every one of them. `MODELS` and `SPECS`, the two dicts this
+module kept before, work for one release with a `DeprecationWarning`.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +21,7 @@ from larq_dybnn.zoo.reactnet_a import DyBNNReActNetA, ReActNetA
 from larq_dybnn.zoo.resnet import ResNet18
 from larq_dybnn.zoo.tiny import TinyDyBNN
 
-__all__ = ["MODELS", "SPECS", "ModelSpec", "model_spec", "build_model", "is_binary",
-           "is_dynamic"]
+__all__ = ["CATALOG", "ModelSpec", "model_spec", "build_model", "is_binary", "is_dynamic"]
 
 #: The tiny models' hyper-function reduction when none is given.
 TINY_REDUCTION = 4
@@ -72,24 +78,15 @@ def _float_resnet(*, input_shape, num_classes, width_multiplier, stem, binary_we
     )
 
 
-#: Command-line model names and their builders.
-MODELS: dict[str, Callable[..., tf.keras.Model]] = {
-    "tiny-dybnn": _tiny(True),
-    "tiny-reactnet": _tiny(False),
-    "dybnn-reactnet-18": _zoo(DyBNNReActNet18, True),
-    "reactnet-18": _zoo(ReActNet18, False),
-    "dybnn-reactnet-a": _zoo(DyBNNReActNetA, True),
-    "reactnet-a": _zoo(ReActNetA, False),
-    "resnet-18": _float_resnet,
-}
-
-
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the package knows about a model name: the one place that decides it.
+    """A catalog entry: a model's builder and what the package knows about it.
 
     Attributes:
         name: the command-line name.
+        build: the builder, taking keyword-only `input_shape`, `num_classes`,
+            `width_multiplier`, `stem`, `binary_weights`, `dynamic_parts`,
+            `reduction` and `hyper_pool_stride` (use `build_model`).
         binary: a binary network (False: the real-valued teacher).
         dynamic: a DyBNN model (dynamic thresholds by default).
         default_reduction: the hyper-function reduction when none is given (None for
@@ -99,22 +96,37 @@ class ModelSpec:
     """
 
     name: str
+    build: Callable[..., tf.keras.Model]
     binary: bool
     dynamic: bool
     default_reduction: int | None
     records_reduction: bool
 
 
-#: Every command-line model name and its facts.
-SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("tiny-dybnn", True, True, TINY_REDUCTION, False),
-    ModelSpec("tiny-reactnet", True, False, None, False),
-    ModelSpec("dybnn-reactnet-18", True, True, DEFAULT_REDUCTION, True),
-    ModelSpec("reactnet-18", True, False, None, False),
-    ModelSpec("dybnn-reactnet-a", True, True, DEFAULT_REDUCTION, True),
-    ModelSpec("reactnet-a", True, False, None, False),
-    ModelSpec("resnet-18", False, False, None, False),
+#: Every command-line model name and its entry.
+CATALOG: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec("tiny-dybnn", _tiny(True), True, True, TINY_REDUCTION, False),
+    ModelSpec("tiny-reactnet", _tiny(False), True, False, None, False),
+    ModelSpec("dybnn-reactnet-18", _zoo(DyBNNReActNet18, True), True, True,
+              DEFAULT_REDUCTION, True),
+    ModelSpec("reactnet-18", _zoo(ReActNet18, False), True, False, None, False),
+    ModelSpec("dybnn-reactnet-a", _zoo(DyBNNReActNetA, True), True, True,
+              DEFAULT_REDUCTION, True),
+    ModelSpec("reactnet-a", _zoo(ReActNetA, False), True, False, None, False),
+    ModelSpec("resnet-18", _float_resnet, False, False, None, False),
 )}
+
+
+def __getattr__(name: str):
+    if name in ("MODELS", "SPECS"):
+        import warnings
+
+        warnings.warn(f"larq_dybnn.zoo.{name} is deprecated and will be removed in the "
+                      "next release; use larq_dybnn.zoo.CATALOG (name -> ModelSpec, with "
+                      "the builder in ModelSpec.build).", DeprecationWarning, stacklevel=2)
+        return ({n: spec.build for n, spec in CATALOG.items()} if name == "MODELS"
+                else dict(CATALOG))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -123,19 +135,27 @@ def model_spec(name: str) -> ModelSpec:
     Raises:
         ValueError: for an unknown name.
     """
-    if name not in SPECS:
-        raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(SPECS)}.")
-    return SPECS[name]
+    if name not in CATALOG:
+        raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(CATALOG)}.")
+    return CATALOG[name]
 
 
 def is_binary(name: str) -> bool:
-    """Whether the named model is a binary network (everything but the teacher)."""
+    """Whether the named model is a binary network (everything but the teacher).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
     return model_spec(name).binary
 
 
 def is_dynamic(name: str) -> bool:
-    """Whether the named model is a DyBNN model (dynamic thresholds by default)."""
-    return name in SPECS and SPECS[name].dynamic
+    """Whether the named model is a DyBNN model (dynamic thresholds by default).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    return model_spec(name).dynamic
 
 
 def build_model(
@@ -153,7 +173,7 @@ def build_model(
     """Build a zoo model by its command-line name.
 
     Arguments:
-        name: one of `MODELS`.
+        name: a key of `CATALOG`.
         input_shape: `(height, width, 3)`.
         num_classes: classifier outputs.
         width_multiplier: channel multiplier (the tiny models scale 32 channels).
@@ -172,10 +192,10 @@ def build_model(
     Raises:
         ValueError: for an unknown name, or options the model does not take.
     """
-    model_spec(name)  # an unknown name is an error naming the choices
+    spec = model_spec(name)  # an unknown name is an error naming the choices
     if stem is None:
         stem = "cifar" if max(input_shape[:2]) <= 64 else "imagenet"
-    return MODELS[name](
+    return spec.build(
         input_shape=tuple(input_shape), num_classes=num_classes,
         width_multiplier=width_multiplier, stem=stem, binary_weights=binary_weights,
         dynamic_parts=dynamic, reduction=reduction, hyper_pool_stride=hyper_pool_stride,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import larq as lq
 import tensorflow as tf
 
 from larq_dybnn._gc import fewer_collections
 from larq_dybnn import _checks
-from larq_dybnn.layers import DynamicPReLU
-from larq_dybnn.quantizers import DynamicSign
+from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv
 
 __all__ = ["TinyDyBNN"]
 
@@ -33,7 +31,9 @@ def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
 
     Each block is DynamicSign -> binary 3x3 QuantConv2D (binary weights,
     weight_clip, pad_values=1.0) -> BatchNorm -> + shortcut ->
-    DynamicPReLU; the head is global average pooling and a float Dense layer.
+    DynamicPReLU, built by the zoo's block factories (`larq_dybnn.zoo.blocks`, so
+    BatchNorm has the zoo's momentum 0.9 and epsilon 1e-5); the head is global
+    average pooling and a float Dense layer.
 
     Arguments:
         input_shape: `(height, width, channels)`; required unless `input_tensor`.
@@ -69,32 +69,21 @@ def TinyDyBNN(  # noqa: N802 - larq-zoo names models like classes
         inputs = tf.keras.Input(shape=input_shape)
     else:
         inputs = input_tensor
+    thresholds = Thresholds(dynamic_sign=dynamic, dynamic_prelu=dynamic,
+                            reduction=_checks.positive_int("reduction", reduction),
+                            output_bound=output_bound)
     x = tf.keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(
         inputs
     )
-    x = tf.keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    x = batch_norm("stem_bn")(x)
     for block in range(1, blocks + 1):
         shortcut = x
-        x = lq.layers.QuantConv2D(
-            width,
-            3,
-            padding="same",
-            pad_values=1.0,
-            input_quantizer=DynamicSign(
-                reduction=reduction, dynamic_threshold=dynamic, output_bound=output_bound,
-                name=f"block{block}_sign",
-            ),
-            kernel_quantizer=kernel_quantizer if binary_weights else None,
-            kernel_constraint="weight_clip" if binary_weights else None,
-            use_bias=False,
-            name=f"block{block}_conv",
-        )(x)
-        x = tf.keras.layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn")(x)
+        x = binary_conv(width, 3, input_quantizer=thresholds.sign(f"block{block}_sign"),
+                        binary_weights=binary_weights, kernel_quantizer=kernel_quantizer,
+                        name=f"block{block}_conv")(x)
+        x = batch_norm(f"block{block}_bn")(x)
         x = tf.keras.layers.Add(name=f"block{block}_add")([x, shortcut])
-        x = DynamicPReLU(
-            reduction=reduction, dynamic_shifts=dynamic, output_bound=output_bound,
-            name=f"block{block}_prelu",
-        )(x)
+        x = thresholds.prelu(f"block{block}_prelu")(x)
     if include_top:
         x = tf.keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
         x = tf.keras.layers.Dense(num_classes, name="logits")(x)

@@ -116,9 +116,10 @@ def collect(output_dir: str | os.PathLike) -> list[dict]:
 
 
 def _is_dynamic(config: dict) -> bool:
-    from larq_dybnn.zoo import is_dynamic
+    from larq_dybnn.zoo import CATALOG
 
-    return bool(config.get("dynamize")) or is_dynamic(str(config.get("model")))
+    model = str(config.get("model"))  # records may name models this version lacks
+    return bool(config.get("dynamize")) or (model in CATALOG and CATALOG[model].dynamic)
 
 
 def paired(rows: Sequence[dict], *, baseline: str, configs: Sequence[str] | None = None,

@@ -26,7 +26,7 @@ class TrainConfig:
     """Options of a training run (the flags of `larq-dybnn train`).
 
     Attributes:
-        model: a `larq_dybnn.zoo.MODELS` name ("resnet-18" is the real-valued teacher).
+        model: a `larq_dybnn.zoo.CATALOG` name ("resnet-18" is the real-valued teacher).
         data: "digits", a tfds name, an image folder or `.tar.gz` archive(s).
         output_dir: where the run writes (see `larq_dybnn.training.loop`).
         data_dir: tensorflow-datasets data directory.
@@ -155,10 +155,10 @@ def check_config(config: TrainConfig) -> None:
         FileNotFoundError: if `init_from` or `teacher` does not exist.
     """
     from larq_dybnn.training.preprocessing import PREPROCESSING
-    from larq_dybnn.zoo import MODELS, is_binary, is_dynamic
+    from larq_dybnn.zoo import CATALOG, is_binary, is_dynamic
 
-    if config.model not in MODELS:
-        raise ValueError(f"`model` must be one of {', '.join(MODELS)}, got {config.model!r}.")
+    if config.model not in CATALOG:
+        raise ValueError(f"`model` must be one of {', '.join(CATALOG)}, got {config.model!r}.")
     _checks.positive_int("epochs", config.epochs)
     _checks.positive_int("batch_size", config.batch_size)
     _checks.positive_int("probe_samples", config.probe_samples)

@@ -231,9 +231,9 @@ _FORMER_INIT_SCHEME = "global"
 
 
 def _records_reduction(model: object) -> bool:
-    from larq_dybnn.zoo import SPECS
+    from larq_dybnn.zoo import CATALOG
 
-    return model in SPECS and SPECS[model].records_reduction
+    return model in CATALOG and CATALOG[model].records_reduction
 
 
 def _recorded(previous: dict) -> dict:
