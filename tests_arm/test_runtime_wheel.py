@@ -145,7 +145,7 @@ def test_the_installed_runner_prints_labels_benchmarks_and_clear_errors(arm, ins
     assert done.returncode == 0, done.stderr
     first, timing = done.stdout.strip().splitlines()
     assert first.startswith(f"{photos[0]}: ") and first.count("%") == 2
-    assert "latency over 3 runs (indirect, 2 threads): median" in timing and "p90" in timing
+    assert "latency over 3 runs (indirect_bgemm, 2 threads): median" in timing and "p90" in timing
     bare = tmp_path / "bare.tflite"  # no input contract
     bare.write_bytes(export_tflite(model))
     text = tmp_path / "notes.jpg"
