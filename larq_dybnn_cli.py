@@ -80,7 +80,31 @@ def _add_unsafe_load(parser) -> None:
         "runs: only for files you trust)")
 
 
+def _add_demo_parser(commands) -> None:
+    """Add the `demo` command (the main job)."""
+    demo = commands.add_parser(
+        "demo",
+        help="the main job: train a small DyBNN, evaluate, export to LCE, verify, plot",
+        description="Train TinyDyBNN on scikit-learn's digits (embedded, no download) "
+        "or on --data (e.g. the CIFAR-10 archives), evaluate it, convert it with Larq "
+        "Compute Engine, compare the LCE interpreter with Keras, and plot the training "
+        "curves and the thresholds across samples. Exits 1 if a binary conv did not "
+        "convert or parity fails.",
+    )
+    demo.add_argument("--data", default="digits",
+                      help="digits, or an image folder / .tar.gz archive(s) such as CIFAR-10")
+    demo.add_argument("--epochs", type=positive_int,
+                      help="default 20 on digits, 5 otherwise")
+    demo.add_argument("--batch-size", type=positive_int, default=64,
+                      help="training batch size")
+    demo.add_argument("--output-dir", default="outputs/demo",
+                      help="where the run, the .tflite file and the plots go")
+    demo.add_argument("--seed", type=int, default=0, help="seed of weights and data order")
+    demo.add_argument("--quiet", action="store_true", help="one line per epoch")
+
+
 def _add_train_parser(commands) -> None:
+    """Add the `train` command."""
     train = commands.add_parser(
         "train",
         help="train a model with ReActNet's recipe; resumable, any tf.distribute strategy",
@@ -168,6 +192,9 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--probe-samples", type=positive_int, default=256,
                        help="evaluation images used to measure thresholds across samples")
 
+
+def _add_sweep_parser(commands) -> None:
+    """Add the `sweep` command."""
     sweep = commands.add_parser(
         "sweep", help="train a grid of configurations x seeds at one budget, evaluate, "
         "aggregate",
@@ -197,6 +224,9 @@ def _add_train_parser(commands) -> None:
     sweep.add_argument("--dry-run", action="store_true",
                        help="print each run's state and train command, do nothing")
 
+
+def _add_evaluate_parser(commands) -> None:
+    """Add the `evaluate` command."""
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a .keras model or an LCE .tflite on a dataset",
         description="Top-1/top-5 accuracy and cross-entropy of a saved Keras model, or "
@@ -233,45 +263,8 @@ class _HelpWithDefaults(argparse.HelpFormatter):
         return text
 
 
-def _version() -> str:
-    """The installed version, read without importing the package (and TensorFlow)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("larq-dybnn")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the `larq-dybnn` command."""
-    parser = argparse.ArgumentParser(
-        prog="larq-dybnn", formatter_class=_HelpWithDefaults,
-        description="Dynamic Binary Neural Networks for Larq and Larq Compute Engine.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser(
-        "demo",
-        help="the main job: train a small DyBNN, evaluate, export to LCE, verify, plot",
-        description="Train TinyDyBNN on scikit-learn's digits (embedded, no download) "
-        "or on --data (e.g. the CIFAR-10 archives), evaluate it, convert it with Larq "
-        "Compute Engine, compare the LCE interpreter with Keras, and plot the training "
-        "curves and the thresholds across samples. Exits 1 if a binary conv did not "
-        "convert or parity fails.",
-    )
-    demo.add_argument("--data", default="digits",
-                      help="digits, or an image folder / .tar.gz archive(s) such as CIFAR-10")
-    demo.add_argument("--epochs", type=positive_int,
-                      help="default 20 on digits, 5 otherwise")
-    demo.add_argument("--batch-size", type=positive_int, default=64,
-                      help="training batch size")
-    demo.add_argument("--output-dir", default="outputs/demo",
-                      help="where the run, the .tflite file and the plots go")
-    demo.add_argument("--seed", type=int, default=0, help="seed of weights and data order")
-    demo.add_argument("--quiet", action="store_true", help="one line per epoch")
-    _add_train_parser(commands)
-
+def _add_convert_parser(commands) -> None:
+    """Add the `convert` command."""
     convert = commands.add_parser(
         "convert",
         help="export a Keras model to LCE .tflite and verify it",
@@ -320,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--report", metavar="JSON", help="also write the report as JSON")
     _add_unsafe_load(convert)
 
+
+def _add_verify_arm_parser(commands) -> None:
+    """Add the `verify-arm` command."""
     arm = commands.add_parser(
         "verify-arm", help="run a .tflite on LCE's aarch64 kernels (emulated) and compare",
         description="Run an exported .tflite on Larq Compute Engine's aarch64 kernels "
@@ -352,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     arm.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     _add_unsafe_load(arm)
 
+
+def _add_lce_sources_parser(commands) -> None:
+    """Add the `lce-sources` command."""
     sources = commands.add_parser(
         "lce-sources", help="assemble LCE's kernel sources from pinned upstream commits",
         description="Download Larq Compute Engine 0.16.0's kernel sources and the headers "
@@ -367,11 +366,38 @@ def build_parser() -> argparse.ArgumentParser:
                          help="read MIRROR/OWNER/REPO/COMMIT/PATH instead of upstream "
                          "(an offline copy; default: GitHub and sources.debian.org)")
 
+
+def _add_inspect_parser(commands) -> None:
+    """Add the `inspect` command."""
     inspect = commands.add_parser(
         "inspect", help="print the op table and size of a .tflite",
         description="Print the operators and size of a TFLite flatbuffer.",
     )
     inspect.add_argument("tflite", help="the .tflite file")
+
+
+def _version() -> str:
+    """The installed version, read without importing the package (and TensorFlow)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("larq-dybnn")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `larq-dybnn` command."""
+    parser = argparse.ArgumentParser(
+        prog="larq-dybnn", formatter_class=_HelpWithDefaults,
+        description="Dynamic Binary Neural Networks for Larq and Larq Compute Engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_demo_parser, _add_train_parser, _add_sweep_parser,
+                _add_evaluate_parser, _add_convert_parser, _add_verify_arm_parser,
+                _add_lce_sources_parser, _add_inspect_parser):
+        add(commands)
     for command in commands.choices.values():
         command.formatter_class = _HelpWithDefaults
         command.add_argument("--verbose", action="store_true",

@@ -159,3 +159,22 @@ def test_the_library_runs_no_programs(layer):
                 wrong.append(f"{module} calls os.{node.attr}")
     assert not wrong, wrong
     assert not (REPO / "larq_dybnn" / "arm").exists()
+
+
+def _body_lines(node: ast.FunctionDef) -> int:
+    """Lines of a function after its docstring."""
+    first = node.body[0]
+    has_docstring = (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                     and isinstance(first.value.value, str))
+    start = node.body[1].lineno if has_docstring and len(node.body) > 1 else first.lineno
+    return node.end_lineno - start + 1
+
+
+def test_no_function_is_longer_than_100_lines():
+    long = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if _body_lines(node) > 100:
+                    long.append(f"{module}.{node.name}: {_body_lines(node)} lines")
+    assert not long, long
