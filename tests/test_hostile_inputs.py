@@ -439,7 +439,7 @@ def test_train_refuses_a_folder_that_holds_no_run(tmp_path, capsys, restart):
 
 
 def test_a_run_folder_in_use_is_locked_and_stale_temporaries_are_removed(tmp_path, capsys):
-    from larq_dybnn._io import lock_folder
+    from larq_dybnn.training.locks import lock_folder
     from larq_dybnn.training import TrainConfig
     from larq_dybnn.training import loop
 

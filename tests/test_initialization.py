@@ -68,11 +68,11 @@ def test_train_pairs_static_and_dybnn_runs_of_one_seed(tmp_path):
         config = TrainConfig(model=model, data="digits", width_multiplier=0.25, seed=3,
                              epochs=1, batch_size=32, output_dir=str(tmp_path / model),
                              **options)
-        strategy, worker, out, say, config = loop._start(config, lambda _: None)
-        data = loop._read_data(config, worker, say)
-        fitting = loop._build(config, strategy, worker, data, out, say)
-        first = next(iter(loop._train_batches(config, data, first_epoch=0)))
-        return config, fitting.model, first
+        run = loop._start(config, lambda _: None)
+        data = loop._read_data(run)
+        fitting = loop._build(run, data)
+        first = next(iter(loop._train_batches(run.config, data, first_epoch=0)))
+        return run.config, fitting.model, first
 
     static_config, static, static_batch = start("reactnet-18")
     assert static_config.init_scheme == "per-layer"

@@ -74,3 +74,45 @@ def test_a_failed_model_save_leaves_the_old_file_and_no_temporary(tmp_path):
         atomic_save_model(FailsHalfway(), target)
     assert target.read_text() == "previous model"
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+def test_each_run_file_name_is_spelled_in_one_place():
+    """The run folder's file names are string constants of RunFolder only."""
+    import ast
+    from pathlib import Path
+
+    from larq_dybnn.training.run_folder import RunFolder
+
+    names = {*RunFolder.RUN_FILES, *RunFolder.SWEEP_FILES, *RunFolder.RUN_FOLDERS,
+             RunFolder.WORKERS} - {".lock"}
+    repo = Path(__file__).resolve().parents[1]
+    spelled = []
+    for path in sorted((repo / "application").rglob("*.py")):
+        if path.name == "run_folder.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                spelled.append(f"{path.relative_to(repo)}:{node.lineno} {node.value!r}")
+    # report.json's "plots" key is a record field, not a folder name.
+    assert [s for s in spelled if not s.endswith("'plots'")] == [], spelled
+
+
+def test_the_record_has_a_format_version_and_old_records_migrate(tmp_path):
+    import json
+
+    from larq_dybnn.training.run_folder import FORMAT, RunFolder, migrate
+
+    folder = RunFolder(tmp_path)
+    folder.write_record({"model": "dybnn-reactnet-18", "seed": 0})
+    written = json.loads(folder.config.read_text())
+    assert written["format"] == FORMAT == 2 and written["record"] == "larq-dybnn training run"
+    assert folder.read_record() is None  # nothing trained here yet
+    folder.checkpoints.mkdir()
+    assert folder.read_record()["model"] == "dybnn-reactnet-18"
+    # A version-1 record (no format key): the options added later, as runs were built.
+    old = migrate({"model": "dybnn-reactnet-18", "reduction": None, "init_scheme": None})
+    assert (old["reduction"], old["init_scheme"], old["dynamize"], old["hyper_pool_stride"],
+            old["format"]) == (16, "global", False, 1, 2)
+    assert migrate(old) == old
+    assert migrate({"model": "reactnet-18", "format": 2}) == {"model": "reactnet-18",
+                                                              "format": 2}

@@ -16,7 +16,7 @@ from conftest import REPO
 
 from larq_dybnn_cli import build_parser, main
 from larq_dybnn.sweep import results
-from larq_dybnn._io import lock_folder
+from larq_dybnn.training.locks import lock_folder
 from larq_dybnn.sweep.runner import (
     EVALUATE_LOCK, TRAIN_LOCK, load_spec, run_state, run_sweep, train_command)
 

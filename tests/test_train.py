@@ -211,26 +211,28 @@ def test_runs_record_the_reduction_and_initialization_they_are_built_with(tmp_pa
 
     from larq_dybnn.training.config import TrainConfig
     from larq_dybnn.training.loop import _check_same_run, _resolve_recorded
+    from larq_dybnn.training.run_folder import RunFolder
     from larq_dybnn.zoo import DEFAULT_REDUCTION
 
-    path = tmp_path / "config.json"
+    folder = RunFolder(tmp_path)
+    path = folder.config
     config = TrainConfig(model="dybnn-reactnet-18", data="digits", output_dir=str(tmp_path))
-    fresh = _resolve_recorded(config, path)
+    fresh = _resolve_recorded(config, folder)
     assert fresh.reduction == DEFAULT_REDUCTION == 64
     assert fresh.init_scheme == "per-layer"
     tiny = TrainConfig(model="tiny-dybnn", data="digits", output_dir=str(tmp_path))
-    assert _resolve_recorded(tiny, path).reduction is None  # the tiny models' own default
+    assert _resolve_recorded(tiny, folder).reduction is None  # the tiny models' own default
     (tmp_path / "checkpoints").mkdir()
     legacy = {k: v for k, v in json.loads(json.dumps(config.__dict__)).items()
               if k not in ("init_scheme", "dynamize")}
     path.write_text(json.dumps({**legacy, "reduction": None}))
-    resolved = _resolve_recorded(config, path)
+    resolved = _resolve_recorded(config, folder)
     assert (resolved.reduction, resolved.init_scheme) == (16, "global")
-    _check_same_run(resolved, path)  # resumable
+    _check_same_run(resolved, folder)  # resumable
     with pytest.raises(ValueError, match="reduction: 16 -> 64"):
-        _check_same_run(replace(resolved, reduction=64), path)
+        _check_same_run(replace(resolved, reduction=64), folder)
     with pytest.raises(ValueError, match="init_scheme: 'global' -> 'per-layer'"):
-        _check_same_run(replace(resolved, init_scheme="per-layer"), path)
+        _check_same_run(replace(resolved, init_scheme="per-layer"), folder)
 
 
 @pytest.mark.parametrize("one_hot", [False, True], ids=["class_indices", "one_hot"])

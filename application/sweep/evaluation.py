@@ -104,14 +104,15 @@ def evaluate_run(
     from larq_dybnn.contract import read_contract
     from larq_dybnn.converter import convert, lce_outputs
     from larq_dybnn.loading import load_model
+    from larq_dybnn.training.run_folder import RunFolder
 
-    run_dir = Path(run_dir)
-    for name in ("config.json", "model.keras"):
-        if not (run_dir / name).is_file():
-            raise FileNotFoundError(f"'{run_dir}' is not a finished run: no {name}.")
-    config = json.loads((run_dir / "config.json").read_text())
-    model = load_model(run_dir / "model.keras")
-    contract = read_contract(run_dir / "model.keras")
+    run = RunFolder(run_dir)
+    for name in (RunFolder.CONFIG, RunFolder.MODEL):
+        if not (run / name).is_file():
+            raise FileNotFoundError(f"'{run.path}' is not a finished run: no {name}.")
+    config = json.loads(run.config.read_text())
+    model = load_model(run.model)
+    contract = read_contract(run.model)
     size = int(model.input_shape[1])
     x, y = evaluation_arrays(config, split, size, contract=contract)
     print_fn(f"  {len(y)} '{split}' images; Keras")
@@ -126,7 +127,7 @@ def evaluate_run(
     conversion = convert(model, contract=contract)  # raises if a binary conv fell back
     for suffix, int8 in (("", False), ("_int8", True)):
         flatbuffer = conversion.flatbuffer(int8_hyper_weights=int8)
-        atomic_write_bytes(run_dir / f"model{suffix}.tflite", flatbuffer)
+        atomic_write_bytes(run.model_int8 if int8 else run.tflite, flatbuffer)
         print_fn(f"  LCE interpreter{' (int8 hyper weights)' if int8 else ''}")
         lce = lce_outputs(flatbuffer, x, threads=threads, progress=_every_fifth(print_fn))
         result[f"lce{suffix}_accuracy"] = float(np.mean(lce.argmax(-1) == y))
@@ -139,7 +140,7 @@ def evaluate_run(
     # DEQUANTIZE), so a results table must not mix evaluations of both.
     result["evaluated_with"] = {"commit": provenance()["commit"],
                                 "int8_hyper_weights": "dequantize"}
-    atomic_write_bytes(run_dir / "evaluation.json", json.dumps(result, indent=2).encode())
+    atomic_write_bytes(run.evaluation, json.dumps(result, indent=2).encode())
     print_fn("  " + ", ".join(
         f"{k} {v:.4f}" for k, v in result.items() if k.endswith(("accuracy", "agreement"))))
     return result

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from larq_dybnn._io import atomic_write_bytes
+from larq_dybnn.training.run_folder import RunFolder
 
 __all__ = [
     "collect", "PROTOCOL", "summarize", "markdown_table", "write_results", "copy_records",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 #: The small files of a run that results are computed from (no weights, no logs).
-RECORDS = ("config.json", "report.json", "evaluation.json", "provenance.json", "history.csv")
+RECORDS = RunFolder.RECORDS
 
 #: TrainConfig options that define a protocol: every run of one table shares them.
 PROTOCOL = (
@@ -85,16 +86,16 @@ def read_record(path: Path) -> dict:
 def collect(output_dir: str | os.PathLike) -> list[dict]:
     """One row per evaluated run below `output_dir` (folders `<config>/seed-<seed>`)."""
     rows = []
-    for evaluation_path in sorted(Path(output_dir).glob("*/seed-*/evaluation.json")):
-        folder = evaluation_path.parent
-        config = read_record(folder / "config.json")
-        report = read_record(folder / "report.json")
+    for evaluation_path in sorted(Path(output_dir).glob(f"*/seed-*/{RunFolder.EVALUATION}")):
+        folder = RunFolder(evaluation_path.parent)
+        config = read_record(folder.config)
+        report = read_record(folder.report)
         evaluation = read_record(evaluation_path)
-        sessions = read_record(folder / "provenance.json").get("sessions", [{}])
+        sessions = read_record(folder.provenance).get("sessions", [{}])
         history = report.get("history", {})
         spread = report.get("threshold_spread") or {}
         row = {
-            "config": folder.parent.name, "seed": config.get("seed"),
+            "config": folder.path.parent.name, "seed": config.get("seed"),
             "model": config.get("model"),
             "dynamic": config.get("dynamic") if _is_dynamic(config) else "none",
             "reduction": config.get("reduction"),
@@ -333,7 +334,7 @@ def copy_records(output_dir: str | os.PathLike, destination: str | os.PathLike) 
         for name in RECORDS:
             if (folder / name).is_file():
                 data = (folder / name).read_bytes()
-                if name == "provenance.json":
+                if name == RunFolder.PROVENANCE:
                     data = _without_local_paths(data)
                 atomic_write_bytes(target / name, data)
         count += 1

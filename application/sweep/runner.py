@@ -71,7 +71,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from larq_dybnn._io import atomic_write_bytes, lock_folder, open_no_follow
+from larq_dybnn._io import atomic_write_bytes, open_no_follow
+from larq_dybnn.training.locks import lock_folder
+from larq_dybnn.training.run_folder import RunFolder
 from larq_dybnn.sweep.provenance import provenance
 
 __all__ = ["RunSpec", "SweepSpec", "load_spec", "run_sweep", "train_command", "run_state"]
@@ -294,15 +296,16 @@ def train_command(run: RunSpec, output_dir: str | os.PathLike) -> list[str]:
 
 def run_state(folder: Path) -> str:
     """"done" (report.json written), "partial" (checkpoints, no report) or "new"."""
-    if (folder / "report.json").is_file():
+    run = RunFolder(folder)
+    if run.report.is_file():
         return "done"
-    if (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir()):
+    if run.checkpoints.is_dir() and any(run.checkpoints.iterdir()):
         return "partial"
     return "new"
 
 
 def _record_session(folder: Path, run: RunSpec, sweep: SweepSpec, info: dict) -> None:
-    path = folder / "provenance.json"
+    path = RunFolder(folder).provenance
     from larq_dybnn.sweep.results import read_record
 
     record = read_record(path) if path.is_file() else {
@@ -403,7 +406,7 @@ def run_sweep(
             for run in runs:
                 folder = output_dir / run.key
                 if run.config in spec.evaluated and run_state(folder) == "done" and (
-                        reevaluate or not (folder / "evaluation.json").is_file()):
+                        reevaluate or not RunFolder(folder).evaluation.is_file()):
                     print_fn(f"{run.key}: evaluating on '{spec.test_split}'")
                     evaluate_run(folder, split=spec.test_split, print_fn=print_fn)
             written = write_results(output_dir, baseline=spec.baseline,
@@ -432,15 +435,17 @@ def _train(run: RunSpec, folder: Path) -> None:
     command = [sys.executable, "-P", "-m", "larq_dybnn_cli", *train_command(run, folder)]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with open_no_follow(folder / "train.log", "a") as log:
+    run_folder = RunFolder(folder)
+    with open_no_follow(run_folder.train_log, "a") as log:
         log.write(f"\n$ {' '.join(command)}\n")
         log.flush()
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     if done.returncode:
         raise ValueError(
-            f"Run {run.key} failed (exit {done.returncode}); see '{folder / 'train.log'}'."
+            f"Run {run.key} failed (exit {done.returncode}); see '{run_folder.train_log}'."
         )
-    missing = [name for name in ("report.json", "model.keras") if not (folder / name).is_file()]
+    missing = [name for name in (RunFolder.REPORT, RunFolder.MODEL)
+               if not (run_folder / name).is_file()]
     if missing:
         raise ValueError(f"Run {run.key} exited without writing {', '.join(missing)}; "
-                         f"see '{folder / 'train.log'}'.")
+                         f"see '{run_folder.train_log}'.")

@@ -1,7 +1,7 @@
 """Training runs: ReActNet's recipe on a zoo model, resumable, on any strategy.
 
 `train(TrainConfig(...))` is what `larq-dybnn train` runs. Everything a run makes
-goes to one output directory:
+goes to one output directory (`larq_dybnn.training.run_folder.RunFolder` names it):
 
     checkpoints/        epoch checkpoints (resume: run again with the same directory)
     logs/               TensorBoard: losses, metrics, learning rate and, under
@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -36,10 +34,7 @@ from larq_dybnn.dynamization import dynamize
 from larq_dybnn.initialization import initialize_per_layer
 from larq_dybnn.loading import load_model
 from larq_dybnn.scan import hyper_weights
-from larq_dybnn._io import (
-    LOCK_NAME, TEMPORARY_MARK, atomic_save_model, atomic_write_bytes, check_writable_target,
-    lock_folder,
-    remove_stale_temporaries)
+from larq_dybnn._io import atomic_save_model, atomic_write_bytes, check_writable_target
 from larq_dybnn.contract import contract_for, read_contract, write_contract
 from larq_dybnn.training import data as data_lib, preprocessing
 from larq_dybnn.training.checkpoints import EpochCheckpoints, trim_history
@@ -54,6 +49,7 @@ from larq_dybnn.training.config import (
 from larq_dybnn.training.distribute import Worker, data_options, make_strategy, worker_of
 from larq_dybnn.training.monitoring import ThresholdHistograms, ThresholdProbe
 from larq_dybnn.training.optimizers import ScaledStepAdam
+from larq_dybnn.training.run_folder import RunFolder
 from larq_dybnn.training.recipe import (
     Distiller,
     SmoothedCrossentropy,
@@ -137,6 +133,18 @@ class _Fitting:
     description: str
 
 
+@dataclass
+class _Run:
+    """What every stage of a run works with (`_start` makes it)."""
+
+    config: TrainConfig
+    strategy: tf.distribute.Strategy
+    worker: Worker
+    root: RunFolder  # the run's folder (the chief's)
+    out: RunFolder  # this worker's folder: `root` on the chief
+    say: Say
+
+
 @fewer_collections()
 def train(config: TrainConfig, *, print_fn: Say = print) -> TrainResult:
     """Run (or resume) a training run.
@@ -167,10 +175,10 @@ def train(config: TrainConfig, *, print_fn: Say = print) -> TrainResult:
 
 def _train(config: TrainConfig, print_fn: Say, held: contextlib.ExitStack,
            started: float) -> TrainResult:
-    strategy, worker, out, say, config = _start(config, print_fn, held)
-    data = _read_data(config, worker, say)
+    run = _start(config, print_fn, held)
+    data = _read_data(run)
     try:
-        return _train_on(config, strategy, worker, out, say, data, started)
+        return _train_on(run, data, started)
     except tf.errors.InvalidArgumentError:
         # A damaged image or one of another size fails inside the input pipeline,
         # whose error names no file: find it, and say which.
@@ -181,22 +189,23 @@ def _train(config: TrainConfig, print_fn: Say, held: contextlib.ExitStack,
         raise
 
 
-def _train_on(config, strategy, worker, out, say, data, started) -> TrainResult:
-    fitting = _build(config, strategy, worker, data, out, say)
-    probe = _fit(config, data, fitting, out, say)
-    evaluation, model_path = _save(config, data, fitting, out, say)
+def _train_on(run: _Run, data: _Data, started: float) -> TrainResult:
+    fitting = _build(run, data)
+    probe = _fit(run, data, fitting)
+    evaluation, model_path = _save(run, data, fitting)
     result = TrainResult(
-        output_dir=str(out), model_path=str(model_path), resumed_from=fitting.initial_epoch,
-        history={}, evaluation=evaluation, worker=worker, seconds=0.0,
+        output_dir=str(run.out.path), model_path=str(model_path),
+        resumed_from=fitting.initial_epoch, history={}, evaluation=evaluation,
+        worker=run.worker, seconds=0.0,
     )
-    if worker.is_chief:
-        _finish(config, result, Path(config.output_dir), out / "history.csv", probe,
-                _sample_batches(data.eval, data.preprocess, data.size), say)
+    if run.worker.is_chief:
+        _finish(run, result, probe, _sample_batches(data.eval, data.preprocess, data.size))
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _start(config: TrainConfig, print_fn: Say, held: contextlib.ExitStack | None = None):
+def _start(config: TrainConfig, print_fn: Say,
+           held: contextlib.ExitStack | None = None) -> _Run:
     """Check the options; make the strategy, seeds and this worker's output folder,
     locked for this process (the lock is released when `held` closes)."""
     check_config(config)
@@ -206,71 +215,41 @@ def _start(config: TrainConfig, print_fn: Say, held: contextlib.ExitStack | None
     tf.keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    root = Path(config.output_dir)
-    out = root if worker.is_chief else root / "workers" / f"worker-{worker.task_id}"
-    _check_output_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = lock_folder(out, what="training run")
+    root = RunFolder(config.output_dir)
+    out = root if worker.is_chief else root.worker(worker.task_id)
+    lock = out.open(options=[field.name for field in dataclasses.fields(TrainConfig)])
     if held is not None:
         held.enter_context(lock)
     else:
         lock.close()
-    remove_stale_temporaries(out)
     say = print_fn if worker.is_chief else (lambda _: None)
     if config.restart:
-        _clear_run(out, config)
-    config = _resolve_recorded(config, out / "config.json")
-    _check_same_run(config, out / "config.json")
-    return strategy, worker, out, say, config
+        out.clear(keep=(config.init_from, config.teacher))
+    config = _resolve_recorded(config, out)
+    _check_same_run(config, out)
+    return _Run(config, strategy, worker, root, out, say)
 
 
-#: The reduction zoo DyBNN models (`ModelSpec.records_reduction`) were built with when
-#: `reduction` was unset before the zoo's default became 64: runs made then record None.
-_FORMER_DEFAULT_REDUCTION = 16
-_FORMER_INIT_SCHEME = "global"
-
-
-def _records_reduction(model: object) -> bool:
-    from larq_dybnn.zoo import CATALOG
-
-    return model in CATALOG and CATALOG[model].records_reduction
-
-
-def _recorded(previous: dict) -> dict:
-    """A recorded run's options as they were built: runs recorded before an option
-    existed record nothing for it, and were built with its former behaviour."""
-    previous = dict(previous)
-    if previous.get("reduction") is None and _records_reduction(previous.get("model")):
-        previous["reduction"] = _FORMER_DEFAULT_REDUCTION
-    previous.setdefault("init_scheme", _FORMER_INIT_SCHEME)
-    previous["init_scheme"] = previous["init_scheme"] or _FORMER_INIT_SCHEME
-    previous.setdefault("dynamize", False)
-    previous.setdefault("hyper_lr_multiplier", 1.0)
-    previous.setdefault("hyper_pool_stride", 1)
-    return previous
-
-
-def _resolve_recorded(config: TrainConfig, path: Path) -> TrainConfig:
+def _resolve_recorded(config: TrainConfig, out: RunFolder) -> TrainConfig:
     """Fill the options a run records how it was built with: the reduction of a zoo
     DyBNN (or dynamized) model and the initialization scheme: the given ones, those of
     the run being resumed, or the current defaults for a new run."""
-    from larq_dybnn.zoo import DEFAULT_REDUCTION
+    from larq_dybnn.zoo import CATALOG, DEFAULT_REDUCTION
 
-    previous = {}
-    if path.exists() and (path.parent / "checkpoints").exists():
-        recorded = json.loads(path.read_text())
-        if recorded.get("model") == config.model:
-            previous = _recorded(recorded)
+    recorded = out.read_record() or {}
+    previous = recorded if recorded.get("model") == config.model else {}
+    records_reduction = config.model in CATALOG and CATALOG[config.model].records_reduction
     changes = {}
-    if config.reduction is None and (_records_reduction(config.model) or config.dynamize):
+    if config.reduction is None and (records_reduction or config.dynamize):
         changes["reduction"] = previous.get("reduction") or DEFAULT_REDUCTION
     if config.init_scheme is None:
         changes["init_scheme"] = previous.get("init_scheme") or INIT_SCHEMES[0]
     return replace(config, **changes)
 
 
-def _read_data(config: TrainConfig, worker: Worker, say: Say) -> _Data:
+def _read_data(run: _Run) -> _Data:
     """Read both splits and decide image size, preprocessing and steps per epoch."""
+    config, worker, say = run.config, run.worker, run.say
     train_data = data_lib.load(config.data, split=config.train_split, data_dir=config.data_dir)
     eval_data = data_lib.load(config.data, split=config.eval_split, data_dir=config.data_dir)
     if eval_data.class_names != train_data.class_names:
@@ -303,11 +282,11 @@ def _read_data(config: TrainConfig, worker: Worker, say: Say) -> _Data:
     return _Data(train_data, eval_data, size, preprocess, steps, exact)
 
 
-def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path,
-           say: Say) -> _Fitting:
+def _build(run: _Run, data: _Data) -> _Fitting:
     """Build the model, its loss and optimizer, and restore the last checkpoint."""
     from larq_dybnn.zoo import build_model, is_binary
 
+    config, strategy, worker, say = run.config, run.strategy, run.worker, run.say
     weight_decay = config.weight_decay
     if weight_decay is None:
         weight_decay = STEP1_WEIGHT_DECAY if config.step == 1 else 0.0
@@ -339,7 +318,7 @@ def _build(config: TrainConfig, strategy, worker: Worker, data: _Data, out: Path
         fitted, loss_name = _compile(config, model, optimizer)
         # Before fit, or its first step is traced twice (training/compiled.py).
         create_step_variables(fitted, labels=tf.zeros((1,), tf.int64), model=model)
-        checkpoints = EpochCheckpoints(out / "checkpoints", fitted)
+        checkpoints = EpochCheckpoints(run.out.checkpoints, fitted)
         initial_epoch = checkpoints.restore()
         if checkpoints.fallback:
             say(f"Warning: {checkpoints.fallback}")
@@ -395,11 +374,12 @@ def _train_batches(config: TrainConfig, data: _Data, *, first_epoch: int) -> tf.
     )
 
 
-def _fit(config: TrainConfig, data: _Data, fitting: _Fitting, out: Path, say: Say) -> np.ndarray:
+def _fit(run: _Run, data: _Data, fitting: _Fitting) -> np.ndarray:
     """Train the epochs not done yet; returns the threshold probe images."""
+    config, say = run.config, run.say
     # Every worker makes the same callbacks (they create variables, which must be
     # created in the same order everywhere); a non-chief writes into its own folder.
-    history_path = out / "history.csv"
+    history_path = run.out.history
     check_writable_target(history_path)  # Keras' CSVLogger would follow a link
     trim_history(history_path, epochs=fitting.initial_epoch)
     probe, _ = _first_examples(_sample_batches(data.eval, data.preprocess, data.size),
@@ -408,11 +388,11 @@ def _fit(config: TrainConfig, data: _Data, fitting: _Fitting, out: Path, say: Sa
         EpochTimer(batch_size=config.batch_size),  # first: the loggers record its figures
         tf.keras.callbacks.CSVLogger(str(history_path), append=True),
         tf.keras.callbacks.TensorBoard(
-            log_dir=str(out / "logs"), write_graph=False, profile_batch=0
+            log_dir=str(run.out.logs), write_graph=False, profile_batch=0
         ),
     ]
     if _has_thresholds(fitting.model):
-        callbacks.append(ThresholdHistograms(probe, out / "logs"))
+        callbacks.append(ThresholdHistograms(probe, run.out.logs))
     callbacks.append(fitting.checkpoints)  # after the CSV row: a redone epoch is trimmed
     if fitting.initial_epoch >= config.epochs:
         say(f"All {config.epochs} epochs are already done; evaluating the checkpoint")
@@ -429,8 +409,9 @@ def _fit(config: TrainConfig, data: _Data, fitting: _Fitting, out: Path, say: Sa
     return probe
 
 
-def _save(config: TrainConfig, data: _Data, fitting: _Fitting, out: Path, say: Say):
+def _save(run: _Run, data: _Data, fitting: _Fitting) -> tuple[dict, Path]:
     """Evaluate on the evaluation split; save model.keras with its input contract."""
+    config, say = run.config, run.say
     evaluation = fitting.fitted.evaluate(_eval_batches(config, data), verbose=0,
                                          return_dict=True)
     evaluation = {k: float(v) for k, v in evaluation.items()}
@@ -442,7 +423,7 @@ def _save(config: TrainConfig, data: _Data, fitting: _Fitting, out: Path, say: S
                 f"Training diverged: weight '{weight.name}' is not finite after the last "
                 f"epoch (evaluation: {evaluation}); model.keras is not saved. Lower "
                 "--learning-rate, or resume from an earlier checkpoint.")
-    model_path = atomic_save_model(fitting.model, out / "model.keras")
+    model_path = atomic_save_model(fitting.model, run.out.model)
     contract = contract_for(data.preprocess, image_size=data.size,
                             class_names=data.train.class_names)
     write_contract(model_path, contract)
@@ -457,101 +438,21 @@ _RESUMABLE_CHANGES = (
 )
 
 
-#: What a run writes in its folder (`--restart` deletes only these: folders, then
-#: files), and the files a sweep writes there before the run starts.
-_RUN_FOLDERS = ("checkpoints", "logs", "plots")
-_RUN_FILES = ("history.csv", "config.json", "report.json", "model.keras", "model.tflite")
-_SWEEP_FILES = ("provenance.json", "train.log", "evaluation.json", "model_int8.tflite",
-                LOCK_NAME)
-
-
-def _check_output_folder(out: Path) -> None:
-    """Refuse an output folder that holds something other than a run of this
-    package: a run would write (and --restart delete) files a user owns. A folder
-    holds a run when its config.json is a run's record (written before anything
-    else); without one it may hold only what a sweep (or another worker of the same
-    run) writes before the run."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise ValueError(f"`output_dir` '{out}' is a file, not a folder.")
-    config = out / "config.json"
-    if config.exists():
-        try:
-            recorded = json.loads(config.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"'{config}' is not a readable run record "
-                             f"({type(error).__name__}: {error}); move it away or use "
-                             "another output folder.") from None
-        if _is_run_record(recorded):
-            return  # a run's folder; --restart deletes only a run's own files from it
-        raise ValueError(f"'{config}' is not the record of a training run; use "
-                         "another output folder.")
-    # No run record yet: only what a sweep or this run's other workers write first.
-    foreign = sorted(p.name for p in out.iterdir()
-                     if p.name not in _SWEEP_FILES + ("workers",)
-                     and TEMPORARY_MARK not in p.name)
-    if foreign:
-        listed = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        raise ValueError(
-            f"`output_dir` '{out}' is not empty and holds no training run ({listed}); "
-            "use an empty or new folder, or the folder of an earlier run.")
-
-
-#: The key and value that mark a config.json as this package's run record.
-RUN_RECORD_KEY, RUN_RECORD = "record", "larq-dybnn training run"
-#: Records written before the marker existed hold every one of these options.
-_LEGACY_RECORD_KEYS = frozenset({
-    "model", "data", "train_split", "eval_split", "epochs", "batch_size",
-    "learning_rate", "seed", "width_multiplier", "dynamic", "reduction", "teacher",
-    "init_from", "step", "weight_decay", "label_smoothing", "image_size", "preprocess"})
-
-
-def _is_run_record(recorded: object) -> bool:
-    """A run's own record: marked as one, or (written before the mark) holding every
-    option such a record had and nothing a TrainConfig does not have."""
-    if not isinstance(recorded, dict):
-        return False
-    if recorded.get(RUN_RECORD_KEY) == RUN_RECORD:
-        return True
-    fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    return _LEGACY_RECORD_KEYS <= recorded.keys() <= fields
-
-
-def _clear_run(out: Path, config: TrainConfig) -> None:
-    """Delete a run's own files for --restart, never a file the run reads."""
-    inputs = [Path(p) for p in (config.init_from, config.teacher) if p]
-    for name in (*_RUN_FOLDERS, *_RUN_FILES):
-        target = out / name
-        for source in inputs:
-            if target.exists() and source.exists() and (
-                    os.path.samefile(target, source) or source.resolve().is_relative_to(
-                        target.resolve())):
-                raise ValueError(
-                    f"--restart would delete '{target}', which the run reads as "
-                    f"'{source}' (--init-from / --teacher); copy it elsewhere first.")
-    for name in _RUN_FOLDERS:
-        shutil.rmtree(out / name, ignore_errors=True)
-    for name in _RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-
-
-def _check_same_run(config: TrainConfig, path: Path) -> None:
+def _check_same_run(config: TrainConfig, out: RunFolder) -> None:
     """Record the options of a new run; refuse to resume one with other options."""
     current = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_CHANGES}
-    if path.exists() and (path.parent / "checkpoints").exists():
-        previous = _recorded(json.loads(path.read_text()))
+    previous = out.read_record()
+    if previous is not None:
         changed = sorted(k for k in current if previous.get(k) != current[k])
         if changed:
             raise ValueError(
-                f"'{path.parent}' holds a run with other options ("
+                f"'{out.path}' holds a run with other options ("
                 + ", ".join(f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in changed)
                 + "). Resume with the same options, pass --restart to start over, or "
                 "use another output directory."
             )
         return
-    atomic_write_bytes(path, json.dumps({**current, RUN_RECORD_KEY: RUN_RECORD},
-                                        indent=2).encode())
+    out.write_record(current)
 
 
 def _has_thresholds(model: tf.keras.Model) -> bool:
@@ -562,13 +463,15 @@ def _has_thresholds(model: tf.keras.Model) -> bool:
     return True
 
 
-def _finish(config, result, root, history_path, probe, sample_batches, say) -> None:
+def _finish(run: _Run, result: TrainResult, probe: np.ndarray,
+            sample_batches: tf.data.Dataset) -> None:
     """The chief's extras: plots, optional export, report.json."""
     from larq_dybnn.training import plots
 
+    config, say, root, history_path = run.config, run.say, run.root, run.root.history
     if history_path.exists():
         result.history = plots.read_history(history_path)
-    plot_dir = root / "plots"
+    plot_dir = root.plots
     plot_dir.mkdir(exist_ok=True)
     if result.history:
         plots.plot_history(result.history, plot_dir / "training_curves.png")
@@ -588,7 +491,7 @@ def _finish(config, result, root, history_path, probe, sample_batches, say) -> N
         from larq_dybnn.converter import export_and_verify
 
         samples, labels = _first_examples(sample_batches, 500)
-        tflite_path = root / "model.tflite"
+        tflite_path = root.tflite
         report = export_and_verify(
             saved, output_path=tflite_path, samples=samples, labels=labels,
             contract=read_contract(result.model_path),
@@ -610,5 +513,5 @@ def _finish(config, result, root, history_path, probe, sample_batches, say) -> N
         "plots": result.plots,
         "threshold_spread": result.threshold_spread,
     }
-    atomic_write_bytes(root / "report.json",
+    atomic_write_bytes(root.report,
                        json.dumps(_json_safe(payload), indent=2).encode())
