@@ -2,10 +2,10 @@
 
 `convert` runs Larq Compute Engine's converter once and returns both files a DyBNN
 model can ship as (hyper weights in float32, and in int8: the default), the check that
-every binary conv became an `LceBconv2d`, and the input contract written into both.
-`export_tflite` is the one-file form of it. Every exporter of the package (the CLI's
-`convert`, `export_and_verify`, the sweep's test evaluation, the benchmarks and the
-weights shipping script) goes through `convert`.
+every binary conv became an `LceBconv2d`, and the input contract written into both:
+one conversion, so that the files a report describes are the files it checked.
+`export_tflite` is the plain converter (no binary check, no contract), for
+comparisons with LCE's own `convert_keras_model`.
 """
 
 from __future__ import annotations

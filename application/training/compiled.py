@@ -4,10 +4,9 @@ tf.keras creates the optimizer's slots and the variables of the metrics given to
 `compile` (the total and count of "accuracy", for example) inside the first
 training or evaluation step. A `tf.function` that creates variables while it is
 traced is traced a second time, so the first `fit` of every model builds its
-training graph twice: for DyBNN ReActNet-18 x0.25 at CIFAR size, the first
-one-epoch `fit` takes 20.9 s instead of 13.6 s
-(`model.train_function.experimental_get_tracing_count()` is 2 instead of 1;
-`benchmarks/first_fit_benchmark.py`). `create_step_variables` creates them beforehand.
+training graph twice (`model.train_function.experimental_get_tracing_count()` is 2
+instead of 1). `create_step_variables` creates them beforehand; what that saves is
+measured by `benchmarks/first_fit_benchmark.py`.
 """
 
 from __future__ import annotations
