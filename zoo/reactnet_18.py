@@ -8,9 +8,7 @@ import tensorflow as tf
 
 from larq_dybnn._gc import fewer_collections
 from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, resolve_reduction, scaled
-from larq_dybnn.zoo.assembly import finish_model
-from larq_dybnn.zoo.inputs import model_input
-from larq_dybnn.zoo.weights import resolve_num_classes
+from larq_dybnn.zoo.assembly import BuilderOptions, assemble
 
 __all__ = ["ReActNet18", "DyBNNReActNet18"]
 
@@ -44,53 +42,36 @@ def _block(
 
 
 @fewer_collections()
-def _reactnet_18(
-    *,
-    thresholds: Thresholds,
-    default_name: str,
-    input_shape: Sequence[int | None] | None,
-    input_tensor: tf.Tensor | None,
-    weights: str | None,
-    include_top: bool,
-    num_classes: int | None,
-    width_multiplier: float,
-    stem: str,
-    binary_weights: bool,
-    name: str | None,
-) -> tf.keras.Model:
-    num_classes = resolve_num_classes(num_classes, weights, model=default_name)
-    inputs, _ = model_input(
-        input_shape=input_shape, input_tensor=input_tensor, include_top=include_top,
-        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
-        total_stride=TOTAL_STRIDE, weights=weights, model_name=default_name,
-    )
-    base = scaled(STAGE_CHANNELS[0], width_multiplier)
-    if stem == "imagenet":
-        x = tf.keras.layers.Conv2D(
-            base, 7, strides=2, padding="same", use_bias=False, name="stem_conv"
-        )(inputs)
-        x = batch_norm("stem_bn")(x)
-        x = tf.keras.layers.MaxPool2D(3, 2, padding="same", name="stem_pool")(x)
-    else:
-        x = tf.keras.layers.Conv2D(
-            base, 3, strides=1, padding="same", use_bias=False, name="stem_conv"
-        )(inputs)
-        x = batch_norm("stem_bn")(x)
-    for stage in range(len(STAGE_CHANNELS)):
-        channels = base * 2**stage
-        for block in range(BLOCKS_PER_STAGE):
-            stride = 2 if stage > 0 and block == 0 else 1
-            x = _block(
-                x, name=f"stage{stage + 1}_block{block + 1}", channels=channels,
-                stride=stride, thresholds=thresholds, binary_weights=binary_weights,
-            )
-    return finish_model(
-        inputs, x, input_tensor=input_tensor, include_top=include_top,
-        num_classes=num_classes, weights=weights, name=name, default_name=default_name,
-        options={"width_multiplier": width_multiplier, "stem": stem,
-                 "input_shape": tuple(inputs.shape[1:]), "binary_weights": binary_weights,
-                 **thresholds.options()},
-    )
+def _reactnet_18(thresholds: Thresholds, default_name: str,
+                 options: BuilderOptions) -> tf.keras.Model:
+    def backbone(inputs: tf.Tensor) -> tf.Tensor:
+        base = scaled(STAGE_CHANNELS[0], options.width_multiplier)
+        if options.stem == "imagenet":
+            x = tf.keras.layers.Conv2D(
+                base, 7, strides=2, padding="same", use_bias=False, name="stem_conv"
+            )(inputs)
+            x = batch_norm("stem_bn")(x)
+            x = tf.keras.layers.MaxPool2D(3, 2, padding="same", name="stem_pool")(x)
+        else:
+            x = tf.keras.layers.Conv2D(
+                base, 3, strides=1, padding="same", use_bias=False, name="stem_conv"
+            )(inputs)
+            x = batch_norm("stem_bn")(x)
+        for stage in range(len(STAGE_CHANNELS)):
+            channels = base * 2**stage
+            for block in range(BLOCKS_PER_STAGE):
+                stride = 2 if stage > 0 and block == 0 else 1
+                x = _block(
+                    x, name=f"stage{stage + 1}_block{block + 1}", channels=channels,
+                    stride=stride, thresholds=thresholds,
+                    binary_weights=options.binary_weights,
+                )
+        return x
+
+    return assemble(options, default_name=default_name, total_stride=TOTAL_STRIDE,
+                    backbone=backbone,
+                    recorded={"binary_weights": options.binary_weights,
+                              **thresholds.options()})
 
 
 def ReActNet18(  # noqa: N802 - larq-zoo names models like classes
@@ -138,12 +119,7 @@ def ReActNet18(  # noqa: N802 - larq-zoo names models like classes
         - [Liu et al., ReActNet, ECCV 2020](https://arxiv.org/abs/2003.03488)
         - [Liu et al., Bi-Real Net, ECCV 2018](https://arxiv.org/abs/1808.00278)
     """
-    return _reactnet_18(
-        thresholds=Thresholds(), default_name="reactnet_18", input_shape=input_shape,
-        input_tensor=input_tensor, weights=weights, include_top=include_top,
-        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
-        binary_weights=binary_weights, name=name,
-    )
+    return _reactnet_18(Thresholds(), "reactnet_18", BuilderOptions.of(locals()))
 
 
 def DyBNNReActNet18(  # noqa: N802
@@ -177,14 +153,10 @@ def DyBNNReActNet18(  # noqa: N802
     References:
         - [Zhang et al., DyBNN, ICASSP 2022](https://arxiv.org/abs/2110.05185)
     """
-    return _reactnet_18(
-        thresholds=Thresholds.from_arguments(
-            dynamic=dynamic, output_bound=output_bound,
-            reduction=resolve_reduction(reduction, weights, model="dybnn_reactnet_18"),
-            hyper_pool_stride=hyper_pool_stride,
-        ),
-        default_name="dybnn_reactnet_18", input_shape=input_shape,
-        input_tensor=input_tensor, weights=weights, include_top=include_top,
-        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
-        binary_weights=binary_weights, name=name,
+    options = BuilderOptions.of(locals())
+    thresholds = Thresholds.from_arguments(
+        dynamic=dynamic, output_bound=output_bound,
+        reduction=resolve_reduction(reduction, weights, model="dybnn_reactnet_18"),
+        hyper_pool_stride=hyper_pool_stride,
     )
+    return _reactnet_18(thresholds, "dybnn_reactnet_18", options)

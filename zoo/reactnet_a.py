@@ -8,9 +8,7 @@ import tensorflow as tf
 
 from larq_dybnn._gc import fewer_collections
 from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, resolve_reduction, scaled
-from larq_dybnn.zoo.assembly import finish_model
-from larq_dybnn.zoo.inputs import model_input
-from larq_dybnn.zoo.weights import resolve_num_classes
+from larq_dybnn.zoo.assembly import BuilderOptions, assemble
 
 __all__ = ["ReActNetA", "DyBNNReActNetA"]
 
@@ -56,50 +54,31 @@ def _block(
 
 
 @fewer_collections()
-def _reactnet_a(
-    *,
-    thresholds: Thresholds,
-    default_name: str,
-    input_shape: Sequence[int | None] | None,
-    input_tensor: tf.Tensor | None,
-    weights: str | None,
-    include_top: bool,
-    num_classes: int | None,
-    width_multiplier: float,
-    stem: str,
-    binary_weights: bool,
-    name: str | None,
-) -> tf.keras.Model:
-    num_classes = resolve_num_classes(num_classes, weights, model=default_name)
-    inputs, _ = model_input(
-        input_shape=input_shape, input_tensor=input_tensor, include_top=include_top,
-        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
-        total_stride=TOTAL_STRIDE, weights=weights, model_name=default_name,
-    )
-    channels = [scaled(STAGE_CHANNELS[0], width_multiplier)]
-    for previous, current in zip(STAGE_CHANNELS, STAGE_CHANNELS[1:]):
-        channels.append(channels[-1] * 2 if current == 2 * previous else channels[-1])
+def _reactnet_a(thresholds: Thresholds, default_name: str,
+                options: BuilderOptions) -> tf.keras.Model:
+    def backbone(inputs: tf.Tensor) -> tf.Tensor:
+        channels = [scaled(STAGE_CHANNELS[0], options.width_multiplier)]
+        for previous, current in zip(STAGE_CHANNELS, STAGE_CHANNELS[1:]):
+            channels.append(channels[-1] * 2 if current == 2 * previous else channels[-1])
+        x = tf.keras.layers.Conv2D(
+            channels[0], 3, strides=2 if options.stem == "imagenet" else 1, padding="same",
+            use_bias=False, name="stem_conv",
+        )(inputs)
+        x = batch_norm("stem_bn")(x)
+        for index in range(1, len(STAGE_CHANNELS)):
+            doubles = STAGE_CHANNELS[index] != STAGE_CHANNELS[index - 1]
+            # Official rule: stride 2 where the channel count changes, except 32 -> 64.
+            stride = 2 if doubles and STAGE_CHANNELS[index] != 64 else 1
+            x = _block(
+                x, index=index, out_channels=channels[index], stride=stride,
+                thresholds=thresholds, binary_weights=options.binary_weights,
+            )
+        return x
 
-    x = tf.keras.layers.Conv2D(
-        channels[0], 3, strides=2 if stem == "imagenet" else 1, padding="same",
-        use_bias=False, name="stem_conv",
-    )(inputs)
-    x = batch_norm("stem_bn")(x)
-    for index in range(1, len(STAGE_CHANNELS)):
-        doubles = STAGE_CHANNELS[index] != STAGE_CHANNELS[index - 1]
-        # Official rule: stride 2 where the channel count changes, except 32 -> 64.
-        stride = 2 if doubles and STAGE_CHANNELS[index] != 64 else 1
-        x = _block(
-            x, index=index, out_channels=channels[index], stride=stride,
-            thresholds=thresholds, binary_weights=binary_weights,
-        )
-    return finish_model(
-        inputs, x, input_tensor=input_tensor, include_top=include_top,
-        num_classes=num_classes, weights=weights, name=name, default_name=default_name,
-        options={"width_multiplier": width_multiplier, "stem": stem,
-                 "input_shape": tuple(inputs.shape[1:]), "binary_weights": binary_weights,
-                 **thresholds.options()},
-    )
+    return assemble(options, default_name=default_name, total_stride=TOTAL_STRIDE,
+                    backbone=backbone,
+                    recorded={"binary_weights": options.binary_weights,
+                              **thresholds.options()})
 
 
 def ReActNetA(  # noqa: N802 - larq-zoo names models like classes
@@ -156,12 +135,7 @@ def ReActNetA(  # noqa: N802 - larq-zoo names models like classes
     References:
         - [Liu et al., ReActNet, ECCV 2020](https://arxiv.org/abs/2003.03488)
     """
-    return _reactnet_a(
-        thresholds=Thresholds(), default_name="reactnet_a", input_shape=input_shape,
-        input_tensor=input_tensor, weights=weights, include_top=include_top,
-        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
-        binary_weights=binary_weights, name=name,
-    )
+    return _reactnet_a(Thresholds(), "reactnet_a", BuilderOptions.of(locals()))
 
 
 def DyBNNReActNetA(  # noqa: N802
@@ -217,14 +191,10 @@ def DyBNNReActNetA(  # noqa: N802
     References:
         - [Zhang et al., DyBNN, ICASSP 2022](https://arxiv.org/abs/2110.05185)
     """
-    return _reactnet_a(
-        thresholds=Thresholds.from_arguments(
-            dynamic=dynamic, output_bound=output_bound,
-            reduction=resolve_reduction(reduction, weights, model="dybnn_reactnet_a"),
-            hyper_pool_stride=hyper_pool_stride,
-        ),
-        default_name="dybnn_reactnet_a", input_shape=input_shape,
-        input_tensor=input_tensor, weights=weights, include_top=include_top,
-        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
-        binary_weights=binary_weights, name=name,
+    options = BuilderOptions.of(locals())
+    thresholds = Thresholds.from_arguments(
+        dynamic=dynamic, output_bound=output_bound,
+        reduction=resolve_reduction(reduction, weights, model="dybnn_reactnet_a"),
+        hyper_pool_stride=hyper_pool_stride,
     )
+    return _reactnet_a(thresholds, "dybnn_reactnet_a", options)

@@ -12,9 +12,8 @@ from typing import Sequence
 import tensorflow as tf
 
 from larq_dybnn._gc import fewer_collections
-from larq_dybnn.zoo.assembly import finish_model
+from larq_dybnn.zoo.assembly import BuilderOptions, assemble
 from larq_dybnn.zoo.blocks import batch_norm, scaled
-from larq_dybnn.zoo.inputs import model_input
 
 __all__ = ["ResNet18"]
 
@@ -83,29 +82,25 @@ def ResNet18(  # noqa: N802 - larq-zoo names models like classes
     References:
         - [He et al., Deep Residual Learning, CVPR 2016](https://arxiv.org/abs/1512.03385)
     """
-    inputs, _ = model_input(
-        input_shape=input_shape, input_tensor=input_tensor, include_top=include_top,
-        num_classes=num_classes, width_multiplier=width_multiplier, stem=stem,
-        total_stride=TOTAL_STRIDE, weights=weights, model_name="resnet_18",
-    )
-    base = scaled(STAGE_CHANNELS[0], width_multiplier)
-    if stem == "imagenet":
-        x = _conv(base, 7, 2, "stem_conv")(inputs)
-    else:
-        x = _conv(base, 3, 1, "stem_conv")(inputs)
-    x = batch_norm("stem_bn")(x)
-    x = tf.keras.layers.ReLU(name="stem_relu")(x)
-    if stem == "imagenet":
-        x = tf.keras.layers.MaxPool2D(3, 2, padding="same", name="stem_pool")(x)
-    for stage in range(len(STAGE_CHANNELS)):
-        for block in range(BLOCKS_PER_STAGE):
-            x = _block(
-                x, name=f"stage{stage + 1}_block{block + 1}",
-                channels=base * 2**stage, stride=2 if stage > 0 and block == 0 else 1,
-            )
-    return finish_model(
-        inputs, x, input_tensor=input_tensor, include_top=include_top,
-        num_classes=num_classes, weights=weights, name=name, default_name="resnet_18",
-        options={"width_multiplier": width_multiplier, "stem": stem,
-                 "input_shape": tuple(inputs.shape[1:])},
-    )
+    options = BuilderOptions.of(locals())
+
+    def backbone(inputs: tf.Tensor) -> tf.Tensor:
+        base = scaled(STAGE_CHANNELS[0], width_multiplier)
+        if stem == "imagenet":
+            x = _conv(base, 7, 2, "stem_conv")(inputs)
+        else:
+            x = _conv(base, 3, 1, "stem_conv")(inputs)
+        x = batch_norm("stem_bn")(x)
+        x = tf.keras.layers.ReLU(name="stem_relu")(x)
+        if stem == "imagenet":
+            x = tf.keras.layers.MaxPool2D(3, 2, padding="same", name="stem_pool")(x)
+        for stage in range(len(STAGE_CHANNELS)):
+            for block in range(BLOCKS_PER_STAGE):
+                x = _block(
+                    x, name=f"stage{stage + 1}_block{block + 1}",
+                    channels=base * 2**stage, stride=2 if stage > 0 and block == 0 else 1,
+                )
+        return x
+
+    return assemble(options, default_name="resnet_18", total_stride=TOTAL_STRIDE,
+                    backbone=backbone, recorded={})
