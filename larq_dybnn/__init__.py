@@ -22,7 +22,7 @@ from larq_dybnn.layers import DynamicPReLU  # noqa: E402
 from larq_dybnn.loading import load_model  # noqa: E402
 from larq_dybnn.profiling import mac_counts, summary  # noqa: E402
 from larq_dybnn.quantizers import DynamicSign  # noqa: E402
-from larq_dybnn.scan import hyper_weights  # noqa: E402
+from larq_dybnn.scan import hyper_weights, simulate_int8_hyper_kernels  # noqa: E402
 
 _skip_autograph_in_tf_keras()
 _restore_quantized_scope_on_errors()
@@ -33,6 +33,7 @@ __all__ = [
     "HyperFunction",
     "DEFAULT_REDUCTION",
     "hyper_weights",
+    "simulate_int8_hyper_kernels",
     "dynamize",
     "initialize_per_layer",
     "summary",

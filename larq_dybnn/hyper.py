@@ -44,6 +44,17 @@ DYNAMIC_PARTS = {
 }
 
 
+def int8_grid(kernel: tf.Tensor) -> tf.Tensor:
+    """`kernel` rounded to its symmetric int8 grid, one scale for the whole kernel.
+
+    The grid of the default export (`larq_dybnn.converter.int8`): scale =
+    max|kernel| / 127, values round(kernel / scale) * scale, rounding half to even.
+    """
+    peak = tf.reduce_max(tf.abs(kernel))
+    scale = tf.where(peak > 0, peak / 127.0, tf.ones_like(peak))
+    return tf.clip_by_value(tf.round(kernel / scale), -127.0, 127.0) * scale
+
+
 @register()
 class HyperFunction(tf.keras.layers.Layer):
     """GAP, then FC(C -> hidden), ReLU, and one FC(hidden -> C) per output head.
@@ -60,6 +71,10 @@ class HyperFunction(tf.keras.layers.Layer):
             each dynamic term is `s * tanh(.)`, inside (-s, s).
         pool_stride: pool every `pool_stride`-th row and column (1: all of them, the
             paper's global average pooling).
+        int8_kernels: compute with both FC kernels rounded to the int8 grid the
+            default export stores them on (one symmetric scale per kernel), with
+            straight-through gradients to the float kernels: training with it makes
+            the int8 file compute the trained model (`int8_hyper_kernels`).
         kernel_initializer: initializer of the first FC kernel.
         output_initializer: initializer of the heads' kernels and biases; the default
             "zeros" makes every dynamic term start at exactly 0.
@@ -89,12 +104,14 @@ class HyperFunction(tf.keras.layers.Layer):
         min_hidden: int = 8,
         output_bound: float | None = None,
         pool_stride: int = 1,
+        int8_kernels: bool = False,
         kernel_initializer: object = "he_normal",
         output_initializer: object = "zeros",
         kernel_regularizer: object = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.int8_kernels = bool(int8_kernels)
         self.heads = _checks.positive_int("heads", heads)
         self.reduction = _checks.positive_int("reduction", reduction)
         self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
@@ -161,10 +178,11 @@ class HyperFunction(tf.keras.layers.Layer):
         if self.pool_stride > 1:
             inputs = inputs[:, :: self.pool_stride, :: self.pool_stride, :]
         pooled = tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
-        hidden = tf.nn.relu(tf.matmul(pooled, self.hidden_kernel) + self.hidden_bias)
+        hidden = tf.nn.relu(tf.matmul(pooled, self._kernel(self.hidden_kernel))
+                            + self.hidden_bias)
         outputs = []
         for kernel, bias, offset in zip(self.head_kernels, self.head_biases, offsets):
-            projected = tf.matmul(hidden, kernel)
+            projected = tf.matmul(hidden, self._kernel(kernel))
             if self.output_bound is None:
                 # Constant + constant first, so conversion folds it into the FC bias.
                 outputs.append(projected + (bias if offset is None else bias + offset))
@@ -172,6 +190,10 @@ class HyperFunction(tf.keras.layers.Layer):
                 bounded = self.output_bound * tf.tanh(projected + bias)
                 outputs.append(bounded if offset is None else bounded + offset)
         return outputs
+
+    def _kernel(self, kernel: tf.Variable) -> tf.Tensor:
+        """The kernel the layer computes with: as it is, or on its int8 grid."""
+        return tf.grad_pass_through(int8_grid)(kernel) if self.int8_kernels else kernel
 
     def compute_output_shape(self, input_shape):
         shape = tf.TensorShape(input_shape)
@@ -195,6 +217,7 @@ class HyperFunction(tf.keras.layers.Layer):
             "min_hidden": self.min_hidden,
             "output_bound": self.output_bound,
             "pool_stride": self.pool_stride,
+            "int8_kernels": self.int8_kernels,
             "kernel_initializer": tf.keras.initializers.serialize(
                 self.kernel_initializer
             ),
@@ -227,6 +250,7 @@ class HyperFunctionOwner:
         hyper_initializer: object,
         hyper_regularizer: object,
         pool_stride: int = 1,
+        int8_hyper_kernels: bool = False,
     ) -> None:
         self.reduction = _checks.positive_int("reduction", reduction)
         self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
@@ -241,6 +265,7 @@ class HyperFunctionOwner:
                 min_hidden=self.min_hidden,
                 output_bound=self.output_bound,
                 pool_stride=self.pool_stride,
+                int8_kernels=int8_hyper_kernels,
                 kernel_initializer=self.hyper_initializer,
                 kernel_regularizer=self.hyper_regularizer,
                 name="hyper_function",
@@ -255,9 +280,20 @@ class HyperFunctionOwner:
             "min_hidden": self.min_hidden,
             "output_bound": self.output_bound,
             "pool_stride": self.pool_stride,
+            "int8_hyper_kernels": self.int8_hyper_kernels,
             "hyper_initializer": tf.keras.initializers.serialize(self.hyper_initializer),
             "hyper_regularizer": tf.keras.regularizers.serialize(self.hyper_regularizer),
         }
+
+    @property
+    def int8_hyper_kernels(self) -> bool:
+        """Whether the hyper function computes with its kernels on the int8 grid."""
+        return self.hyper is not None and self.hyper.int8_kernels
+
+    @int8_hyper_kernels.setter
+    def int8_hyper_kernels(self, enabled: bool) -> None:
+        if self.hyper is not None:
+            self.hyper.int8_kernels = bool(enabled)
 
     def hyper_macs_per_sample(self) -> int:
         """Float multiply-accumulates of the hyper function for one sample.

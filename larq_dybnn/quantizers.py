@@ -77,6 +77,10 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
         pool_stride: the hyper function pools every `pool_stride`-th row and column
             (1, the default: global average pooling; 2: a quarter of the elements,
             cheaper on ARM; see `larq_dybnn.HyperFunction`).
+        int8_hyper_kernels: compute with the hyper function's kernels on the int8
+            grid the default export stores them on (straight-through gradients), so
+            that the exported int8 file computes this layer exactly; see
+            `larq_dybnn.simulate_int8_hyper_kernels`.
         **kwargs: passed to `tf.keras.layers.Layer` (e.g. `name`).
 
     Raises:
@@ -106,6 +110,7 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
         hyper_initializer: object = "he_normal",
         hyper_regularizer: object = None,
         pool_stride: int = 1,
+        int8_hyper_kernels: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -126,6 +131,7 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
             hyper_initializer=hyper_initializer,
             hyper_regularizer=hyper_regularizer,
             pool_stride=pool_stride,
+            int8_hyper_kernels=int8_hyper_kernels,
         )
 
     def build(self, input_shape):

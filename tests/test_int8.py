@@ -133,3 +133,50 @@ def test_models_without_hyper_functions_are_unchanged():
         quantize_hyper_weights(b"TFL3" * 10, model)
     with pytest.raises(TypeError, match="`model` must be a tf.keras.Model"):
         quantize_hyper_weights(plain, "model.keras")
+
+
+def test_the_layers_grid_is_the_exports_grid():
+    from larq_dybnn.converter.int8 import _quantize
+    from larq_dybnn.hyper import int8_grid
+
+    rng = np.random.default_rng(3)
+    for kernel in (rng.normal(size=(24, 8)).astype(np.float32) * 0.3,
+                   np.zeros((4, 4), np.float32), np.float32([[1e-7, -2e-7]])):
+        quantized, scale, _ = _quantize(kernel.T, per_channel=False)
+        np.testing.assert_array_equal(int8_grid(tf.constant(kernel)).numpy(),
+                                      (quantized.astype(np.float32) * scale[0]).T)
+
+
+def test_training_on_the_int8_grid_makes_the_int8_file_compute_the_model(tmp_path):
+    """`simulate_int8_hyper_kernels`: the model computes its int8 file (LCE agrees
+    top-1 on every digit and within float rounding), gradients reach the float
+    kernels, and the setting survives saving."""
+    from larq_dybnn import load_model, simulate_int8_hyper_kernels
+    from larq_dybnn.converter import convert, lce_outputs
+
+    (x, y), _ = load_digits()
+    model = TinyDyBNN(input_shape=(8, 8, 1), width=16, blocks=2, reduction=4)
+    randomize_and_calibrate(model, x[:256], seed=2)
+    rounded = tf.keras.models.clone_model(model)
+    rounded.set_weights(model.get_weights())
+    round_hyper_weights(rounded)
+    assert simulate_int8_hyper_kernels(model) == 4
+    simulated = model.predict(x, verbose=0)
+    np.testing.assert_allclose(simulated, rounded.predict(x, verbose=0), atol=1e-5)
+    lce = lce_outputs(convert(model).flatbuffer(), x)  # int8 hyper weights, the default
+    assert np.mean(lce.argmax(-1) == simulated.argmax(-1)) == 1.0
+    assert np.abs(lce - simulated).max() < 1e-3
+    # Straight-through: every hyper kernel gets a gradient.
+    kernels = [w for w in model.trainable_weights if "hyper_function" in w.name
+               and w.name.split("/")[-1].startswith(("hidden_kernel", "head"))
+               and "kernel" in w.name.split("/")[-1]]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(model(x[:32], training=False)))
+    gradients = tape.gradient(loss, kernels)
+    assert kernels and all(g is not None and np.isfinite(g.numpy()).all() for g in gradients)
+    assert any(np.abs(g.numpy()).max() > 0 for g in gradients)
+    model.save(tmp_path / "m.keras")
+    reloaded = load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), simulated, atol=1e-6)
+    assert simulate_int8_hyper_kernels(reloaded, enabled=False) == 4
+    assert np.abs(reloaded.predict(x, verbose=0) - simulated).max() > 1e-4

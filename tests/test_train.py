@@ -310,3 +310,18 @@ def test_every_train_config_field_round_trips_through_the_command_line():
     defaults = train_config_options(build_parser().parse_args(["train"]), list(fields))
     assert {k: v for k, v in defaults.items() if k != "verbose"} == {
         k: v for k, v in fields.items() if k != "verbose"}
+
+
+def test_training_on_the_int8_grid_exports_a_file_that_computes_the_model(tmp_path):
+    lines = []
+    result = train(TrainConfig(model="tiny-dybnn", int8_hyper_kernels=True, export=True,
+                               output_dir=str(tmp_path / "int8"), **FAST),
+                   print_fn=lines.append)
+    assert any("4 hyper functions with their kernels on the int8 grid" in line
+               for line in lines)
+    conversion = result.conversion
+    assert conversion["int8_hyper_weights"]["effect"]["top1_agreement"] == 1.0
+    assert conversion["parity"]["top1_agreement"] == 1.0
+    with pytest.raises(ValueError, match="needs a model with hyper functions"):
+        train(TrainConfig(model="tiny-reactnet", int8_hyper_kernels=True,
+                          output_dir=str(tmp_path / "static"), **FAST))

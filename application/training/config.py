@@ -52,6 +52,10 @@ class TrainConfig:
         width_multiplier, dynamic, reduction: model options (see `build_model`).
         hyper_pool_stride: zoo DyBNN models: the hyper functions pool every
             `hyper_pool_stride`-th row and column (1: global average pooling).
+        int8_hyper_kernels: train with the hyper functions' kernels on the int8 grid
+            of the default export (`larq_dybnn.simulate_int8_hyper_kernels`), so that
+            the exported int8 file computes the trained model. Models with hyper
+            functions only.
         hyper_lr_multiplier: train the hyper functions' weights (of the dynamic
             thresholds and shifts, `larq_dybnn.hyper_weights`) at this multiple of
             the learning rate (`ScaledStepAdam`); 1 for one rate. Only for models
@@ -97,6 +101,7 @@ class TrainConfig:
     reduction: int | None = None
     hyper_lr_multiplier: float = 1.0
     hyper_pool_stride: int = 1
+    int8_hyper_kernels: bool = False
     image_size: int | None = None
     preprocess: str | None = None
     seed: int = 0

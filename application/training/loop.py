@@ -33,7 +33,7 @@ from larq_dybnn._gc import fewer_collections
 from larq_dybnn.dynamization import dynamize
 from larq_dybnn.initialization import initialize_per_layer
 from larq_dybnn.loading import load_model
-from larq_dybnn.scan import hyper_weights
+from larq_dybnn.scan import hyper_weights, simulate_int8_hyper_kernels
 from larq_dybnn._io import atomic_save_model, atomic_write_bytes, check_writable_target
 from larq_dybnn.contract import contract_for, read_contract, write_contract
 from larq_dybnn.training import data as data_lib, preprocessing
@@ -310,6 +310,12 @@ def _build(run: _Run, data: _Data) -> _Fitting:
                 say(f"Dynamized ({config.dynamic}, r={config.reduction}): "
                     f"{model.count_params() - source.count_params():,} new hyper weights, "
                     "outputs unchanged until trained")
+        if config.int8_hyper_kernels:
+            count = simulate_int8_hyper_kernels(model)
+            if not count:
+                raise ValueError("--int8-hyper-kernels needs a model with hyper functions "
+                                 f"(a DyBNN model, or --dynamize); {config.model} has none.")
+            say(f"Training {count} hyper functions with their kernels on the int8 grid")
         decayed = add_conv_weight_decay(model, weight_decay=weight_decay)
         optimizer = linear_decay_adam(
             learning_rate=config.learning_rate, total_steps=config.epochs * data.steps,
@@ -443,7 +449,9 @@ def _check_same_run(config: TrainConfig, out: RunFolder) -> None:
     current = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_CHANGES}
     previous = out.read_record()
     if previous is not None:
-        changed = sorted(k for k in current if previous.get(k) != current[k])
+        # An option newer than the record was not recorded: the run used its default.
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        changed = sorted(k for k in current if previous.get(k, defaults.get(k)) != current[k])
         if changed:
             raise ValueError(
                 f"'{out.path}' holds a run with other options ("

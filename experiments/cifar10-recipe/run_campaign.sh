@@ -163,6 +163,13 @@ case "$STAGE" in
             "$WORK/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
                 "$CHECKOUT/upgrade.toml" runs/cifar10-recipe-upgrade \
                 --results-dir "$REPO/experiments/cifar10-recipe/upgrade"
+        fi
+        if [ -d runs/cifar10-recipe-cost-static ]; then
+            # The cost-matched static model: the same evaluation as the campaign's runs
+            # (the pinned install), its table in cost/static/.
+            "$WORK/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
+                "$CHECKOUT/cost-static.toml" runs/cifar10-recipe-cost-static \
+                --results-dir "$REPO/experiments/cifar10-recipe/cost/static"
         fi ;;
     results)
         "${SWEEP[@]}" "$HERE/sweep.toml" --output-dir runs/cifar10-recipe --skip-training \

@@ -1,0 +1,141 @@
+"""Accuracy against device cost, from committed records only: the cost study's figure
+and table.
+
+Reads the campaign's per-run results (`campaign/results.csv`: static and DyBNN
+ReActNet-18 x0.25), the cost-matched static model's (`cost/static/results.csv`, made
+by `run_campaign.sh evaluate`) and the ARM instruction counts and file sizes of each
+configuration (`cost/arm_width.json`, `benchmarks/arm_width.py`). Writes
+`docs/assets/cost_accuracy.png` (test top-1 of the int8 LCE file against aarch64
+instructions per inference and against `.tflite` bytes: each seed, and the mean with
+its standard error) and `cost/table.md` (the same as a table, with DyBNN minus each
+static configuration paired by seed).
+
+    python experiments/cifar10-recipe/cost/plot.py
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+FIGURE = REPO / "docs" / "assets" / "cost_accuracy.png"
+TABLE = HERE / "table.md"
+
+#: Configuration -> (results file, its config name, its label in arm_width.json).
+CONFIGURATIONS = {
+    "static x0.25": (HERE.parent / "campaign" / "results.csv", "static", "static x0.25"),
+    "static base 17 (cost-matched)": (HERE / "static" / "results.csv", "static-c17",
+                                      "static x0.265625"),
+    "DyBNN x0.25": (HERE.parent / "campaign" / "results.csv", "dybnn", "dybnn x0.25"),
+}
+DYBNN = "DyBNN x0.25"
+
+
+def _rows(path: Path, config: str) -> dict[int, dict]:
+    if not path.is_file():
+        return {}
+    with path.open() as handle:
+        return {int(row["seed"]): row for row in csv.DictReader(handle)
+                if row["config"] == config}
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
+    return mean, se
+
+
+def collect() -> dict[str, dict]:
+    """Per configuration: test accuracies by seed (Keras, LCE int8), instructions, bytes."""
+    costs = {entry["label"]: entry
+             for entry in json.loads((HERE / "arm_width.json").read_text())}
+    found = {}
+    for name, (path, config, label) in CONFIGURATIONS.items():
+        rows = _rows(path, config)
+        if not rows:
+            continue
+        found[name] = {
+            "keras": {seed: 100 * float(row["test_accuracy"]) for seed, row in rows.items()},
+            "lce_int8": {seed: 100 * float(row["lce_int8_accuracy"])
+                         for seed, row in rows.items()},
+            "instructions": costs[label]["instructions"],
+            "bytes": int(next(iter(rows.values()))["tflite_int8_bytes"]),
+        }
+    return found
+
+
+def table(found: dict[str, dict]) -> str:
+    lines = [
+        "| configuration | seeds | aarch64 instructions (M) | .tflite KiB (int8) "
+        "| test top-1, Keras | test top-1, LCE int8 file | DyBNN minus it, paired (test, Keras) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    dybnn = found.get(DYBNN)
+    for name, entry in found.items():
+        keras_mean, keras_se = _mean_se(list(entry["keras"].values()))
+        lce_mean, lce_se = _mean_se(list(entry["lce_int8"].values()))
+        paired = "-"
+        if dybnn is not None and name != DYBNN:
+            seeds = sorted(set(entry["keras"]) & set(dybnn["keras"]))
+            differences = [dybnn["keras"][s] - entry["keras"][s] for s in seeds]
+            if differences:
+                mean, se = _mean_se(differences)
+                per_seed = ", ".join(f"{d:+.2f}" for d in differences)
+                paired = (f"{mean:+.2f} ± {se:.2f} ({len(seeds)} seeds: {per_seed})"
+                          if len(seeds) > 1 else f"{mean:+.2f} (seed {seeds[0]} only)")
+        lines.append(
+            f"| {name} | {len(entry['keras'])} | {entry['instructions'] / 1e6:.2f} "
+            f"| {entry['bytes'] / 1024:.0f} | {keras_mean:.2f} ± {keras_se:.2f} "
+            f"| {lce_mean:.2f} ± {lce_se:.2f} | {paired} |")
+    lines.append("")
+    lines.append("Mean ± standard error over seeds (the SE is undefined for one seed); "
+                 "all 10,000 CIFAR-10 test images; every configuration trained with the "
+                 "recipe campaign's protocol (`experiments/cifar10-recipe/`).")
+    return "\n".join(lines) + "\n"
+
+
+def plot(found: dict[str, dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for axis, key, label in ((axes[0], "instructions", "aarch64 instructions per inference (M)"),
+                             (axes[1], "bytes", ".tflite size, int8 hyper weights (KiB)")):
+        for name, entry in found.items():
+            x = entry[key] / (1e6 if key == "instructions" else 1024)
+            values = list(entry["lce_int8"].values())
+            mean, se = _mean_se(values)
+            axis.scatter([x] * len(values), values, s=12, alpha=0.35)
+            axis.errorbar([x], [mean], yerr=[0 if se != se else se], fmt="o", capsize=3,
+                          label=f"{name} ({len(values)} seeds)")
+        axis.set_xlabel(label)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("test top-1, LCE int8 file (%)")
+    axes[0].legend(fontsize=7, loc="lower right")
+    figure.suptitle("CIFAR-10, ReActNet-18 recipe: accuracy against device cost", fontsize=10)
+    figure.tight_layout()
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(FIGURE, dpi=110)
+
+
+def main() -> int:
+    found = collect()
+    if not found:
+        print("no results yet", file=sys.stderr)
+        return 1
+    TABLE.write_text(table(found))
+    plot(found)
+    print(TABLE.read_text())
+    print(f"Wrote {TABLE.relative_to(REPO)} and {FIGURE.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
