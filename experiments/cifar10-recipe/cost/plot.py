@@ -69,6 +69,10 @@ def collect() -> dict[str, dict]:
     return found
 
 
+def _shown(mean: float, se: float) -> str:
+    return f"{mean:.2f}" if se != se else f"{mean:.2f} ± {se:.2f}"  # NaN: one seed
+
+
 def table(found: dict[str, dict]) -> str:
     lines = [
         "| configuration | seeds | aarch64 instructions (M) | .tflite KiB (int8) "
@@ -90,10 +94,10 @@ def table(found: dict[str, dict]) -> str:
                           if len(seeds) > 1 else f"{mean:+.2f} (seed {seeds[0]} only)")
         lines.append(
             f"| {name} | {len(entry['keras'])} | {entry['instructions'] / 1e6:.2f} "
-            f"| {entry['bytes'] / 1024:.0f} | {keras_mean:.2f} ± {keras_se:.2f} "
-            f"| {lce_mean:.2f} ± {lce_se:.2f} | {paired} |")
+            f"| {entry['bytes'] / 1024:.0f} | {_shown(keras_mean, keras_se)} "
+            f"| {_shown(lce_mean, lce_se)} | {paired} |")
     lines.append("")
-    lines.append("Mean ± standard error over seeds (the SE is undefined for one seed); "
+    lines.append("Mean ± standard error over seeds (no SE for one seed); "
                  "all 10,000 CIFAR-10 test images; every configuration trained with the "
                  "recipe campaign's protocol (`experiments/cifar10-recipe/`).")
     return "\n".join(lines) + "\n"
@@ -108,13 +112,15 @@ def plot(found: dict[str, dict]) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     for axis, key, label in ((axes[0], "instructions", "aarch64 instructions per inference (M)"),
                              (axes[1], "bytes", ".tflite size, int8 hyper weights (KiB)")):
-        for name, entry in found.items():
+        for index, (name, entry) in enumerate(found.items()):
             x = entry[key] / (1e6 if key == "instructions" else 1024)
             values = list(entry["lce_int8"].values())
             mean, se = _mean_se(values)
-            axis.scatter([x] * len(values), values, s=12, alpha=0.35)
+            color = f"C{index}"
+            axis.scatter([x] * len(values), values, s=12, alpha=0.35, color=color)
             axis.errorbar([x], [mean], yerr=[0 if se != se else se], fmt="o", capsize=3,
-                          label=f"{name} ({len(values)} seeds)")
+                          color=color, label=f"{name} ({len(values)} seed"
+                          f"{'s' if len(values) > 1 else ''})")
         axis.set_xlabel(label)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("test top-1, LCE int8 file (%)")
