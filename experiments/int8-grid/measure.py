@@ -8,7 +8,8 @@ LCE's own arithmetic. This script measures, for the shipped DyBNN ReActNet-18 x0
 Keras top-1 of the float and of the rounded model on the validation split the
 weights were chosen on (`train[45000:]`) and on the test split, how often their top-1
 differ, and how often the int8 file agrees with each in the LCE interpreter (test).
-It writes the figures as JSON.
+It writes the figures as JSON. `--model` measures a saved model instead (a
+fine-tuned one, say), whose "float" forward pass is whatever it computes.
 
     python experiments/int8-grid/measure.py --data ../shared/data/cifar10 \
         --json experiments/int8-grid/measured.json
@@ -43,13 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="cifar10",
                         help="CIFAR-10: a tfds name, or the image-folder archives")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--model", help="a saved .keras model (default: the shipped DyBNN)")
     args = parser.parse_args(argv)
-    build = dict(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
-                 weights="cifar10")
-    float_model, rounded = DyBNNReActNet18(**build), DyBNNReActNet18(**build)
+    if args.model:
+        from larq_dybnn import load_model
+
+        float_model, rounded = load_model(args.model), load_model(args.model)
+    else:
+        build = dict(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
+                     weights="cifar10")
+        float_model, rounded = DyBNNReActNet18(**build), DyBNNReActNet18(**build)
     kernels = round_hyper_weights(rounded)
     conversion = convert(float_model)
-    result = {"kernels_rounded": kernels, "int8_file_bytes": len(conversion.flatbuffer()),
+    result = {"model": args.model or "shipped weights='cifar10'", "kernels_rounded": kernels, "int8_file_bytes": len(conversion.flatbuffer()),
               "rounded_int8_file_identical": convert(rounded).flatbuffer()
               == conversion.flatbuffer()}
     for name, split_name in (("validation", "train[45000:]"), ("test", "test")):
