@@ -161,18 +161,41 @@ def is_finished(run: Path) -> bool:
     return (run / "report.json").is_file() and (run / MODEL).is_file()
 
 
+def consumed(root: Path) -> set[Path]:
+    """Models below `root` that only start runs which have finished: the `init_from`
+    of finished runs, unless an unfinished run starts from them too."""
+    finished, needed = set(), set()
+    for run in run_folders(root):
+        try:
+            source = json.loads((run / "config.json").read_text()).get("init_from")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not source:
+            continue
+        # Sweep files name init_from relative to the campaign folder (runs/...).
+        path = (root.parent.parent / source).resolve()
+        (finished if is_finished(run) else needed).add(path)
+    return finished - needed
+
+
 def save(runs: Path, state: Path, sweeps: list[str], *, weights: bool,
-         finished_only: bool = False) -> int:
+         finished_only: bool = False, drop_consumed: bool = False) -> int:
     for sweep in sweeps:
         root = runs / sweep
         if not root.is_dir():
             raise SystemExit(f"campaign_state: no sweep folder '{root}'")
+        spare = consumed(root) if drop_consumed else set()
         for run in run_folders(root):
             relative = run.relative_to(runs)
             if finished_only and not is_finished(run):
                 print(f"skipped {relative} (unfinished)")
                 continue
-            changed = save_run(run, state / relative, weights=weights)
+            only_feeds_finished = (run / MODEL).resolve() in spare
+            changed = save_run(run, state / relative,
+                               weights=weights and not only_feeds_finished)
+            if only_feeds_finished and (state / relative / MODEL).is_file():
+                (state / relative / MODEL).unlink()
+                changed.append(f"{MODEL} (removed: it only starts finished runs)")
             if changed:
                 print(f"saved {relative}: {', '.join(changed)}")
     return 0
@@ -205,13 +228,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="save: no model.keras of finished runs")
     parser.add_argument("--finished-only", action="store_true",
                         help="save: finished runs only; unfinished ones are left as STATE has them")
+    parser.add_argument("--drop-consumed", action="store_true",
+                        help="save: no model.keras of a run whose model only starts runs "
+                        "that have finished (a step-1 model once its step 2 is done)")
     arguments = parser.parse_intermixed_args(argv)
     if arguments.action == "save":
         if not arguments.sweeps:
             parser.error("save: name at least one sweep folder")
         return save(arguments.runs, arguments.state, arguments.sweeps,
                     weights=not arguments.records_only,
-                    finished_only=arguments.finished_only)
+                    finished_only=arguments.finished_only,
+                    drop_consumed=arguments.drop_consumed)
     if arguments.sweeps:
         parser.error("restore takes no sweep folders")
     return restore(arguments.runs, arguments.state)

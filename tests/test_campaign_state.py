@@ -113,3 +113,25 @@ def test_finished_only_saves_finished_runs_and_leaves_unfinished_ones_as_kept(tm
     assert sorted(p.name for p in (state / "sweep" / "static" / "seed-1" / "checkpoints").iterdir()) == kept
     assert (state / "sweep" / "static" / "seed-1" / "history.csv").read_text() != history.read_text()
     assert not (state / "sweep" / "static" / "seed-2").exists()
+
+
+def test_a_step1_model_is_dropped_once_its_step2_has_finished(tmp_path):
+    """`--drop-consumed`: a model kept only to start step 2 leaves the state when every
+    run it starts has finished, and stays while one has not."""
+    runs = tmp_path / "campaign" / "runs"
+    sweep = runs / "sweep"
+    for seed, finished in ((0, True), (1, False)):
+        _run(sweep / "step1" / f"seed-{seed}", epochs=1, finished=True)
+        step2 = sweep / "step2" / f"seed-{seed}"
+        _run(step2, epochs=1, finished=finished)
+        (step2 / "config.json").write_text(json.dumps({
+            "model": "reactnet-18", "seed": seed,
+            "init_from": f"runs/sweep/step1/seed-{seed}/model.keras"}))
+    state = tmp_path / "state"
+    campaign_state.save(runs, state, ["sweep"], weights=True)
+    assert (state / "sweep/step1/seed-0/model.keras").is_file()
+    campaign_state.save(runs, state, ["sweep"], weights=True, drop_consumed=True)
+    assert not (state / "sweep/step1/seed-0/model.keras").exists()  # its step 2 is done
+    assert (state / "sweep/step1/seed-1/model.keras").is_file()  # still needed
+    assert (state / "sweep/step2/seed-0/model.keras").is_file()  # starts nothing: kept
+    assert (state / "sweep/step1/seed-0/report.json").is_file()  # records stay

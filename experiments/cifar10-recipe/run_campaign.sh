@@ -83,9 +83,10 @@ if [ "$STAGE" = save ]; then
     save_sweep cifar10-recipe-upgrade-hyper --records-only
     # Long runs may finish unattended: their models stay for investigate.py.
     save_sweep cifar10-recipe-upgrade-long
-    # The cost study: step-2 models are evaluated (clean and shifted inputs) and counted.
-    save_sweep cifar10-recipe-cost-static
-    save_sweep cifar10-recipe-cost-screen
+    # The cost study: step-2 models are evaluated (clean and shifted inputs) and counted;
+    # a step-1 model is kept only until its step 2 has finished.
+    save_sweep cifar10-recipe-cost-static --drop-consumed
+    save_sweep cifar10-recipe-cost-screen --drop-consumed
     [ "$saved" = 1 ] || echo "nothing to save in $WORK/runs" >&2
     exit 0
 fi
