@@ -68,6 +68,25 @@ def _copy(source: Path, target: Path) -> bool:
     return True
 
 
+def _without_local_paths(data: bytes) -> bytes:
+    """A run's provenance without the training machine's paths: the sweep file by its
+    name, and no install location (as the sweep's own copies of records do)."""
+    record = json.loads(data)
+    if isinstance(record.get("sweep_file"), str):
+        record["sweep_file"] = Path(record["sweep_file"]).name
+    for session in record.get("sessions", []):
+        session.pop("package_path", None)
+    return (json.dumps(record, indent=2) + "\n").encode()
+
+
+def _copy_provenance(source: Path, target: Path) -> bool:
+    data = _without_local_paths(source.read_bytes())
+    if target.is_file() and target.read_bytes() == data:
+        return False
+    _write_atomically(target, lambda temporary: Path(temporary).write_bytes(data))
+    return True
+
+
 def slim_model(source: Path, target: Path) -> bool:
     """Write `source` (a Keras v3 `.keras` zip) to `target` without the optimizer's
     variables and compile configuration: the same layers and weights, loaded
@@ -126,7 +145,8 @@ def save_run(run: Path, kept: Path, *, weights: bool) -> list[str]:
     """Copy one run's resumable state into `kept`; the names written or removed."""
     changed = []
     for name in RECORDS:
-        if (run / name).is_file() and _copy(run / name, kept / name):
+        copy = _copy_provenance if name == "provenance.json" else _copy
+        if (run / name).is_file() and copy(run / name, kept / name):
             changed.append(name)
     if is_finished(run):
         if weights and not (kept / MODEL).is_file():  # a finished model never changes

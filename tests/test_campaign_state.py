@@ -135,3 +135,14 @@ def test_a_step1_model_is_dropped_once_its_step2_has_finished(tmp_path):
     assert (state / "sweep/step1/seed-1/model.keras").is_file()  # still needed
     assert (state / "sweep/step2/seed-0/model.keras").is_file()  # starts nothing: kept
     assert (state / "sweep/step1/seed-0/report.json").is_file()  # records stay
+
+
+def test_saved_provenance_names_no_path_of_the_training_machine(tmp_path):
+    runs = tmp_path / "runs"
+    _run(runs / "sweep" / "a" / "seed-0", epochs=1, finished=True)
+    (runs / "sweep/a/seed-0/provenance.json").write_text(json.dumps({
+        "sweep_file": "/home/someone/larq-dybnn/experiments/x.toml",
+        "sessions": [{"commit": "abc", "package_path": "/home/someone/venv/larq_dybnn"}]}))
+    campaign_state.save(runs, tmp_path / "state", ["sweep"], weights=False)
+    kept = json.loads((tmp_path / "state/sweep/a/seed-0/provenance.json").read_text())
+    assert kept == {"sweep_file": "x.toml", "sessions": [{"commit": "abc"}]}
