@@ -74,6 +74,22 @@ class Thresholds:
             pool_stride=_checks.positive_int("hyper_pool_stride", hyper_pool_stride),
         )
 
+    @classmethod
+    def of(cls, arguments: dict, *, model: str) -> "Thresholds":
+        """Build from a DyBNN builder's arguments (its `locals()`): `dynamic`,
+        `output_bound`, `hyper_pool_stride`, and `reduction` resolved against the
+        named `weights` of `model`.
+
+        Raises:
+            ValueError: as `from_arguments`.
+        """
+        return cls.from_arguments(
+            dynamic=arguments["dynamic"], output_bound=arguments["output_bound"],
+            reduction=resolve_reduction(arguments["reduction"], arguments["weights"],
+                                        model=model),
+            hyper_pool_stride=arguments["hyper_pool_stride"],
+        )
+
     def options(self) -> dict:
         """The builder options these thresholds stand for (`dynamic`, and for a
         DyBNN model `reduction` and `output_bound`)."""

@@ -7,7 +7,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from larq_dybnn._gc import fewer_collections
-from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, resolve_reduction, scaled
+from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, scaled
 from larq_dybnn.zoo.assembly import BuilderOptions, assemble
 
 __all__ = ["ReActNet18", "DyBNNReActNet18"]
@@ -153,10 +153,6 @@ def DyBNNReActNet18(  # noqa: N802
     References:
         - [Zhang et al., DyBNN, ICASSP 2022](https://arxiv.org/abs/2110.05185)
     """
-    options = BuilderOptions.of(locals())
-    thresholds = Thresholds.from_arguments(
-        dynamic=dynamic, output_bound=output_bound,
-        reduction=resolve_reduction(reduction, weights, model="dybnn_reactnet_18"),
-        hyper_pool_stride=hyper_pool_stride,
-    )
-    return _reactnet_18(thresholds, "dybnn_reactnet_18", options)
+    arguments = locals()
+    return _reactnet_18(Thresholds.of(arguments, model="dybnn_reactnet_18"), "dybnn_reactnet_18",
+                BuilderOptions.of(arguments))

@@ -7,7 +7,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from larq_dybnn._gc import fewer_collections
-from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, resolve_reduction, scaled
+from larq_dybnn.zoo.blocks import Thresholds, batch_norm, binary_conv, scaled
 from larq_dybnn.zoo.assembly import BuilderOptions, assemble
 
 __all__ = ["ReActNetA", "DyBNNReActNetA"]
@@ -191,10 +191,6 @@ def DyBNNReActNetA(  # noqa: N802
     References:
         - [Zhang et al., DyBNN, ICASSP 2022](https://arxiv.org/abs/2110.05185)
     """
-    options = BuilderOptions.of(locals())
-    thresholds = Thresholds.from_arguments(
-        dynamic=dynamic, output_bound=output_bound,
-        reduction=resolve_reduction(reduction, weights, model="dybnn_reactnet_a"),
-        hyper_pool_stride=hyper_pool_stride,
-    )
-    return _reactnet_a(thresholds, "dybnn_reactnet_a", options)
+    arguments = locals()
+    return _reactnet_a(Thresholds.of(arguments, model="dybnn_reactnet_a"), "dybnn_reactnet_a",
+                BuilderOptions.of(arguments))
