@@ -12,7 +12,10 @@ weights, the zoo's reduction), one interpreter thread, no XNNPACK:
   network untrained 5.9 M);
 - the shipped CIFAR-10 ReActNet-18 and DyBNN ReActNet-18 (x0.25, 32x32);
 - (`--pairs cifar-sign,cifar-prelu`) DyBNN with only the thresholds or only the shifts
-  dynamic, to see which term costs what.
+  dynamic, to see which term costs what;
+- (`--pairs imagenet-block,imagenet-block-stride2`) DyBNN ReActNet-A with the cheaper
+  hyper functions: one pooling per block (`hyper_input="block"`), also of a stride-2
+  subsample (`hyper_pool_stride=2`).
 
     python benchmarks/arm_cost.py [--runs 10] [--pairs imagenet,cifar] [--json out.json]
 
@@ -32,13 +35,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: Pair name: (title, [static model, DyBNN model], the DyBNN builder's extra options).
 PAIRS = {
-    "imagenet": ("ReActNet-A 224", ["reactnet-a", "dybnn-reactnet-a"]),
-    "cifar": ("ReActNet-18 CIFAR x0.25 (shipped)", ["reactnet-18", "dybnn-reactnet-18"]),
+    "imagenet": ("ReActNet-A 224", ["reactnet-a", "dybnn-reactnet-a"], {}),
+    "imagenet-block": ("ReActNet-A 224, hyper_input=block",
+                       ["reactnet-a", "dybnn-reactnet-a"], {"hyper_input": "block"}),
+    "imagenet-block-stride2": ("ReActNet-A 224, block, stride 2",
+                               ["reactnet-a", "dybnn-reactnet-a"],
+                               {"hyper_input": "block", "hyper_pool_stride": 2}),
+    "cifar": ("ReActNet-18 CIFAR x0.25 (shipped)", ["reactnet-18", "dybnn-reactnet-18"], {}),
     # Which dynamic term costs what (CIFAR x0.25 with trained-like thresholds):
     # thresholds only, shifts only.
-    "cifar-sign": ("ReActNet-18 CIFAR x0.25, sign only", ["reactnet-18", "dybnn-sign"]),
-    "cifar-prelu": ("ReActNet-18 CIFAR x0.25, PReLU only", ["reactnet-18", "dybnn-prelu"]),
+    "cifar-sign": ("ReActNet-18 CIFAR x0.25, sign only", ["reactnet-18", "dybnn-sign"], {}),
+    "cifar-prelu": ("ReActNet-18 CIFAR x0.25, PReLU only", ["reactnet-18", "dybnn-prelu"], {}),
 }
 
 
@@ -64,12 +73,14 @@ def _trained_like(model, seed: int = 0):
     return model
 
 
-def _model(pair: str, name: str):
+def _model(pair: str, name: str, dybnn_options: dict | None = None):
     from larq_dybnn.zoo import DyBNNReActNet18, DyBNNReActNetA, ReActNet18, ReActNetA
 
-    if pair == "imagenet":
-        builder = {"reactnet-a": ReActNetA, "dybnn-reactnet-a": DyBNNReActNetA}[name]
-        return _trained_like(builder(input_shape=(224, 224, 3), num_classes=1000))
+    if pair.startswith("imagenet"):
+        options = dict(input_shape=(224, 224, 3), num_classes=1000)
+        if name == "reactnet-a":
+            return _trained_like(ReActNetA(**options))
+        return _trained_like(DyBNNReActNetA(**options, **(dybnn_options or {})))
     options = dict(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.25,
                    num_classes=10)
     if name.startswith("dybnn-") and pair != "cifar":
@@ -83,7 +94,7 @@ def _model(pair: str, name: str):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="inferences in the difference")
-    parser.add_argument("--pairs", default="imagenet,cifar", help="imagenet, cifar")
+    parser.add_argument("--pairs", default="imagenet,cifar", help=", ".join(PAIRS))
     parser.add_argument("--kernels", default="bgemm,indirect")
     add_environment_arguments(parser)
     args = parser.parse_args(argv)
@@ -98,19 +109,24 @@ def main(argv=None) -> int:
     environment = prepare(args.arm_dir, lce_source=args.lce_source)
     plugin = build_insn_plugin(args.arm_dir)
     kernels = args.kernels.split(",")
-    results = []
+    results, counted = [], {}
     with tempfile.TemporaryDirectory() as folder:
         for pair in args.pairs.split(","):
-            title, names = PAIRS[pair]
+            title, names, dybnn_options = PAIRS[pair]
             counts = {}
             for name in names:
-                path = Path(folder) / f"{pair}-{name}.tflite"
-                path.write_bytes(export_tflite(_model(pair, name)))
-                started = time.perf_counter()
-                counts[name] = {c.kernel: c.per_inference for c in count_instructions(
-                    environment, plugin, path, kernels=kernels, runs=args.runs)}
-                print(f"  counted {name} ({path.stat().st_size / 1024:,.0f} KiB) in "
-                      f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+                # ReActNet-A, counted for an earlier ImageNet pair, is not counted again.
+                key = ("imagenet" if pair.startswith("imagenet") else pair, name,
+                       json.dumps(dybnn_options if "dybnn" in name else {}, sort_keys=True))
+                if key not in counted:
+                    path = Path(folder) / f"{pair}-{name}.tflite"
+                    path.write_bytes(export_tflite(_model(pair, name, dybnn_options)))
+                    started = time.perf_counter()
+                    counted[key] = {c.kernel: c.per_inference for c in count_instructions(
+                        environment, plugin, path, kernels=kernels, runs=args.runs)}
+                    print(f"  counted {name} ({path.stat().st_size / 1024:,.0f} KiB) in "
+                          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+                counts[name] = counted[key]
             static, dynamic = names
             for kernel in kernels:
                 ratio = counts[dynamic][kernel] / counts[static][kernel]

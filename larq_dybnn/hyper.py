@@ -71,6 +71,9 @@ class HyperFunction(tf.keras.layers.Layer):
             each dynamic term is `s * tanh(.)`, inside (-s, s).
         pool_stride: pool every `pool_stride`-th row and column (1: all of them, the
             paper's global average pooling).
+        output_channels: width of each head's output; None (the default) for the
+            input's channels. A DynamicPReLU conditioned on its block's input pools
+            that input and predicts shifts for its own, possibly wider, input.
         int8_kernels: compute with both FC kernels rounded to the int8 grid the
             default export stores them on (one symmetric scale per kernel), with
             straight-through gradients to the float kernels: training with it makes
@@ -85,11 +88,12 @@ class HyperFunction(tf.keras.layers.Layer):
         4-D NHWC tensor `(batch, height, width, channels)`.
 
     Output shape:
-        A list of `heads` tensors of shape `(batch, 1, 1, channels)`.
+        A list of `heads` tensors of shape `(batch, 1, 1, output_channels)`.
 
     Raises:
-        ValueError: for a non-positive `heads`, `reduction`, `min_hidden` or
-            `output_bound`, and, when built, for an input that is not 4-D.
+        ValueError: for a non-positive `heads`, `reduction`, `min_hidden`,
+            `output_channels` or `output_bound`, and, when built, for an input that
+            is not 4-D.
 
     References:
         - [Zhang et al., DyBNN: Dynamic Binary Neural Network by learning
@@ -104,6 +108,7 @@ class HyperFunction(tf.keras.layers.Layer):
         min_hidden: int = 8,
         output_bound: float | None = None,
         pool_stride: int = 1,
+        output_channels: int | None = None,
         int8_kernels: bool = False,
         kernel_initializer: object = "he_normal",
         output_initializer: object = "zeros",
@@ -117,15 +122,19 @@ class HyperFunction(tf.keras.layers.Layer):
         self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
         self.output_bound = _checks.optional_positive_float("output_bound", output_bound)
         self.pool_stride = _checks.positive_int("pool_stride", pool_stride)
+        self.output_channels = (None if output_channels is None else
+                                _checks.positive_int("output_channels", output_channels))
         self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
         self.output_initializer = tf.keras.initializers.get(output_initializer)
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
         self.channels: int | None = None
+        self.units: int | None = None
         self.hidden: int | None = None
 
     def build(self, input_shape):
         shape = _checks.channels_last_shape(self.name, input_shape, require_4d=True)
         self.channels = int(shape[-1])
+        self.units = self.output_channels or self.channels
         self.hidden = max(self.channels // self.reduction, self.min_hidden)
         self.hidden_kernel = self.add_weight(
             name="hidden_kernel",
@@ -142,7 +151,7 @@ class HyperFunction(tf.keras.layers.Layer):
             self.head_kernels.append(
                 self.add_weight(
                     name=f"head{i}_kernel",
-                    shape=(self.hidden, self.channels),
+                    shape=(self.hidden, self.units),
                     initializer=self.output_initializer,
                     regularizer=self.kernel_regularizer,
                 )
@@ -150,7 +159,7 @@ class HyperFunction(tf.keras.layers.Layer):
             self.head_biases.append(
                 self.add_weight(
                     name=f"head{i}_bias",
-                    shape=(self.channels,),
+                    shape=(self.units,),
                     initializer=self.output_initializer,
                 )
             )
@@ -161,11 +170,11 @@ class HyperFunction(tf.keras.layers.Layer):
 
         Arguments:
             inputs: NHWC tensor.
-            offsets: one static per-channel tensor of shape `(channels,)` per head,
-                added to that head's output; None for no offsets.
+            offsets: one static per-channel tensor of shape `(output_channels,)` per
+                head, added to that head's output; None for no offsets.
 
         Returns:
-            A list of `heads` tensors of shape `(batch, 1, 1, channels)`.
+            A list of `heads` tensors of shape `(batch, 1, 1, output_channels)`.
         """
         if offsets is None:
             offsets = [None] * self.heads
@@ -197,17 +206,19 @@ class HyperFunction(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         shape = tf.TensorShape(input_shape)
-        return [tf.TensorShape([shape[0], 1, 1, shape[-1]])] * self.heads
+        return [tf.TensorShape([shape[0], 1, 1, self.output_channels or shape[-1]])
+                ] * self.heads
 
     def macs_per_sample(self) -> int:
         """Multiply-accumulates of the two FC stages for one sample.
 
         Returns:
-            `C * hidden + heads * hidden * C`, or 0 before the layer is built.
+            `C * hidden + heads * hidden * output_channels`, or 0 before the layer
+            is built.
         """
         if self.channels is None or self.hidden is None:
             return 0
-        return self.channels * self.hidden * (1 + self.heads)
+        return self.hidden * (self.channels + self.heads * self.units)
 
     def get_config(self):
         return {
@@ -217,6 +228,7 @@ class HyperFunction(tf.keras.layers.Layer):
             "min_hidden": self.min_hidden,
             "output_bound": self.output_bound,
             "pool_stride": self.pool_stride,
+            "output_channels": self.output_channels,
             "int8_kernels": self.int8_kernels,
             "kernel_initializer": tf.keras.initializers.serialize(
                 self.kernel_initializer

@@ -8,7 +8,11 @@ from larq_dybnn import _checks
 from larq_dybnn._serialization import register
 from larq_dybnn.hyper import HyperFunctionOwner
 
-__all__ = ["DynamicPReLU"]
+__all__ = ["DynamicPReLU", "CONDITIONING"]
+
+#: What DynamicPReLU's hyper function pools: its own input (the paper), or the input
+#: of its block, given as a second tensor, `layer([x, block_input])`.
+CONDITIONING = ("input", "block_input")
 
 
 @register("dynamic_prelu")
@@ -28,6 +32,12 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
     (`PReLU(x + m1) + m2` with `m1 = -g`, `m2 = z`) and accepts any channels-last
     input of rank >= 2.
 
+    With `conditioned_on="block_input"` the hyper function pools the input of the
+    layer's block instead, given as a second tensor (`layer([x, block_input])`). When
+    the block's DynamicSign binarizes that same tensor, both pool it with the same
+    op, which conversion computes once: one global pooling per block instead of two,
+    on ARM most of what the hyper functions cost.
+
     Arguments:
         reduction: channel reduction ratio `r` of the hyper function's hidden layer.
         min_hidden: smallest width of the hidden layer.
@@ -46,19 +56,23 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
             grid the default export stores them on (straight-through gradients), so
             that the exported int8 file computes this layer exactly; see
             `larq_dybnn.simulate_int8_hyper_kernels`.
+        conditioned_on: "input" (the default, the paper's) or "block_input": what
+            the hyper function pools, see above.
         **kwargs: passed to `tf.keras.layers.Layer` (e.g. `name`).
 
     Input shape:
         4-D NHWC `(batch, height, width, channels)` when dynamic; any channels-last
-        shape of rank >= 2 otherwise.
+        shape of rank >= 2 otherwise. With `conditioned_on="block_input"`, a list of
+        that tensor and the 4-D block input (any height, width and channels).
 
     Output shape:
-        Same as the input.
+        Same as the (first) input.
 
     Raises:
         ValueError: for a non-positive `reduction` or `min_hidden`, a bad
-            `output_bound`, and, when built, for an input that is not 4-D while
-            `dynamic_shifts=True`.
+            `output_bound` or `conditioned_on`, and, when built, for an input that is
+            not 4-D while `dynamic_shifts=True`, or that is not a pair of tensors
+            while `conditioned_on="block_input"`.
 
     References:
         - [Zhang et al., DyBNN: Dynamic Binary Neural Network by learning
@@ -79,9 +93,14 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
         hyper_regularizer: object = None,
         pool_stride: int = 1,
         int8_hyper_kernels: bool = False,
+        conditioned_on: str = "input",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if conditioned_on not in CONDITIONING:
+            raise ValueError(f"`conditioned_on` must be one of {CONDITIONING}, got "
+                             f"{conditioned_on!r}.")
+        self.conditioned_on = conditioned_on
         self.dynamic_shifts = bool(dynamic_shifts)
         self.alpha_initializer = tf.keras.initializers.get(alpha_initializer)
         self.shift_initializer = tf.keras.initializers.get(shift_initializer)
@@ -97,14 +116,31 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
             int8_hyper_kernels=int8_hyper_kernels,
         )
 
+    def _split(self, inputs):
+        """`(input, tensor the hyper function pools)` from what the layer was given."""
+        if self.conditioned_on == "input":
+            return inputs, inputs
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            given = (f"{len(inputs)} tensors" if isinstance(inputs, (list, tuple))
+                     else "one tensor")
+            raise ValueError(f"Layer '{self.name}' has conditioned_on='block_input': call "
+                             f"it on [input, block_input], got {given}.")
+        return inputs[0], inputs[1]
+
     def build(self, input_shape):
+        input_shape, pooled_shape = self._split(input_shape)
+        reason = "DynamicPReLU with dynamic_shifts=True pools over height and width."
         shape = _checks.channels_last_shape(
-            self.name,
-            input_shape,
-            require_4d=self.dynamic_shifts,
-            reason="DynamicPReLU with dynamic_shifts=True pools over height and width.",
+            self.name, input_shape,
+            require_4d=self.dynamic_shifts and self.conditioned_on == "input",
+            reason=reason,
         )
         channels = int(shape[-1])
+        if self.conditioned_on == "block_input":
+            _checks.channels_last_shape(self.name, pooled_shape,
+                                        require_4d=self.dynamic_shifts, reason=reason)
+            if self.hyper is not None:
+                self.hyper.output_channels = channels
         # One slope per channel, shared over the spatial axes: (1, 1, C) for NHWC,
         # the shape tf.keras.layers.PReLU(shared_axes=[1, 2]) uses.
         self.alpha = self.add_weight(
@@ -120,11 +156,12 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
         )
         super().build(input_shape)
 
-    def shifts(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def shifts(self, inputs) -> tuple[tf.Tensor, tf.Tensor]:
         """Compute `gamma(x)` and `zeta(x)`, the shifts each sample gets.
 
         Arguments:
-            inputs: the layer's input.
+            inputs: the layer's input (with `conditioned_on="block_input"`, the pair
+                `[input, block_input]`).
 
         Returns:
             `(gamma, zeta)`, each `(batch, 1, 1, channels)` when dynamic, else the
@@ -134,24 +171,27 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
             self(inputs)  # creates the weights, named as in a normal call
         if not self.dynamic_shifts:
             return tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.zeta)
-        gamma, zeta = self.hyper(inputs, offsets=[self.gamma, self.zeta])
+        _, pooled = self._split(inputs)
+        gamma, zeta = self.hyper(pooled, offsets=[self.gamma, self.zeta])
         return gamma, zeta
 
     def call(self, inputs):
         gamma, zeta = self.shifts(inputs)
+        inputs, _ = self._split(inputs)
         shifted = inputs - gamma
         # Exactly tf.keras.layers.PReLU's expression: the converter fuses it to PRELU.
         activated = tf.nn.relu(shifted) + (-self.alpha) * tf.nn.relu(-shifted)
         return activated + zeta
 
     def compute_output_shape(self, input_shape):
-        return tf.TensorShape(input_shape)
+        return tf.TensorShape(self._split(input_shape)[0])
 
     def get_config(self):
         return {
             **super().get_config(),
             **self._hyper_config(),
             "dynamic_shifts": self.dynamic_shifts,
+            "conditioned_on": self.conditioned_on,
             "alpha_initializer": tf.keras.initializers.serialize(
                 self.alpha_initializer
             ),

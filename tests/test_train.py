@@ -295,6 +295,7 @@ def test_every_train_config_field_round_trips_through_the_command_line():
         learning_rate=0.01, step=1, weight_decay=0.5, init_from="a.keras", dynamize=True,
         unsafe_load=True, teacher="t.keras", label_smoothing=0.1, width_multiplier=0.5,
         dynamic="sign", reduction=8, hyper_lr_multiplier=10.0, hyper_pool_stride=2,
+        hyper_input="block",
         int8_hyper_kernels=True,
         image_size=16,
         preprocess="cifar", seed=7,

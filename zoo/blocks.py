@@ -18,6 +18,11 @@ from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
 from larq_dybnn.zoo.weights import recorded_option
 
+#: What the zoo DyBNN models' hyper functions pool (`hyper_input`): each layer its own
+#: input (the paper), or one tensor per block, the block's input, which its
+#: DynamicSign binarizes and its DynamicPReLU's hyper function pools as well.
+HYPER_INPUTS = ("layer", "block")
+
 #: BatchNorm as in PyTorch's defaults, which the official ReActNet code uses.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -42,6 +47,8 @@ class Thresholds:
         reduction: hyper-function reduction ratio.
         output_bound: bound of the dynamic terms, None for unbounded.
         pool_stride: the hyper functions pool every `pool_stride`-th row and column.
+        block_input: DynamicPReLU's hyper function pools its block's input (one
+            pooling per block, shared with the block's DynamicSign).
     """
 
     dynamic_sign: bool = False
@@ -49,21 +56,26 @@ class Thresholds:
     reduction: int = DEFAULT_REDUCTION
     output_bound: float | None = None
     pool_stride: int = 1
+    block_input: bool = False
 
     @classmethod
     def from_arguments(
         cls, *, dynamic: str, reduction: int, output_bound: float | None,
-        hyper_pool_stride: int = 1,
+        hyper_pool_stride: int = 1, hyper_input: str = "layer",
     ) -> "Thresholds":
         """Build from the zoo's public arguments, checking them.
 
         Raises:
-            ValueError: for an unknown `dynamic`, a bad `reduction`, `output_bound` or
-                `hyper_pool_stride`.
+            ValueError: for an unknown `dynamic` or `hyper_input`, a bad `reduction`,
+                `output_bound` or `hyper_pool_stride`.
         """
         if dynamic not in DYNAMIC_PARTS:
             raise ValueError(
                 f"`dynamic` must be one of {sorted(DYNAMIC_PARTS)}, got {dynamic!r}."
+            )
+        if hyper_input not in HYPER_INPUTS:
+            raise ValueError(
+                f"`hyper_input` must be one of {HYPER_INPUTS}, got {hyper_input!r}."
             )
         sign, prelu = DYNAMIC_PARTS[dynamic]
         return cls(
@@ -72,12 +84,14 @@ class Thresholds:
             reduction=_checks.positive_int("reduction", reduction),
             output_bound=_checks.optional_positive_float("output_bound", output_bound),
             pool_stride=_checks.positive_int("hyper_pool_stride", hyper_pool_stride),
+            block_input=hyper_input == "block",
         )
 
     @classmethod
     def of(cls, arguments: dict, *, model: str) -> "Thresholds":
         """Build from a DyBNN builder's arguments (its `locals()`): `dynamic`,
-        `output_bound`, `hyper_pool_stride`, and `reduction` resolved against the
+        `output_bound`, `hyper_pool_stride`, `hyper_input`, and `reduction` resolved
+        against the
         named `weights` of `model`.
 
         Raises:
@@ -88,6 +102,7 @@ class Thresholds:
             reduction=resolve_reduction(arguments["reduction"], arguments["weights"],
                                         model=model),
             hyper_pool_stride=arguments["hyper_pool_stride"],
+            hyper_input=arguments["hyper_input"],
         )
 
     def options(self) -> dict:
@@ -101,6 +116,8 @@ class Thresholds:
                    "output_bound": self.output_bound}
         if self.pool_stride != 1:  # recorded only when set: older records stay equal
             options["hyper_pool_stride"] = self.pool_stride
+        if self.block_input:
+            options["hyper_input"] = "block"
         return options
 
     def sign(self, name: str) -> DynamicSign:
@@ -114,14 +131,33 @@ class Thresholds:
         )
 
     def prelu(self, name: str) -> DynamicPReLU:
-        """An RPReLU or DynamicPReLU layer."""
+        """An RPReLU or DynamicPReLU layer (conditioned on the block input when
+        `block_input`: call it through `activate`)."""
         return DynamicPReLU(
             reduction=self.reduction,
             dynamic_shifts=self.dynamic_prelu,
             output_bound=self.output_bound,
             pool_stride=self.pool_stride,
+            conditioned_on="block_input" if self.pools_block_input else "input",
             name=name,
         )
+
+    @property
+    def pools_block_input(self) -> bool:
+        """Whether the DynamicPReLU layers pool their block's input."""
+        return self.block_input and self.dynamic_prelu
+
+    def activate(self, x: tf.Tensor, *, block_input: tf.Tensor, name: str) -> tf.Tensor:
+        """The block's RPReLU / DynamicPReLU on `x`.
+
+        Arguments:
+            x: the block's output before the activation.
+            block_input: the tensor the block's DynamicSign binarizes; with
+                `block_input` set, the DynamicPReLU's hyper function pools it.
+            name: the layer's name.
+        """
+        layer = self.prelu(name)
+        return layer([x, block_input]) if self.pools_block_input else layer(x)
 
 
 def binary_conv(

@@ -27,13 +27,15 @@ __all__ = ["CATALOG", "ModelSpec", "model_spec", "build_model", "is_binary", "is
 TINY_REDUCTION = 4
 
 
+#: Options only the zoo DyBNN models take (`ModelSpec.hyper_options`), with the value
+#: that means "as the paper": how the hyper functions pool.
+HYPER_OPTIONS = {"hyper_pool_stride": 1, "hyper_input": "layer"}
+
+
 def _tiny(dynamic: bool) -> Callable[..., tf.keras.Model]:
     def build(*, input_shape, num_classes, width_multiplier, stem, binary_weights,
-              dynamic_parts, reduction, hyper_pool_stride=1):
+              dynamic_parts, reduction):
         del stem  # TinyDyBNN keeps the input resolution
-        if hyper_pool_stride != 1:
-            raise ValueError("`hyper_pool_stride` needs a zoo DyBNN model "
-                             "(dybnn-reactnet-18, dybnn-reactnet-a).")
         if dynamic and dynamic_parts not in ("both", "none"):
             raise ValueError(
                 "The tiny models turn both DynamicSign and DynamicPReLU on or off; "
@@ -51,13 +53,8 @@ def _tiny(dynamic: bool) -> Callable[..., tf.keras.Model]:
 
 def _zoo(builder, dynamic: bool) -> Callable[..., tf.keras.Model]:
     def build(*, input_shape, num_classes, width_multiplier, stem, binary_weights,
-              dynamic_parts, reduction, hyper_pool_stride=1):
-        extra = {}
-        if dynamic:
-            extra = dict(dynamic=dynamic_parts, reduction=reduction,
-                         hyper_pool_stride=hyper_pool_stride)
-        elif hyper_pool_stride != 1:
-            raise ValueError("`hyper_pool_stride` needs a DyBNN model.")
+              dynamic_parts, reduction, **hyper):
+        extra = dict(dynamic=dynamic_parts, reduction=reduction, **hyper) if dynamic else {}
         return builder(
             input_shape=input_shape, num_classes=num_classes,
             width_multiplier=width_multiplier, stem=stem, binary_weights=binary_weights,
@@ -68,10 +65,8 @@ def _zoo(builder, dynamic: bool) -> Callable[..., tf.keras.Model]:
 
 
 def _float_resnet(*, input_shape, num_classes, width_multiplier, stem, binary_weights,
-                  dynamic_parts, reduction, hyper_pool_stride=1):
+                  dynamic_parts, reduction):
     del binary_weights, dynamic_parts, reduction  # real-valued throughout
-    if hyper_pool_stride != 1:
-        raise ValueError("`hyper_pool_stride` needs a DyBNN model.")
     return ResNet18(
         input_shape=input_shape, num_classes=num_classes,
         width_multiplier=width_multiplier, stem=stem,
@@ -86,13 +81,14 @@ class ModelSpec:
         name: the command-line name.
         build: the builder, taking keyword-only `input_shape`, `num_classes`,
             `width_multiplier`, `stem`, `binary_weights`, `dynamic_parts`,
-            `reduction` and `hyper_pool_stride` (use `build_model`).
+            `reduction`, and `HYPER_OPTIONS` when `hyper_options` (use `build_model`).
         binary: a binary network (False: the real-valued teacher).
         dynamic: a DyBNN model (dynamic thresholds by default).
         default_reduction: the hyper-function reduction when none is given (None for
             models without hyper functions).
         records_reduction: `train` records the reduction it builds this model with
             (the zoo DyBNN models, whose default changed once).
+        hyper_options: the builder takes `HYPER_OPTIONS` (the zoo DyBNN models).
     """
 
     name: str
@@ -101,6 +97,7 @@ class ModelSpec:
     dynamic: bool
     default_reduction: int | None
     records_reduction: bool
+    hyper_options: bool = False
 
 
 #: Every command-line model name and its entry.
@@ -108,10 +105,10 @@ CATALOG: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("tiny-dybnn", _tiny(True), True, True, TINY_REDUCTION, False),
     ModelSpec("tiny-reactnet", _tiny(False), True, False, None, False),
     ModelSpec("dybnn-reactnet-18", _zoo(DyBNNReActNet18, True), True, True,
-              DEFAULT_REDUCTION, True),
+              DEFAULT_REDUCTION, True, hyper_options=True),
     ModelSpec("reactnet-18", _zoo(ReActNet18, False), True, False, None, False),
     ModelSpec("dybnn-reactnet-a", _zoo(DyBNNReActNetA, True), True, True,
-              DEFAULT_REDUCTION, True),
+              DEFAULT_REDUCTION, True, hyper_options=True),
     ModelSpec("reactnet-a", _zoo(ReActNetA, False), True, False, None, False),
     ModelSpec("resnet-18", _float_resnet, False, False, None, False),
 )}
@@ -169,6 +166,7 @@ def build_model(
     dynamic: str = "both",
     reduction: int | None = None,
     hyper_pool_stride: int = 1,
+    hyper_input: str = "layer",
 ) -> tf.keras.Model:
     """Build a zoo model by its command-line name.
 
@@ -185,6 +183,9 @@ def build_model(
             `DEFAULT_REDUCTION` = 64 for the zoo, or that of named weights).
         hyper_pool_stride: zoo DyBNN models only: the hyper functions pool every
             `hyper_pool_stride`-th row and column (1: global average pooling).
+        hyper_input: zoo DyBNN models only: "layer" (each hyper function pools its
+            layer's input) or "block" (one pooling per block, see
+            `larq_dybnn.zoo.DyBNNReActNetA`).
 
     Returns:
         The model (logits out).
@@ -195,8 +196,16 @@ def build_model(
     spec = model_spec(name)  # an unknown name is an error naming the choices
     if stem is None:
         stem = "cifar" if max(input_shape[:2]) <= 64 else "imagenet"
+    hyper = {"hyper_pool_stride": hyper_pool_stride, "hyper_input": hyper_input}
+    if not spec.hyper_options:
+        changed = [option for option, value in hyper.items() if value != HYPER_OPTIONS[option]]
+        if changed:
+            raise ValueError(f"`{changed[0]}` needs a zoo DyBNN model "
+                             f"({', '.join(n for n, s in CATALOG.items() if s.hyper_options)}),"
+                             f" not {name!r}.")
+        hyper = {}
     return spec.build(
         input_shape=tuple(input_shape), num_classes=num_classes,
         width_multiplier=width_multiplier, stem=stem, binary_weights=binary_weights,
-        dynamic_parts=dynamic, reduction=reduction, hyper_pool_stride=hyper_pool_stride,
+        dynamic_parts=dynamic, reduction=reduction, **hyper,
     )

@@ -38,7 +38,7 @@ def _block(
         )(shortcut)
         shortcut = batch_norm(f"{name}_shortcut_bn")(shortcut)
     out = tf.keras.layers.Add(name=f"{name}_add")([out, shortcut])
-    return thresholds.prelu(f"{name}_prelu")(out)
+    return thresholds.activate(out, block_input=x, name=f"{name}_prelu")
 
 
 @fewer_collections()
@@ -133,6 +133,7 @@ def DyBNNReActNet18(  # noqa: N802
     reduction: int | None = None,
     output_bound: float | None = None,
     hyper_pool_stride: int = 1,
+    hyper_input: str = "layer",
     width_multiplier: float = 1.0,
     stem: str = "imagenet",
     binary_weights: bool = True,

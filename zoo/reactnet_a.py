@@ -33,7 +33,7 @@ def _block(
     if stride == 2:
         shortcut = tf.keras.layers.AveragePooling2D(2, 2, name=f"{name}_pool")(shortcut)
     out = tf.keras.layers.Add(name=f"{name}_add3x3")([shortcut, out])
-    out = thresholds.prelu(f"{name}_prelu3x3")(out)
+    out = thresholds.activate(out, block_input=x, name=f"{name}_prelu3x3")
 
     # Where channels double, the official code has two C->C 1x1 convs on the same
     # binarized input, each with its own BN and each added to `out`, concatenated.
@@ -49,8 +49,9 @@ def _block(
         residual = tf.keras.layers.Concatenate(name=f"{name}_concat")([out, out])
     elif out_channels != channels:
         raise ValueError(f"{name}: channels must stay or double, got {channels}->{out_channels}")
+    block_input = out
     out = tf.keras.layers.Add(name=f"{name}_add1x1")([residual, pointwise])
-    return thresholds.prelu(f"{name}_prelu1x1")(out)
+    return thresholds.activate(out, block_input=block_input, name=f"{name}_prelu1x1")
 
 
 @fewer_collections()
@@ -149,6 +150,7 @@ def DyBNNReActNetA(  # noqa: N802
     reduction: int | None = None,
     output_bound: float | None = None,
     hyper_pool_stride: int = 1,
+    hyper_input: str = "layer",
     width_multiplier: float = 1.0,
     stem: str = "imagenet",
     binary_weights: bool = True,
@@ -179,14 +181,18 @@ def DyBNNReActNetA(  # noqa: N802
         hyper_pool_stride: the hyper functions pool every `hyper_pool_stride`-th row
             and column (1: global average pooling, as the paper; 2: a quarter of the
             elements, cheaper on ARM).
+        hyper_input: what the hyper functions pool: "layer" (each layer its own
+            input, as the paper) or "block" (each RPReLU's hyper function pools the
+            tensor its block's DynamicSign binarizes, so conversion pools once per
+            block instead of twice: cheaper on ARM).
         name: model name; defaults to "dybnn_reactnet_a".
 
     Returns:
         A `tf.keras.Model`.
 
     Raises:
-        ValueError: as `ReActNetA`, and for an unknown `dynamic` or a bad
-            `reduction` or `output_bound`.
+        ValueError: as `ReActNetA`, and for an unknown `dynamic` or `hyper_input`,
+            or a bad `reduction`, `output_bound` or `hyper_pool_stride`.
 
     References:
         - [Zhang et al., DyBNN, ICASSP 2022](https://arxiv.org/abs/2110.05185)

@@ -52,6 +52,8 @@ class TrainConfig:
         width_multiplier, dynamic, reduction: model options (see `build_model`).
         hyper_pool_stride: zoo DyBNN models: the hyper functions pool every
             `hyper_pool_stride`-th row and column (1: global average pooling).
+        hyper_input: zoo DyBNN models: "layer" (each hyper function pools its
+            layer's input, the paper's) or "block" (one pooling per block).
         int8_hyper_kernels: train with the hyper functions' kernels on the int8 grid
             of the default export (`larq_dybnn.simulate_int8_hyper_kernels`), so that
             the exported int8 file computes the trained model. Models with hyper
@@ -101,6 +103,7 @@ class TrainConfig:
     reduction: int | None = None
     hyper_lr_multiplier: float = 1.0
     hyper_pool_stride: int = 1
+    hyper_input: str = "layer"
     int8_hyper_kernels: bool = False
     image_size: int | None = None
     preprocess: str | None = None
@@ -161,6 +164,8 @@ def check_config(config: TrainConfig) -> None:
     """
     from larq_dybnn.training.preprocessing import PREPROCESSING
     from larq_dybnn.zoo import CATALOG, is_binary, is_dynamic
+    from larq_dybnn.zoo.blocks import HYPER_INPUTS
+    from larq_dybnn.zoo.catalog import HYPER_OPTIONS
 
     if config.model not in CATALOG:
         raise ValueError(f"`model` must be one of {', '.join(CATALOG)}, got {config.model!r}.")
@@ -170,10 +175,15 @@ def check_config(config: TrainConfig) -> None:
     _checks.positive_float("learning_rate", config.learning_rate)
     _checks.positive_float("hyper_lr_multiplier", config.hyper_lr_multiplier)
     _checks.positive_int("hyper_pool_stride", config.hyper_pool_stride)
-    if config.hyper_pool_stride != 1 and config.model not in ("dybnn-reactnet-18",
-                                                             "dybnn-reactnet-a"):
-        raise ValueError("`hyper_pool_stride` applies to the zoo DyBNN models "
-                         f"(dybnn-reactnet-18, dybnn-reactnet-a), not {config.model!r}.")
+    if config.hyper_input not in HYPER_INPUTS:
+        raise ValueError(f"`hyper_input` must be one of {', '.join(HYPER_INPUTS)}, got "
+                         f"{config.hyper_input!r}.")
+    for option, paper in HYPER_OPTIONS.items():
+        if getattr(config, option) != paper and not CATALOG[config.model].hyper_options:
+            raise ValueError(
+                f"`{option}` applies to the zoo DyBNN models "
+                f"({', '.join(n for n, s in CATALOG.items() if s.hyper_options)}), "
+                f"not {config.model!r}.")
     _checks.positive_float("width_multiplier", config.width_multiplier)
     for name, high in (("width_multiplier", MAX_WIDTH_MULTIPLIER),
                        ("image_size", MAX_IMAGE_SIZE), ("logical_cpus", MAX_LOGICAL_CPUS)):

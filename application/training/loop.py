@@ -296,6 +296,7 @@ def _build(run: _Run, data: _Data) -> _Fitting:
             num_classes=data.train.num_classes, width_multiplier=config.width_multiplier,
             binary_weights=config.step == 2, dynamic=config.dynamic,
             reduction=config.reduction, hyper_pool_stride=config.hyper_pool_stride,
+            hyper_input=config.hyper_input,
         )
         data.train.check_num_classes(model.output_shape[-1])
         if config.init_scheme == "per-layer":
