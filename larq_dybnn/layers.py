@@ -131,10 +131,7 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
         input_shape, pooled_shape = self._split(input_shape)
         reason = "DynamicPReLU with dynamic_shifts=True pools over height and width."
         shape = _checks.channels_last_shape(
-            self.name, input_shape,
-            require_4d=self.dynamic_shifts and self.conditioned_on == "input",
-            reason=reason,
-        )
+            self.name, input_shape, require_4d=self.dynamic_shifts, reason=reason)
         channels = int(shape[-1])
         if self.conditioned_on == "block_input":
             _checks.channels_last_shape(self.name, pooled_shape,
