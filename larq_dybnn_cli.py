@@ -24,7 +24,7 @@ MODEL_NAMES = (
 )
 STRATEGY_NAMES = ("default", "mirrored", "multiworker")
 #: What the zoo DyBNN models' hyper functions pool (`larq_dybnn.zoo.blocks.HYPER_INPUTS`).
-HYPER_INPUTS = ("layer", "block")
+HYPER_INPUTS = ("layer", "block", "constant")
 #: Every name --preprocess takes (`larq_dybnn.training.preprocessing
 #: .EVALUATION_PREPROCESSING`): the training recipes (`larq_dybnn.contract.RECIPES`),
 #: which `train` takes, then scalings for evaluating models trained elsewhere.
@@ -173,10 +173,11 @@ def _add_train_parser(commands) -> None:
                        "and column (default 1: global average pooling; 2 is cheaper on "
                        "ARM)")
     train.add_argument("--hyper-input", choices=HYPER_INPUTS, default="layer",
-                       help="zoo DyBNN models: what the hyper functions pool: each "
-                       "layer's input (default, the paper's) or, with 'block', each "
-                       "block's input once for both its threshold and its shifts "
-                       "(cheaper on ARM)")
+                       help="zoo DyBNN models: what the hyper functions are fed: each "
+                       "layer's pooled input (default, the paper's); with 'block', each "
+                       "block's input, pooled once for its threshold and its shifts "
+                       "(cheaper on ARM); with 'constant', a learned constant (an "
+                       "ablation without input dependence)")
     train.add_argument("--image-size", type=bounded_int(4096),
                        help="input size (default: the data's, 224 above 64 pixels)")
     train.add_argument("--preprocess", choices=RECIPE_NAMES,

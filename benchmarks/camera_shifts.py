@@ -14,6 +14,10 @@ models on them:
     python benchmarks/camera_shifts.py [--runs experiments/cifar10-recipe/runs/cifar10-recipe]
         [--configs static,dybnn] [--baseline static] [--images 10000] [--json out.json]
 
+A configuration is a folder of `--runs` (`static`), or `label=folder` with the folder
+relative to `--runs` (`static-c17=../cifar10-recipe-cost-static/static-c17`: the cost
+study's cost-matched static model).
+
 Prints top-1 per shift and configuration (mean over seeds) and, for every other
 configuration, the paired difference to the baseline per shift: mean +- SE over seeds.
 """
@@ -73,9 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--json", type=Path, help="also write the table as JSON")
     args = parser.parse_args(argv)
-    configs = args.configs.split(",")
+    folders = dict(entry.split("=", 1) if "=" in entry else (entry, entry)
+                   for entry in args.configs.split(","))
+    configs = list(folders)
     if args.baseline not in configs:
         parser.error("--baseline must be one of --configs")
+    for config, folder in folders.items():
+        if not sorted((args.runs / folder).glob("seed-*/model.keras")):
+            parser.error(f"--configs: no seed-*/model.keras in {args.runs / folder} "
+                         f"(configuration {config!r})")
     pixels, labels, classes = _test_pixels(args.data, args.images)
     contract = contract_for("cifar", image_size=32, class_names=classes)
     rng = np.random.default_rng(0)
@@ -83,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                for name, shift in SHIFTS.items()}
     accuracy: dict[str, dict[str, dict[int, float]]] = {}
     for config in configs:
-        for folder in sorted((args.runs / config).glob("seed-*")):
+        # Finished runs only: an unfinished one holds a checkpoint, not a model.
+        for folder in sorted(p.parent for p in (args.runs / folders[config]).glob(
+                "seed-*/model.keras")):
             seed = int(folder.name.split("-")[1])
             model = load_model(folder / "model.keras")
             for name, x in shifted.items():

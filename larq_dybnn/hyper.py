@@ -71,6 +71,11 @@ class HyperFunction(tf.keras.layers.Layer):
             each dynamic term is `s * tanh(.)`, inside (-s, s).
         pool_stride: pool every `pool_stride`-th row and column (1: all of them, the
             paper's global average pooling).
+        constant_input: feed the FC layers a learned per-channel vector (starting
+            at ones) instead of the pooled input: the same parametrization as a
+            function of nothing, for ablations that separate input conditioning from
+            re-parametrization. Its outputs are `(1, 1, 1, channels)`, the same for
+            every sample, and conversion folds them into constants.
         output_channels: width of each head's output; None (the default) for the
             input's channels. A DynamicPReLU conditioned on its block's input pools
             that input and predicts shifts for its own, possibly wider, input.
@@ -108,6 +113,7 @@ class HyperFunction(tf.keras.layers.Layer):
         min_hidden: int = 8,
         output_bound: float | None = None,
         pool_stride: int = 1,
+        constant_input: bool = False,
         output_channels: int | None = None,
         int8_kernels: bool = False,
         kernel_initializer: object = "he_normal",
@@ -122,6 +128,7 @@ class HyperFunction(tf.keras.layers.Layer):
         self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
         self.output_bound = _checks.optional_positive_float("output_bound", output_bound)
         self.pool_stride = _checks.positive_int("pool_stride", pool_stride)
+        self.constant_input = bool(constant_input)
         self.output_channels = (None if output_channels is None else
                                 _checks.positive_int("output_channels", output_channels))
         self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
@@ -136,6 +143,9 @@ class HyperFunction(tf.keras.layers.Layer):
         self.channels = int(shape[-1])
         self.units = self.output_channels or self.channels
         self.hidden = max(self.channels // self.reduction, self.min_hidden)
+        if self.constant_input:
+            self.context = self.add_weight(name="context", shape=(1, 1, 1, self.channels),
+                                           initializer="ones")
         self.hidden_kernel = self.add_weight(
             name="hidden_kernel",
             shape=(self.channels, self.hidden),
@@ -184,9 +194,12 @@ class HyperFunction(tf.keras.layers.Layer):
                 f"{len(offsets)} offsets."
             )
         # keepdims keeps (batch, 1, 1, C): no RESHAPE ops in the converted model.
-        if self.pool_stride > 1:
-            inputs = inputs[:, :: self.pool_stride, :: self.pool_stride, :]
-        pooled = tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
+        if self.constant_input:
+            pooled = tf.convert_to_tensor(self.context)
+        else:
+            if self.pool_stride > 1:
+                inputs = inputs[:, :: self.pool_stride, :: self.pool_stride, :]
+            pooled = tf.reduce_mean(inputs, axis=[1, 2], keepdims=True)
         hidden = tf.nn.relu(tf.matmul(pooled, self._kernel(self.hidden_kernel))
                             + self.hidden_bias)
         outputs = []
@@ -206,7 +219,8 @@ class HyperFunction(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         shape = tf.TensorShape(input_shape)
-        return [tf.TensorShape([shape[0], 1, 1, self.output_channels or shape[-1]])
+        batch = 1 if self.constant_input else shape[0]
+        return [tf.TensorShape([batch, 1, 1, self.output_channels or shape[-1]])
                 ] * self.heads
 
     def macs_per_sample(self) -> int:
@@ -228,6 +242,7 @@ class HyperFunction(tf.keras.layers.Layer):
             "min_hidden": self.min_hidden,
             "output_bound": self.output_bound,
             "pool_stride": self.pool_stride,
+            "constant_input": self.constant_input,
             "output_channels": self.output_channels,
             "int8_kernels": self.int8_kernels,
             "kernel_initializer": tf.keras.initializers.serialize(
@@ -263,6 +278,7 @@ class HyperFunctionOwner:
         hyper_regularizer: object,
         pool_stride: int = 1,
         int8_hyper_kernels: bool = False,
+        constant_input: bool = False,
     ) -> None:
         self.reduction = _checks.positive_int("reduction", reduction)
         self.min_hidden = _checks.positive_int("min_hidden", min_hidden)
@@ -277,6 +293,7 @@ class HyperFunctionOwner:
                 min_hidden=self.min_hidden,
                 output_bound=self.output_bound,
                 pool_stride=self.pool_stride,
+                constant_input=constant_input,
                 int8_kernels=int8_hyper_kernels,
                 kernel_initializer=self.hyper_initializer,
                 kernel_regularizer=self.hyper_regularizer,

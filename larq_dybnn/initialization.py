@@ -34,6 +34,7 @@ _SPECIAL = {
         "hidden_bias": "zeros",
         "head_kernels": "output_initializer",
         "head_biases": "output_initializer",
+        "context": "ones",
     },
     DynamicPReLU: {"gamma": "shift_initializer", "zeta": "shift_initializer"},
 }

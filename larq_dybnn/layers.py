@@ -10,9 +10,10 @@ from larq_dybnn.hyper import HyperFunctionOwner
 
 __all__ = ["DynamicPReLU", "CONDITIONING"]
 
-#: What DynamicPReLU's hyper function pools: its own input (the paper), or the input
-#: of its block, given as a second tensor, `layer([x, block_input])`.
-CONDITIONING = ("input", "block_input")
+#: What DynamicPReLU's shifts are a function of: its own input (the paper), the input
+#: of its block, given as a second tensor (`layer([x, block_input])`), or nothing (a
+#: learned constant fed to the hyper function, an ablation; see `HyperFunction`).
+CONDITIONING = ("input", "block_input", "constant")
 
 
 @register("dynamic_prelu")
@@ -57,7 +58,9 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
             that the exported int8 file computes this layer exactly; see
             `larq_dybnn.simulate_int8_hyper_kernels`.
         conditioned_on: "input" (the default, the paper's) or "block_input": what
-            the hyper function pools, see above.
+            the hyper function pools, see above; "constant": the hyper function is
+            fed a learned constant instead (the shifts depend on no input: an
+            ablation, `HyperFunction(constant_input=True)`).
         **kwargs: passed to `tf.keras.layers.Layer` (e.g. `name`).
 
     Input shape:
@@ -114,11 +117,12 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
             hyper_regularizer=hyper_regularizer,
             pool_stride=pool_stride,
             int8_hyper_kernels=int8_hyper_kernels,
+            constant_input=conditioned_on == "constant",
         )
 
     def _split(self, inputs):
         """`(input, tensor the hyper function pools)` from what the layer was given."""
-        if self.conditioned_on == "input":
+        if self.conditioned_on != "block_input":
             return inputs, inputs
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             given = (f"{len(inputs)} tensors" if isinstance(inputs, (list, tuple))

@@ -11,7 +11,11 @@ from larq_dybnn import _checks
 from larq_dybnn._serialization import register
 from larq_dybnn.hyper import HyperFunctionOwner
 
-__all__ = ["DynamicSign", "ESTIMATORS"]
+__all__ = ["DynamicSign", "ESTIMATORS", "CONDITIONING"]
+
+#: What DynamicSign's threshold is a function of: the pooled input (the paper) or a
+#: learned constant (an ablation; see `HyperFunction(constant_input=True)`).
+CONDITIONING = ("input", "constant")
 
 
 def _approx_sign(x: tf.Tensor, clip_value: float) -> tf.Tensor:
@@ -81,12 +85,16 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
             grid the default export stores them on (straight-through gradients), so
             that the exported int8 file computes this layer exactly; see
             `larq_dybnn.simulate_int8_hyper_kernels`.
+        conditioned_on: "input" (the default, the paper's: `h` of the pooled input)
+            or "constant": `h` of a learned constant, the same for every sample (an
+            ablation separating input conditioning from re-parametrization;
+            `HyperFunction(constant_input=True)`).
         **kwargs: passed to `tf.keras.layers.Layer` (e.g. `name`).
 
     Raises:
         ValueError: for a non-positive `reduction` or `min_hidden`, a bad
-            `output_bound`, an unknown `estimator`, and, when built, for an input
-            that is not 4-D while `dynamic_threshold=True`.
+            `output_bound`, an unknown `estimator` or `conditioned_on`, and, when
+            built, for an input that is not 4-D while `dynamic_threshold=True`.
 
     References:
         - [Zhang et al., DyBNN: Dynamic Binary Neural Network by learning
@@ -111,9 +119,14 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
         hyper_regularizer: object = None,
         pool_stride: int = 1,
         int8_hyper_kernels: bool = False,
+        conditioned_on: str = "input",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if conditioned_on not in CONDITIONING:
+            raise ValueError(f"`conditioned_on` must be one of {CONDITIONING}, got "
+                             f"{conditioned_on!r}.")
+        self.conditioned_on = conditioned_on
         if estimator not in ESTIMATORS:
             raise ValueError(
                 f"`estimator` must be one of {sorted(ESTIMATORS)}, got {estimator!r}."
@@ -132,6 +145,7 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
             hyper_regularizer=hyper_regularizer,
             pool_stride=pool_stride,
             int8_hyper_kernels=int8_hyper_kernels,
+            constant_input=conditioned_on == "constant",
         )
 
     def build(self, input_shape):
@@ -178,6 +192,7 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
             **super().get_config(),
             **self._hyper_config(),
             "dynamic_threshold": self.dynamic_threshold,
+            "conditioned_on": self.conditioned_on,
             "estimator": self.estimator,
             "clip_value": self.clip_value,
             "threshold_initializer": tf.keras.initializers.serialize(

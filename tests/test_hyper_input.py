@@ -154,3 +154,58 @@ def test_only_zoo_dybnn_models_take_it():
     model = build_model("dybnn-reactnet-18", input_shape=(32, 32, 3), num_classes=10,
                         width_multiplier=0.125, hyper_input="block")
     assert {layer.conditioned_on for layer in _hyper_owners(model)[1]} == {"block_input"}
+
+
+def test_a_constant_input_gives_every_sample_the_same_trainable_thresholds(rng):
+    from larq_dybnn import HyperFunction
+
+    hyper = HyperFunction(reduction=2, min_hidden=4, constant_input=True,
+                          output_initializer="he_normal")
+    x = tf.constant(rng.normal(size=(3, 4, 4, 8)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        (out,) = hyper(x)
+        loss = tf.reduce_sum(out ** 2)
+    assert out.shape == (1, 1, 1, 8)  # one value per channel, broadcast over the batch
+    np.testing.assert_array_equal(hyper(x * 3.0 + 1.0)[0].numpy(), out.numpy())
+    gradients = tape.gradient(loss, [hyper.context, hyper.hidden_kernel])
+    assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in gradients)
+    for layer, kind in ((DynamicSign, "dynamic_threshold"), (DynamicPReLU, "dynamic_shifts")):
+        made = layer(reduction=4, conditioned_on="constant")
+        assert made.hyper.constant_input and layer.from_config(
+            made.get_config()).hyper.constant_input
+    with pytest.raises(ValueError, match="`conditioned_on` must be one of"):
+        DynamicSign(conditioned_on="block_input")
+
+
+def test_the_constant_ablation_converts_to_a_static_model(cifar10_test_batch):
+    """The same parameters as DyBNN in training; after conversion, no hyper function
+    is left: every threshold and shift is a constant, as in static ReActNet."""
+    from larq_dybnn.converter import compare_with_lce, read_operators
+    from larq_dybnn.converter.conversion import export_tflite
+    from larq_dybnn.zoo import ReActNet18
+
+    x, _ = cifar10_test_batch
+    model = DyBNNReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.125,
+                            num_classes=10, hyper_input="constant")
+    signs, prelus = _hyper_owners(model)
+    assert {s.conditioned_on for s in signs} == {p.conditioned_on for p in prelus} == {"constant"}
+    paper = DyBNNReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.125,
+                            num_classes=10)
+    contexts = sum(int(np.prod(w.shape)) for w in model.weights if "context" in w.name)
+    assert model.count_params() == paper.count_params() + contexts
+    from larq_dybnn.initialization import initialize_per_layer
+
+    initialize_per_layer(model, seed=0)  # train's default initialization takes it
+    assert all(np.all(w.numpy() == 1) for w in model.weights if "context" in w.name)
+    randomize_and_calibrate(model, x[:64], seed=3)
+    plain = export_tflite(model, int8_hyper_weights=False)
+    ops = collections.Counter(op.name for op in read_operators(plain))
+    static = ReActNet18(input_shape=(32, 32, 3), stem="cifar", width_multiplier=0.125,
+                        num_classes=10)
+    randomize_and_calibrate(static, x[:64], seed=3)
+    static_ops = collections.Counter(
+        op.name for op in read_operators(export_tflite(static, int8_hyper_weights=False)))
+    assert ops["MEAN"] == 0 and ops["FULLY_CONNECTED"] == 1  # the classifier only
+    assert ops == static_ops
+    parity = compare_with_lce(model, plain, x[:64])
+    assert parity.top1_agreement >= 0.95 and parity.close_fraction >= 0.9, parity

@@ -18,10 +18,11 @@ from larq_dybnn.layers import DynamicPReLU
 from larq_dybnn.quantizers import DynamicSign
 from larq_dybnn.zoo.weights import recorded_option
 
-#: What the zoo DyBNN models' hyper functions pool (`hyper_input`): each layer its own
-#: input (the paper), or one tensor per block, the block's input, which its
-#: DynamicSign binarizes and its DynamicPReLU's hyper function pools as well.
-HYPER_INPUTS = ("layer", "block")
+#: What the zoo DyBNN models' hyper functions are fed (`hyper_input`): each layer its
+#: own pooled input (the paper); one pooled tensor per block, the block's input, which
+#: its DynamicSign binarizes and its DynamicPReLU's hyper function pools as well; or a
+#: learned constant (an ablation: the same parameters, no input dependence).
+HYPER_INPUTS = ("layer", "block", "constant")
 
 #: BatchNorm as in PyTorch's defaults, which the official ReActNet code uses.
 BN_MOMENTUM = 0.9
@@ -47,8 +48,10 @@ class Thresholds:
         reduction: hyper-function reduction ratio.
         output_bound: bound of the dynamic terms, None for unbounded.
         pool_stride: the hyper functions pool every `pool_stride`-th row and column.
-        block_input: DynamicPReLU's hyper function pools its block's input (one
-            pooling per block, shared with the block's DynamicSign).
+        hyper_input: one of `HYPER_INPUTS`: "block" has DynamicPReLU's hyper
+            function pool its block's input (one pooling per block, shared with the
+            block's DynamicSign); "constant" feeds every hyper function a learned
+            constant.
     """
 
     dynamic_sign: bool = False
@@ -56,7 +59,7 @@ class Thresholds:
     reduction: int = DEFAULT_REDUCTION
     output_bound: float | None = None
     pool_stride: int = 1
-    block_input: bool = False
+    hyper_input: str = "layer"
 
     @classmethod
     def from_arguments(
@@ -84,7 +87,7 @@ class Thresholds:
             reduction=_checks.positive_int("reduction", reduction),
             output_bound=_checks.optional_positive_float("output_bound", output_bound),
             pool_stride=_checks.positive_int("hyper_pool_stride", hyper_pool_stride),
-            block_input=hyper_input == "block",
+            hyper_input=hyper_input,
         )
 
     @classmethod
@@ -116,8 +119,8 @@ class Thresholds:
                    "output_bound": self.output_bound}
         if self.pool_stride != 1:  # recorded only when set: older records stay equal
             options["hyper_pool_stride"] = self.pool_stride
-        if self.block_input:
-            options["hyper_input"] = "block"
+        if self.hyper_input != "layer":
+            options["hyper_input"] = self.hyper_input
         return options
 
     def sign(self, name: str) -> DynamicSign:
@@ -127,25 +130,27 @@ class Thresholds:
             dynamic_threshold=self.dynamic_sign,
             output_bound=self.output_bound,
             pool_stride=self.pool_stride,
+            conditioned_on="constant" if self.hyper_input == "constant" else "input",
             name=name,
         )
 
     def prelu(self, name: str) -> DynamicPReLU:
-        """An RPReLU or DynamicPReLU layer (conditioned on the block input when
-        `block_input`: call it through `activate`)."""
+        """An RPReLU or DynamicPReLU layer (conditioned on the block input with
+        `hyper_input="block"`: call it through `activate`)."""
         return DynamicPReLU(
             reduction=self.reduction,
             dynamic_shifts=self.dynamic_prelu,
             output_bound=self.output_bound,
             pool_stride=self.pool_stride,
-            conditioned_on="block_input" if self.pools_block_input else "input",
+            conditioned_on=("block_input" if self.pools_block_input else
+                            "constant" if self.hyper_input == "constant" else "input"),
             name=name,
         )
 
     @property
     def pools_block_input(self) -> bool:
         """Whether the DynamicPReLU layers pool their block's input."""
-        return self.block_input and self.dynamic_prelu
+        return self.hyper_input == "block" and self.dynamic_prelu
 
     def activate(self, x: tf.Tensor, *, block_input: tf.Tensor, name: str) -> tf.Tensor:
         """The block's RPReLU / DynamicPReLU on `x`.
@@ -153,7 +158,7 @@ class Thresholds:
         Arguments:
             x: the block's output before the activation.
             block_input: the tensor the block's DynamicSign binarizes; with
-                `block_input` set, the DynamicPReLU's hyper function pools it.
+                `hyper_input="block"`, the DynamicPReLU's hyper function pools it.
             name: the layer's name.
         """
         layer = self.prelu(name)

@@ -183,9 +183,8 @@ def build_model(
             `DEFAULT_REDUCTION` = 64 for the zoo, or that of named weights).
         hyper_pool_stride: zoo DyBNN models only: the hyper functions pool every
             `hyper_pool_stride`-th row and column (1: global average pooling).
-        hyper_input: zoo DyBNN models only: "layer" (each hyper function pools its
-            layer's input) or "block" (one pooling per block, see
-            `larq_dybnn.zoo.DyBNNReActNetA`).
+        hyper_input: zoo DyBNN models only: "layer", "block" or "constant", what
+            the hyper functions are fed (see `larq_dybnn.zoo.DyBNNReActNetA`).
 
     Returns:
         The model (logits out).

@@ -181,10 +181,12 @@ def DyBNNReActNetA(  # noqa: N802
         hyper_pool_stride: the hyper functions pool every `hyper_pool_stride`-th row
             and column (1: global average pooling, as the paper; 2: a quarter of the
             elements, cheaper on ARM).
-        hyper_input: what the hyper functions pool: "layer" (each layer its own
-            input, as the paper) or "block" (each RPReLU's hyper function pools the
-            tensor its block's DynamicSign binarizes, so conversion pools once per
-            block instead of twice: cheaper on ARM).
+        hyper_input: what the hyper functions are fed: "layer" (each layer's own
+            pooled input, as the paper), "block" (each RPReLU's hyper function pools
+            the tensor its block's DynamicSign binarizes, so conversion pools once
+            per block instead of twice: cheaper on ARM) or "constant" (a learned
+            constant: the same parameters without input dependence, an ablation;
+            it converts to a static model).
         name: model name; defaults to "dybnn_reactnet_a".
 
     Returns:

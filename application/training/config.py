@@ -52,8 +52,9 @@ class TrainConfig:
         width_multiplier, dynamic, reduction: model options (see `build_model`).
         hyper_pool_stride: zoo DyBNN models: the hyper functions pool every
             `hyper_pool_stride`-th row and column (1: global average pooling).
-        hyper_input: zoo DyBNN models: "layer" (each hyper function pools its
-            layer's input, the paper's) or "block" (one pooling per block).
+        hyper_input: zoo DyBNN models: what the hyper functions are fed, "layer"
+            (the paper's), "block" (one pooling per block) or "constant" (a learned
+            constant, an ablation).
         int8_hyper_kernels: train with the hyper functions' kernels on the int8 grid
             of the default export (`larq_dybnn.simulate_int8_hyper_kernels`), so that
             the exported int8 file computes the trained model. Models with hyper
