@@ -12,6 +12,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-long     # 15 epochs: fine-tuned vs dynamized
 #   experiments/cifar10-recipe/run_campaign.sh cost-static  # static at DyBNN's ARM cost, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh cost-screen  # cheaper hyper functions, step 1
+#   experiments/cifar10-recipe/run_campaign.sh cost-constant  # hyper functions fed a constant
 #   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split + tables so far, beside training
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
@@ -42,7 +43,7 @@
 # holds its folder's lock while it trains, so `results` must wait for it;
 # experiments/evaluate_finished.py).
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|cost-static|cost-screen|evaluate|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|cost-static|cost-screen|cost-constant|evaluate|results|save}"
 if [ "$STAGE" = all ]; then
     # What is left of issue 18's training, unattended across sessions: each stage
     # skips finished runs and resumes unfinished ones (then `save` and commit). The
@@ -87,6 +88,7 @@ if [ "$STAGE" = save ]; then
     # a step-1 model is kept only until its step 2 has finished.
     save_sweep cifar10-recipe-cost-static --drop-consumed
     save_sweep cifar10-recipe-cost-screen --drop-consumed
+    save_sweep cifar10-recipe-cost-constant --drop-consumed
     [ "$saved" = 1 ] || echo "nothing to save in $WORK/runs" >&2
     exit 0
 fi
@@ -139,14 +141,15 @@ case "$STAGE" in
     upgrade-explore)
         "${SWEEP[@]}" "$CHECKOUT/upgrade-explore.toml" \
             --output-dir runs/cifar10-recipe-upgrade-explore --skip-evaluation ;;
-    cost-screen)
-        # --hyper-pool-stride is newer than the pin: the install at cost.commit, which
-        # reproduces the campaign's first epoch exactly (cost/cross_commit_check.json).
+    cost-screen|cost-constant)
+        # --hyper-pool-stride and --hyper-input are newer than the pin: the install at
+        # cost.commit, which reproduces the campaign's first epoch exactly
+        # (cost/cross_commit_check*.json).
         CAMPAIGN_COMMIT="$(cat "$CHECKOUT/cost.commit")" \
             frozen_install "$REPO" "$WORK/cost-install"
         LARQ_DYBNN_COMMIT="$(git -C "$WORK/cost-install/src" rev-parse HEAD)" \
-            "$WORK/cost-install/.venv/bin/larq-dybnn" sweep "$CHECKOUT/cost-screen.toml" \
-            --output-dir runs/cifar10-recipe-cost-screen --skip-evaluation ;;
+            "$WORK/cost-install/.venv/bin/larq-dybnn" sweep "$CHECKOUT/$STAGE.toml" \
+            --output-dir "runs/cifar10-recipe-$STAGE" --skip-evaluation ;;
     upgrade-hyper|upgrade-long)
         # --hyper-lr-multiplier is newer than the pin: a second frozen install, at the
         # commit in upgrade-hyper.commit, beside the campaign's (same folder and data).
@@ -171,6 +174,12 @@ case "$STAGE" in
             "$WORK/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
                 "$CHECKOUT/cost-static.toml" runs/cifar10-recipe-cost-static \
                 --results-dir "$REPO/experiments/cifar10-recipe/cost/static"
+        fi
+        if [ -d runs/cifar10-recipe-cost-constant ]; then
+            # Its models need the install that trained them (newer than the pin).
+            "$WORK/cost-install/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
+                "$CHECKOUT/cost-constant.toml" runs/cifar10-recipe-cost-constant \
+                --results-dir "$REPO/experiments/cifar10-recipe/cost/constant"
         fi ;;
     results)
         "${SWEEP[@]}" "$HERE/sweep.toml" --output-dir runs/cifar10-recipe --skip-training \
