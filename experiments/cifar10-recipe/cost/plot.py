@@ -4,7 +4,7 @@ and table.
 Reads the campaign's per-run results (`campaign/results.csv`: static and DyBNN
 ReActNet-18 x0.25), the cost-matched static model's (`cost/static/results.csv`, made
 by `run_campaign.sh evaluate`) and the ARM instruction counts and file sizes of each
-configuration (`cost/arm_width.json`, `benchmarks/arm_width.py`). Writes
+configuration (`cost/arm_*.json`, `benchmarks/arm_width.py`). Writes
 `docs/assets/cost_accuracy.png` (test top-1 of the int8 LCE file against aarch64
 instructions per inference and against `.tflite` bytes: each seed, and the mean with
 its standard error) and `cost/table.md` (the same as a table, with DyBNN minus each
@@ -32,6 +32,9 @@ CONFIGURATIONS = {
     "static base 17 (cost-matched)": (HERE / "static" / "results.csv", "static-c17",
                                       "static x0.265625"),
     "DyBNN x0.25": (HERE.parent / "campaign" / "results.csv", "dybnn", "dybnn x0.25"),
+    "DyBNN x0.25, hyper functions fed a constant (ablation)": (
+        HERE / "constant" / "results.csv", "dybnn-constant",
+        "dybnn x0.25 hyper_input=constant"),
 }
 DYBNN = "DyBNN x0.25"
 
@@ -52,8 +55,12 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
 
 def collect() -> dict[str, dict]:
     """Per configuration: test accuracies by seed (Keras, LCE int8), instructions, bytes."""
-    costs = {entry["label"]: entry
-             for entry in json.loads((HERE / "arm_width.json").read_text())}
+    costs = {}
+    # arm_width.json first: where a configuration was counted twice, its count is used.
+    for path in [HERE / "arm_width.json", *sorted(HERE.glob("arm_*.json"))]:
+        for entry in json.loads(path.read_text()):
+            if isinstance(entry, dict) and "label" in entry:
+                costs.setdefault(entry["label"], entry)
     found = {}
     for name, (path, config, label) in CONFIGURATIONS.items():
         rows = _rows(path, config)
