@@ -227,10 +227,11 @@ class HyperFunction(tf.keras.layers.Layer):
         """Multiply-accumulates of the two FC stages for one sample.
 
         Returns:
-            `C * hidden + heads * hidden * output_channels`, or 0 before the layer
-            is built.
+            `C * hidden + heads * hidden * output_channels`; 0 before the layer is
+            built, and with `constant_input` (no sample enters it: conversion folds
+            it into constants).
         """
-        if self.channels is None or self.hidden is None:
+        if self.channels is None or self.hidden is None or self.constant_input:
             return 0
         return self.hidden * (self.channels + self.heads * self.units)
 

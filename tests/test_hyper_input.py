@@ -162,10 +162,14 @@ def test_a_constant_input_gives_every_sample_the_same_trainable_thresholds(rng):
     hyper = HyperFunction(reduction=2, min_hidden=4, constant_input=True,
                           output_initializer="he_normal")
     x = tf.constant(rng.normal(size=(3, 4, 4, 8)).astype(np.float32))
+    hyper(x)
+    # Every hidden unit active (a ReLU of a random kernel may switch all of them off).
+    hyper.hidden_kernel.assign(np.abs(rng.normal(size=(8, 4))).astype(np.float32))
     with tf.GradientTape() as tape:
         (out,) = hyper(x)
         loss = tf.reduce_sum(out ** 2)
     assert out.shape == (1, 1, 1, 8)  # one value per channel, broadcast over the batch
+    assert hyper.macs_per_sample() == 0  # folded into constants by conversion
     np.testing.assert_array_equal(hyper(x * 3.0 + 1.0)[0].numpy(), out.numpy())
     gradients = tape.gradient(loss, [hyper.context, hyper.hidden_kernel])
     assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in gradients)
