@@ -23,7 +23,7 @@ MODEL_NAMES = (
     "dybnn-reactnet-a", "reactnet-a", "resnet-18",
 )
 STRATEGY_NAMES = ("default", "mirrored", "multiworker")
-#: What the zoo DyBNN models' hyper functions pool (`larq_dybnn.zoo.blocks.HYPER_INPUTS`).
+#: What the zoo DyBNN models' hyper functions are fed (`larq_dybnn.zoo.blocks.HYPER_INPUTS`).
 HYPER_INPUTS = ("layer", "block", "constant")
 #: Every name --preprocess takes (`larq_dybnn.training.preprocessing
 #: .EVALUATION_PREPROCESSING`): the training recipes (`larq_dybnn.contract.RECIPES`),

@@ -28,7 +28,7 @@ TINY_REDUCTION = 4
 
 
 #: Options only the zoo DyBNN models take (`ModelSpec.hyper_options`), with the value
-#: that means "as the paper": how the hyper functions pool.
+#: that means "as the paper": how the hyper functions pool and what they are fed.
 HYPER_OPTIONS = {"hyper_pool_stride": 1, "hyper_input": "layer"}
 
 
