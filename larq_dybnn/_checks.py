@@ -19,6 +19,18 @@ def positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+def one_of(name: str, value: object, choices) -> object:
+    """Return `value` if it is one of `choices`, else raise naming `name` and them.
+
+    Raises:
+        ValueError: if `value` is not in `choices`.
+    """
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(str, choices))}, "
+                         f"got {value!r}.")
+    return value
+
+
 def _positive_finite(value: object) -> bool:
     return (not isinstance(value, bool) and isinstance(value, numbers.Real)
             and math.isfinite(value) and value > 0)

@@ -100,10 +100,7 @@ class DynamicPReLU(HyperFunctionOwner, tf.keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if conditioned_on not in CONDITIONING:
-            raise ValueError(f"`conditioned_on` must be one of {CONDITIONING}, got "
-                             f"{conditioned_on!r}.")
-        self.conditioned_on = conditioned_on
+        self.conditioned_on = _checks.one_of("conditioned_on", conditioned_on, CONDITIONING)
         self.dynamic_shifts = bool(dynamic_shifts)
         self.alpha_initializer = tf.keras.initializers.get(alpha_initializer)
         self.shift_initializer = tf.keras.initializers.get(shift_initializer)

@@ -123,10 +123,7 @@ class DynamicSign(HyperFunctionOwner, lq.quantizers.Quantizer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if conditioned_on not in CONDITIONING:
-            raise ValueError(f"`conditioned_on` must be one of {CONDITIONING}, got "
-                             f"{conditioned_on!r}.")
-        self.conditioned_on = conditioned_on
+        self.conditioned_on = _checks.one_of("conditioned_on", conditioned_on, CONDITIONING)
         if estimator not in ESTIMATORS:
             raise ValueError(
                 f"`estimator` must be one of {sorted(ESTIMATORS)}, got {estimator!r}."

@@ -76,10 +76,6 @@ class Thresholds:
             raise ValueError(
                 f"`dynamic` must be one of {sorted(DYNAMIC_PARTS)}, got {dynamic!r}."
             )
-        if hyper_input not in HYPER_INPUTS:
-            raise ValueError(
-                f"`hyper_input` must be one of {HYPER_INPUTS}, got {hyper_input!r}."
-            )
         sign, prelu = DYNAMIC_PARTS[dynamic]
         return cls(
             dynamic_sign=sign,
@@ -87,7 +83,7 @@ class Thresholds:
             reduction=_checks.positive_int("reduction", reduction),
             output_bound=_checks.optional_positive_float("output_bound", output_bound),
             pool_stride=_checks.positive_int("hyper_pool_stride", hyper_pool_stride),
-            hyper_input=hyper_input,
+            hyper_input=_checks.one_of("hyper_input", hyper_input, HYPER_INPUTS),
         )
 
     @classmethod

@@ -113,6 +113,9 @@ CATALOG: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("resnet-18", _float_resnet, False, False, None, False),
 )}
 
+#: The models that take `HYPER_OPTIONS`.
+HYPER_MODELS = tuple(name for name, spec in CATALOG.items() if spec.hyper_options)
+
 
 def __getattr__(name: str):
     if name in ("MODELS", "SPECS"):
@@ -200,8 +203,7 @@ def build_model(
         changed = [option for option, value in hyper.items() if value != HYPER_OPTIONS[option]]
         if changed:
             raise ValueError(f"`{changed[0]}` needs a zoo DyBNN model "
-                             f"({', '.join(n for n, s in CATALOG.items() if s.hyper_options)}),"
-                             f" not {name!r}.")
+                             f"({', '.join(HYPER_MODELS)}), not {name!r}.")
         hyper = {}
     return spec.build(
         input_shape=tuple(input_shape), num_classes=num_classes,

@@ -166,7 +166,7 @@ def check_config(config: TrainConfig) -> None:
     from larq_dybnn.training.preprocessing import PREPROCESSING
     from larq_dybnn.zoo import CATALOG, is_binary, is_dynamic
     from larq_dybnn.zoo.blocks import HYPER_INPUTS
-    from larq_dybnn.zoo.catalog import HYPER_OPTIONS
+    from larq_dybnn.zoo.catalog import HYPER_MODELS, HYPER_OPTIONS
 
     if config.model not in CATALOG:
         raise ValueError(f"`model` must be one of {', '.join(CATALOG)}, got {config.model!r}.")
@@ -176,15 +176,11 @@ def check_config(config: TrainConfig) -> None:
     _checks.positive_float("learning_rate", config.learning_rate)
     _checks.positive_float("hyper_lr_multiplier", config.hyper_lr_multiplier)
     _checks.positive_int("hyper_pool_stride", config.hyper_pool_stride)
-    if config.hyper_input not in HYPER_INPUTS:
-        raise ValueError(f"`hyper_input` must be one of {', '.join(HYPER_INPUTS)}, got "
-                         f"{config.hyper_input!r}.")
+    _checks.one_of("hyper_input", config.hyper_input, HYPER_INPUTS)
     for option, paper in HYPER_OPTIONS.items():
-        if getattr(config, option) != paper and not CATALOG[config.model].hyper_options:
-            raise ValueError(
-                f"`{option}` applies to the zoo DyBNN models "
-                f"({', '.join(n for n, s in CATALOG.items() if s.hyper_options)}), "
-                f"not {config.model!r}.")
+        if getattr(config, option) != paper and config.model not in HYPER_MODELS:
+            raise ValueError(f"`{option}` applies to the zoo DyBNN models "
+                             f"({', '.join(HYPER_MODELS)}), not {config.model!r}.")
     _checks.positive_float("width_multiplier", config.width_multiplier)
     for name, high in (("width_multiplier", MAX_WIDTH_MULTIPLIER),
                        ("image_size", MAX_IMAGE_SIZE), ("logical_cpus", MAX_LOGICAL_CPUS)):
