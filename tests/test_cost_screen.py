@@ -60,3 +60,12 @@ def test_the_screen_pairs_by_seed_and_chooses_only_when_complete(tmp_path):
         (tmp_path / "x" / "history.csv").read_text().replace(",0.0\n", ",0.83\n"))
     screen.main(["--runs", str(tmp_path), "--output", str(output)])
     assert f"**{second}** is best on validation" in output.read_text()
+
+
+def test_a_folder_without_the_campaign_is_refused(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as stopped:
+        _screen().main(["--runs", str(tmp_path / "nothing"), "--output", str(tmp_path / "s.md")])
+    assert stopped.value.code == 2 and "--runs" in capsys.readouterr().err
+    assert not (tmp_path / "s.md").exists()

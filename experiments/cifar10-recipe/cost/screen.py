@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     runs, output = args.runs, args.output
+    if not (runs / BASELINES["DyBNN x0.25"][0]).is_dir():
+        parser.error(f"--runs: {runs} holds no {BASELINES['DyBNN x0.25'][0]} sweep "
+                     "(the campaign's saved runs)")
     sweep = tomllib.loads((CAMPAIGN / "cost-screen.toml").read_text())
     pinned = (CAMPAIGN / "cost.commit").read_text().strip()[:7]
     baselines = {label: {seed: final_validation(runs / sweep_name / config / f"seed-{seed}")
