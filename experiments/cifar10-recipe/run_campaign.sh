@@ -13,6 +13,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh cost-static  # static at DyBNN's ARM cost, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh cost-screen  # cheaper hyper functions, step 1
 #   experiments/cifar10-recipe/run_campaign.sh cost-constant  # hyper functions fed a constant
+#   experiments/cifar10-recipe/run_campaign.sh int8-grid  # DyBNN step 2 on the int8 grid
 #   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split + tables so far, beside training
 #   experiments/cifar10-recipe/run_campaign.sh results    # evaluate on test + aggregate
 #   experiments/cifar10-recipe/run_campaign.sh save       # copy the state into the checkout
@@ -43,7 +44,7 @@
 # holds its folder's lock while it trains, so `results` must wait for it;
 # experiments/evaluate_finished.py).
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|cost-static|cost-screen|cost-constant|evaluate|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|cost-static|cost-screen|cost-constant|int8-grid|evaluate|results|save}"
 if [ "$STAGE" = all ]; then
     # What is left of issue 18's training, unattended across sessions: each stage
     # skips finished runs and resumes unfinished ones (then `save` and commit). The
@@ -89,6 +90,8 @@ if [ "$STAGE" = save ]; then
     save_sweep cifar10-recipe-cost-static --drop-consumed
     save_sweep cifar10-recipe-cost-screen --drop-consumed
     save_sweep cifar10-recipe-cost-constant --drop-consumed
+    # Grid-trained DyBNN models are evaluated and one may ship: kept.
+    save_sweep cifar10-recipe-int8-grid
     [ "$saved" = 1 ] || echo "nothing to save in $WORK/runs" >&2
     exit 0
 fi
@@ -141,10 +144,10 @@ case "$STAGE" in
     upgrade-explore)
         "${SWEEP[@]}" "$CHECKOUT/upgrade-explore.toml" \
             --output-dir runs/cifar10-recipe-upgrade-explore --skip-evaluation ;;
-    cost-screen|cost-constant)
-        # --hyper-pool-stride and --hyper-input are newer than the pin: the install at
-        # cost.commit, which reproduces the campaign's first epoch exactly
-        # (cost/cross_commit_check*.json).
+    cost-screen|cost-constant|int8-grid)
+        # --hyper-pool-stride, --hyper-input and --int8-hyper-kernels are newer than the
+        # pin: the install at cost.commit, which reproduces the campaign's first epochs
+        # exactly (cost/cross_commit_check*.json).
         CAMPAIGN_COMMIT="$(cat "$CHECKOUT/cost.commit")" \
             frozen_install "$REPO" "$WORK/cost-install"
         LARQ_DYBNN_COMMIT="$(git -C "$WORK/cost-install/src" rev-parse HEAD)" \
@@ -180,6 +183,11 @@ case "$STAGE" in
             "$WORK/cost-install/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
                 "$CHECKOUT/cost-constant.toml" runs/cifar10-recipe-cost-constant \
                 --results-dir "$REPO/experiments/cifar10-recipe/cost/constant"
+        fi
+        if [ -d runs/cifar10-recipe-int8-grid ]; then
+            "$WORK/cost-install/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
+                "$CHECKOUT/int8-grid.toml" runs/cifar10-recipe-int8-grid \
+                --results-dir "$REPO/experiments/cifar10-recipe/cost/int8-grid"
         fi ;;
     results)
         "${SWEEP[@]}" "$HERE/sweep.toml" --output-dir runs/cifar10-recipe --skip-training \
