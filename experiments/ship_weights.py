@@ -25,6 +25,7 @@ from pathlib import Path
 
 import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
 import numpy as np
+import tensorflow as tf
 
 from larq_dybnn import simulate_int8_hyper_kernels
 from larq_dybnn._io import atomic_write_bytes
@@ -48,7 +49,7 @@ def _best_run(sweep: Path, config: str) -> Path:
     return max(runs)[1]
 
 
-def shipped_model(run: Path):
+def shipped_model(run: Path) -> tf.keras.Model:
     """The run's model as it ships: what it computed in training, with float kernels.
 
     Arguments:
