@@ -41,6 +41,7 @@ import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
+from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.contract import contract_for
 from larq_dybnn.loading import load_model
 from larq_dybnn.training import data
@@ -176,11 +177,8 @@ def _measured(record: Path | None, *, images: int, folders: dict[str, str]
 
 def _write(record: Path | None, content: dict) -> None:
     """Write `content` to `record` atomically (nothing without `--json`)."""
-    if record is None:
-        return
-    temporary = record.with_name(f".{record.name}.tmp")
-    temporary.write_text(json.dumps(content, indent=2) + "\n")
-    os.replace(temporary, record)
+    if record is not None:
+        atomic_write_bytes(record, (json.dumps(content, indent=2) + "\n").encode())
 
 
 if __name__ == "__main__":
