@@ -162,6 +162,9 @@ def _measured(record: Path | None, *, images: int, folders: dict[str, str]
     except json.JSONDecodeError as error:
         raise SystemExit(f"--json: {record} is not a JSON record ({error}); move it away "
                          "to measure again") from None
+    if not isinstance(earlier, dict) or not {"images", "per_seed"} <= set(earlier):
+        raise SystemExit(f"--json: {record} is not a camera-shift record; it is left as it "
+                         "is (name another file)")
     if earlier.get("images") != images:
         return {}
     kept = {}

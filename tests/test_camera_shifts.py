@@ -62,3 +62,11 @@ def test_a_record_of_other_images_is_measured_again(runs, tmp_path):
     with pytest.raises(ValueError, match="must be a zip archive"):
         camera_shifts.main(["--runs", str(runs), "--configs", "static", "--images", "10",
                             "--data", str(CIFAR10_DIR), "--json", str(record)])
+
+
+def test_a_file_that_is_not_a_record_is_refused_and_left_alone(runs, tmp_path):
+    other = tmp_path / "settings.json"
+    other.write_text('{"mine": 1}')
+    with pytest.raises(SystemExit, match="not a camera-shift record"):
+        _measure(runs, other, "static")
+    assert other.read_text() == '{"mine": 1}'
