@@ -71,6 +71,7 @@ def collect() -> dict[str, dict]:
         if not rows:
             continue
         found[name] = {
+            "val": {seed: 100 * float(row["val_accuracy"]) for seed, row in rows.items()},
             "keras": {seed: 100 * float(row["test_accuracy"]) for seed, row in rows.items()},
             "lce_int8": {seed: 100 * float(row["lce_int8_accuracy"])
                          for seed, row in rows.items()},
@@ -89,12 +90,13 @@ def _shown(mean: float, se: float) -> str:
 def table(found: dict[str, dict]) -> str:
     lines = [
         "| configuration | seeds | aarch64 instructions (M) | .tflite KiB (int8) "
-        "| test top-1, Keras | test top-1, LCE int8 file | int8 file agrees with Keras "
+        "| val top-1 | test top-1, Keras | test top-1, LCE int8 file | int8 file agrees with Keras "
         "| DyBNN minus it, paired (test, Keras) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     dybnn = found.get(DYBNN)
     for name, entry in found.items():
+        val_mean, val_se = _mean_se(list(entry["val"].values()))
         keras_mean, keras_se = _mean_se(list(entry["keras"].values()))
         lce_mean, lce_se = _mean_se(list(entry["lce_int8"].values()))
         agree_mean, agree_se = _mean_se(list(entry["agreement"].values()))
@@ -109,7 +111,8 @@ def table(found: dict[str, dict]) -> str:
                           if len(seeds) > 1 else f"{mean:+.2f} (seed {seeds[0]} only)")
         lines.append(
             f"| {name} | {len(entry['keras'])} | {entry['instructions'] / 1e6:.2f} "
-            f"| {entry['bytes'] / 1024:.0f} | {_shown(keras_mean, keras_se)} "
+            f"| {entry['bytes'] / 1024:.0f} | {_shown(val_mean, val_se)} "
+            f"| {_shown(keras_mean, keras_se)} "
             f"| {_shown(lce_mean, lce_se)} | {_shown(agree_mean, agree_se)}% | {paired} |")
     lines.append("")
     lines.append("Mean ± standard error over seeds (no SE for one seed); "
