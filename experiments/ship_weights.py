@@ -2,10 +2,12 @@
 
 For each configuration given, picks the finished run with the best *validation*
 accuracy (never the test accuracy), saves its weights as an `.h5` file in
-`zoo/pretrained/`, and writes `zoo/pretrained/manifest.json` with the file's sha256,
-the builder options the weights need, and the accuracies a user can check: on the
-whole test split (Keras, LCE interpreter) and on the first `--check-images` test
-images (what the test suite re-measures). A run trained with its hyper kernels on the
+`zoo/pretrained/`, and writes its entry in `zoo/pretrained/manifest.json` (replacing
+the model's previous weights of that name; other models' entries stay) with the file's
+sha256, the builder options the weights need, and the accuracies a user can check: on
+the whole test split (Keras, LCE interpreter, and how often the default int8 file gives
+the Keras model's answer) and on the first `--check-images` test images (what the test
+suite re-measures). A run trained with its hyper kernels on the
 int8 grid (`int8_hyper_kernels`) ships with its kernels rounded onto that grid, which is
 what it computed in training: the zoo builds its models with float kernels, and the
 unrounded kernels would change the answers for about 5% of images.
@@ -13,6 +15,8 @@ unrounded kernels would change the answers for about 5% of images.
 Usage (from the repository root):
     python experiments/ship_weights.py runs/cifar10-reactnet18 \
         --config static=reactnet_18 --config dybnn-both-r16=dybnn_reactnet_18
+    python experiments/ship_weights.py ../recipe-campaign/runs/cifar10-recipe-int8-grid \
+        --config dybnn-int8-grid=dybnn_reactnet_18   # the static weights stay
 """
 
 from __future__ import annotations
@@ -103,16 +107,35 @@ def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
         "accuracy": {
             "test_keras": evaluation["test_accuracy"], "test_lce": evaluation["lce_accuracy"],
             "test_lce_int8": evaluation["lce_int8_accuracy"],
+            "test_lce_int8_agreement": evaluation["lce_int8_agreement"],
             "check_split": f"test[:{check_images}]",
             "check_keras": float(np.mean(keras.argmax(-1) == y)),
             "check_lce": float(np.mean(lce.argmax(-1) == y)),
             "check_lce_int8": float(np.mean(lce_int8.argmax(-1) == y)),
+            # How often the default export (int8 hyper weights) gives this model's answer.
+            "check_lce_int8_agreement": float(np.mean(lce_int8.argmax(-1) == keras.argmax(-1))),
             "validation": json.loads((run / "report.json").read_text())["evaluation"]["accuracy"],
         },
         "input_contract": contract.as_dict(),
         "trained": {"run": f"{run.parent.parent.name}/{run.parent.name}/{run.name}", "commit":
                     provenance["sessions"][-1].get("commit"), "options": config},
     }
+
+
+def merged_manifest(existing: list[dict], entries: list[dict]) -> list[dict]:
+    """The manifest after shipping `entries`: each replaces the entry of its model and
+    name in place, a new one is appended, and the weights of other models stay listed.
+
+    Arguments:
+        existing: the manifest's entries so far.
+        entries: the entries just shipped.
+
+    Returns:
+        The new list of entries.
+    """
+    new = {(entry["model"], entry["name"]): entry for entry in entries}
+    kept = [new.pop((entry["model"], entry["name"]), entry) for entry in existing]
+    return kept + list(new.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{config}: best validation run {run}")
         entries.append(ship(run, model_name=model_name, name=args.name,
                             check_images=args.check_images))
-    atomic_write_bytes(PRETRAINED / "manifest.json", json.dumps(entries, indent=2).encode())
+    manifest = PRETRAINED / "manifest.json"
+    shipped = merged_manifest(json.loads(manifest.read_text()) if manifest.is_file() else [],
+                              entries)
+    atomic_write_bytes(manifest, json.dumps(shipped, indent=2).encode())
     print(json.dumps(entries, indent=2))
     return 0
 

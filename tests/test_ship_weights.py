@@ -15,7 +15,7 @@ from larq_dybnn import simulate_int8_hyper_kernels
 from larq_dybnn.zoo import TinyDyBNN
 
 sys.path.insert(0, str(REPO / "experiments"))
-from ship_weights import shipped_model  # noqa: E402
+from ship_weights import merged_manifest, shipped_model  # noqa: E402
 
 
 def _tiny() -> tf.keras.Model:
@@ -63,3 +63,13 @@ def test_a_float_trained_run_ships_its_weights_unchanged(tmp_path):
     shipped = shipped_model(tmp_path / "float")
     for mine, theirs in zip(shipped.weights, trained.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_shipping_one_model_replaces_its_entry_and_keeps_the_others():
+    static = {"model": "reactnet_18", "name": "cifar10", "file": "static.h5"}
+    dybnn = {"model": "dybnn_reactnet_18", "name": "cifar10", "file": "old.h5"}
+    other = {"model": "dybnn_reactnet_18", "name": "mine", "file": "mine.h5"}
+    new = {"model": "dybnn_reactnet_18", "name": "cifar10", "file": "new.h5"}
+    assert merged_manifest([static, dybnn, other], [new]) == [static, new, other]
+    assert merged_manifest([static], [new]) == [static, new]
+    assert merged_manifest([], [static, new]) == [static, new]
