@@ -66,6 +66,9 @@ def test_documented_accuracy_in_keras_and_lce(entry):
     assert abs(np.mean(keras.argmax(-1) == y) - accuracy["check_keras"]) <= 0.005
     assert abs(np.mean(lce.argmax(-1) == y) - accuracy["check_lce"]) <= 0.005
     assert abs(np.mean(lce_int8.argmax(-1) == y) - accuracy["check_lce_int8"]) <= 0.005
+    # How often the default export gives the notebook's answer, as documented.
+    agreement = np.mean(lce_int8.argmax(-1) == keras.argmax(-1))
+    assert abs(agreement - accuracy["check_lce_int8_agreement"]) <= 0.005
     assert accuracy["check_keras"] > 0.5  # a trained model, far above chance (0.1)
 
 
