@@ -31,13 +31,13 @@ import larq_dybnn  # noqa: F401  (legacy Keras before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
-from larq_dybnn import simulate_int8_hyper_kernels
+from larq_dybnn import load_model, simulate_int8_hyper_kernels
 from larq_dybnn._io import atomic_write_bytes
 from larq_dybnn.training import data as data_lib, preprocessing
 from larq_dybnn.contract import contract_for, read_contract
-from larq_dybnn.converter import convert, load_model
+from larq_dybnn.converter import convert, lce_outputs
 from larq_dybnn.converter.int8 import round_hyper_weights
-from larq_dybnn.sweep.evaluation import evaluation_arrays, lce_logits
+from larq_dybnn.sweep.evaluation import evaluation_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 PRETRAINED = REPO / "zoo" / "pretrained"
@@ -80,8 +80,8 @@ def ship(run: Path, *, model_name: str, name: str, check_images: int) -> dict:
     keras = np.concatenate([np.asarray(model(x[i:i + 500], training=False))
                             for i in range(0, len(x), 500)])
     conversion = convert(model)
-    lce = lce_logits(conversion.float_flatbuffer, x)
-    lce_int8 = lce_logits(conversion.int8_flatbuffer, x)  # the export default
+    lce = lce_outputs(conversion.float_flatbuffer, x)
+    lce_int8 = lce_outputs(conversion.int8_flatbuffer, x)  # the export default
     file = f"{model_name}_{name}_x{config['width_multiplier']}.h5"
     PRETRAINED.mkdir(parents=True, exist_ok=True)
     model.save_weights(PRETRAINED / file)
