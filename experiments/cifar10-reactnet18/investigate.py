@@ -120,7 +120,7 @@ def _accuracy(model, images, labels):
 
 def investigate(run: Path, *, probe: int = 1000) -> dict:
     """The measurements above for one run directory."""
-    from larq_dybnn.converter import load_model
+    from larq_dybnn import load_model
     from larq_dybnn.sweep.evaluation import evaluation_arrays
 
     config = json.loads((run / "config.json").read_text())
