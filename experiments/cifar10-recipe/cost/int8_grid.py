@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plot import HERE, _rows  # noqa: E402
+from plot import HERE, _rows, write_report  # noqa: E402
 
 OUTPUT = HERE / "int8-grid.md"
 ARMS = {"float hyper kernels (campaign)": (HERE.parent / "campaign" / "results.csv", "dybnn"),
@@ -66,9 +66,7 @@ def table() -> str:
 
 def main() -> int:
     text = table()
-    temporary = OUTPUT.with_name(f".{OUTPUT.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(OUTPUT)
+    write_report(OUTPUT, text)
     print(text)
     return 0
 

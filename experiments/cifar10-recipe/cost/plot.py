@@ -43,6 +43,13 @@ CONFIGURATIONS = {
 DYBNN = "DyBNN x0.25"
 
 
+def write_report(path: Path, text: str) -> None:
+    """Write a report of the cost study whole or not at all (a temporary file, renamed)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
 def _rows(path: Path, config: str) -> dict[int, dict]:
     if not path.is_file():
         return {}
@@ -156,7 +163,7 @@ def main() -> int:
     if not found:
         print("no results yet", file=sys.stderr)
         return 1
-    TABLE.write_text(table(found))
+    write_report(TABLE, table(found))
     plot(found)
     print(TABLE.read_text())
     print(f"Wrote {TABLE.relative_to(REPO)} and {FIGURE.relative_to(REPO)}")

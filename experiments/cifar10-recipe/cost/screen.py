@@ -24,6 +24,8 @@ import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from plot import write_report  # noqa: E402
 CAMPAIGN = HERE.parent
 RUNS = CAMPAIGN / "runs"
 OUTPUT = HERE / "screen.md"
@@ -138,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"Not finished: {len(complete)} of {len(sweep['configs'])} "
                      f"configurations have all {len(SEEDS)} seeds; no choice yet.")
     text = "\n".join(lines) + "\n"
-    temporary = output.with_name(f".{output.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(output)
+    write_report(output, text)
     print(text)
     return 0
 
