@@ -150,11 +150,13 @@ def _add_train_parser(commands) -> None:
                        "twin (dynamic thresholds/shifts per --dynamic, starting at 0)")
     train.add_argument("--teacher", metavar="MODEL",
                        help="saved real-valued model for the distribution loss")
-    train.add_argument("--int8-hyper-kernels", action="store_true",
+    train.add_argument("--int8-hyper-kernels", action=argparse.BooleanOptionalAction,
+                       default=None,
                        help="DyBNN models: train with the hyper functions' kernels on the "
                        "int8 grid the default export stores them on (straight-through), "
-                       "so that the int8 .tflite computes the trained model; e.g. for the "
-                       "last epochs, with --init-from")
+                       "so that the int8 .tflite computes the trained model (default: on "
+                       "in step 2 of a model whose hyper functions are fed its input, "
+                       "off otherwise; a resumed run keeps its setting)")
     _add_unsafe_load(train)
     train.add_argument("--label-smoothing", type=_non_negative_float, default=0.0,
                        help="cross-entropy label smoothing (without --teacher)")

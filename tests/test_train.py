@@ -204,8 +204,9 @@ def test_cli_reports_errors_with_exit_status_2(tmp_path, capsys):
 def test_runs_record_the_reduction_and_initialization_they_are_built_with(tmp_path):
     """New runs record the zoo's default reduction and per-layer initialization; a run
     recorded before those existed (reduction None, built with r=16; no init_scheme,
-    built from Keras' global stream) resumes with r=16 and the global scheme, and
-    explicit values that differ from the recorded ones are refused."""
+    built from Keras' global stream; no int8_hyper_kernels, trained in float) resumes
+    with r=16, the global scheme and float kernels, and explicit values that differ
+    from the recorded ones are refused."""
     import json
     from dataclasses import replace
 
@@ -220,19 +221,23 @@ def test_runs_record_the_reduction_and_initialization_they_are_built_with(tmp_pa
     fresh = _resolve_recorded(config, folder)
     assert fresh.reduction == DEFAULT_REDUCTION == 64
     assert fresh.init_scheme == "per-layer"
+    assert fresh.int8_hyper_kernels is True  # step 2 of a DyBNN model
     tiny = TrainConfig(model="tiny-dybnn", data="digits", output_dir=str(tmp_path))
     assert _resolve_recorded(tiny, folder).reduction is None  # the tiny models' own default
     (tmp_path / "checkpoints").mkdir()
     legacy = {k: v for k, v in json.loads(json.dumps(config.__dict__)).items()
-              if k not in ("init_scheme", "dynamize")}
+              if k not in ("init_scheme", "dynamize", "int8_hyper_kernels")}
     path.write_text(json.dumps({**legacy, "reduction": None}))
     resolved = _resolve_recorded(config, folder)
     assert (resolved.reduction, resolved.init_scheme) == (16, "global")
+    assert resolved.int8_hyper_kernels is False
     _check_same_run(resolved, folder)  # resumable
     with pytest.raises(ValueError, match="reduction: 16 -> 64"):
         _check_same_run(replace(resolved, reduction=64), folder)
     with pytest.raises(ValueError, match="init_scheme: 'global' -> 'per-layer'"):
         _check_same_run(replace(resolved, init_scheme="per-layer"), folder)
+    with pytest.raises(ValueError, match="int8_hyper_kernels: False -> True"):
+        _check_same_run(replace(resolved, int8_hyper_kernels=True), folder)
 
 
 @pytest.mark.parametrize("one_hot", [False, True], ids=["class_indices", "one_hot"])
@@ -296,7 +301,7 @@ def test_every_train_config_field_round_trips_through_the_command_line():
         unsafe_load=True, teacher="t.keras", label_smoothing=0.1, width_multiplier=0.5,
         dynamic="sign", reduction=8, hyper_lr_multiplier=10.0, hyper_pool_stride=2,
         hyper_input="block",
-        int8_hyper_kernels=True,
+        int8_hyper_kernels=False,
         image_size=16,
         preprocess="cifar", seed=7,
         init_scheme="global", strategy="mirrored", logical_cpus=2, export=True,
@@ -309,14 +314,20 @@ def test_every_train_config_field_round_trips_through_the_command_line():
     argv = ["train", *train_arguments(changed, switches=switches)]
     parsed = train_config_options(build_parser().parse_args(argv), list(fields))
     assert TrainConfig(**parsed) == TrainConfig(**changed)
+    for value in (True, False):  # the switch has three states: on, off, per run (None)
+        argv = ["train", *train_arguments({"int8_hyper_kernels": value}, switches=switches)]
+        assert train_config_options(build_parser().parse_args(argv), list(fields))[
+            "int8_hyper_kernels"] is value
     defaults = train_config_options(build_parser().parse_args(["train"]), list(fields))
     assert {k: v for k, v in defaults.items() if k != "verbose"} == {
         k: v for k, v in fields.items() if k != "verbose"}
 
 
-def test_training_on_the_int8_grid_exports_a_file_that_computes_the_model(tmp_path):
+def test_a_default_dybnn_run_exports_a_file_that_computes_the_model(tmp_path):
+    """Step 2 of a DyBNN model trains on the int8 grid by default, so the default
+    (int8 hyper weights) export computes the trained model; the run records it."""
     lines = []
-    result = train(TrainConfig(model="tiny-dybnn", int8_hyper_kernels=True, export=True,
+    result = train(TrainConfig(model="tiny-dybnn", export=True,
                                output_dir=str(tmp_path / "int8"), **FAST),
                    print_fn=lines.append)
     assert any("4 hyper functions with their kernels on the int8 grid" in line
@@ -324,6 +335,41 @@ def test_training_on_the_int8_grid_exports_a_file_that_computes_the_model(tmp_pa
     conversion = result.conversion
     assert conversion["int8_hyper_weights"]["effect"]["top1_agreement"] == 1.0
     assert conversion["parity"]["top1_agreement"] == 1.0
+    assert json.loads((tmp_path / "int8" / "config.json").read_text())[
+        "int8_hyper_kernels"] is True
     with pytest.raises(ValueError, match="needs a model with hyper functions"):
         train(TrainConfig(model="tiny-reactnet", int8_hyper_kernels=True,
                           output_dir=str(tmp_path / "static"), **FAST))
+
+
+@pytest.mark.parametrize("options, on", [
+    (dict(model="dybnn-reactnet-18"), True),
+    (dict(model="dybnn-reactnet-a", hyper_input="block", hyper_pool_stride=2), True),
+    (dict(model="dybnn-reactnet-18", step=1), False),
+    (dict(model="dybnn-reactnet-18", dynamic="none"), False),
+    (dict(model="dybnn-reactnet-18", hyper_input="constant"), False),
+    (dict(model="reactnet-18"), False),
+    (dict(model="reactnet-18", init_from="static.keras", dynamize=True), True),
+    (dict(model="resnet-18"), False),
+])
+def test_the_int8_grid_is_the_default_where_the_export_stores_hyper_kernels_in_int8(
+        options, on):
+    from larq_dybnn.training.config import default_int8_hyper_kernels
+
+    assert default_int8_hyper_kernels(TrainConfig(**options)) is on
+
+
+@pytest.mark.parametrize("options", [dict(step=1), dict(int8_hyper_kernels=False)])
+def test_runs_off_the_int8_grid_record_it_and_resume_with_it(tmp_path, options):
+    lines = []
+    config = TrainConfig(**{**FAST, "epochs": 1, "model": "tiny-dybnn",
+                            "output_dir": str(tmp_path), **options})
+    train(config, print_fn=lines.append)
+    assert not any("on the int8 grid" in line for line in lines)
+    assert json.loads((tmp_path / "config.json").read_text())["int8_hyper_kernels"] is False
+    # Resumed with the per-run default (None), the recorded setting is kept.
+    again = train(TrainConfig(**{**FAST, "epochs": 1, "model": "tiny-dybnn",
+                                 "output_dir": str(tmp_path),
+                                 **{k: v for k, v in options.items()
+                                    if k != "int8_hyper_kernels"}}))
+    assert again.resumed_from == 1

@@ -11,7 +11,7 @@ from larq_dybnn import _checks
 from larq_dybnn.training.distribute import Worker
 
 __all__ = ["TrainConfig", "TrainResult", "check_config", "STEP1_WEIGHT_DECAY", "INIT_SCHEMES",
-           "train_config_options", "train_arguments"]
+           "default_int8_hyper_kernels", "train_config_options", "train_arguments"]
 
 #: Initialization schemes: per-layer seeds (pairs static and DyBNN twins), or Keras'
 #: global random stream (runs made before per-layer initialization existed).
@@ -57,8 +57,10 @@ class TrainConfig:
             constant, an ablation).
         int8_hyper_kernels: train with the hyper functions' kernels on the int8 grid
             of the default export (`larq_dybnn.simulate_int8_hyper_kernels`), so that
-            the exported int8 file computes the trained model. Models with hyper
-            functions only.
+            the exported int8 file computes the trained model. True only for models
+            with hyper functions; None: `default_int8_hyper_kernels` for a new run (on
+            in step 2 of a model whose hyper functions are fed its input), the
+            recorded setting when resuming one.
         hyper_lr_multiplier: train the hyper functions' weights (of the dynamic
             thresholds and shifts, `larq_dybnn.hyper_weights`) at this multiple of
             the learning rate (`ScaledStepAdam`); 1 for one rate. Only for models
@@ -105,7 +107,7 @@ class TrainConfig:
     hyper_lr_multiplier: float = 1.0
     hyper_pool_stride: int = 1
     hyper_input: str = "layer"
-    int8_hyper_kernels: bool = False
+    int8_hyper_kernels: bool | None = None
     image_size: int | None = None
     preprocess: str | None = None
     seed: int = 0
@@ -226,6 +228,31 @@ def check_config(config: TrainConfig) -> None:
             raise FileNotFoundError(f"`{name}`: no model at '{path}'.")
 
 
+def default_int8_hyper_kernels(config: TrainConfig) -> bool:
+    """Whether a new run trains its hyper kernels on the export's int8 grid by default.
+
+    On in step 2 (the model that is exported) of a model whose hyper functions are fed
+    its input: a zoo DyBNN model with dynamic terms, or a `dynamize`d one. The default
+    export stores their kernels in int8; trained in float, the shipped CIFAR-10 DyBNN's
+    int8 file gave the Keras model's top-1 on 94.2-95.5% of the test images, trained on
+    the grid on 99.96-99.99%, with test accuracy unchanged (+0.05 +- 0.05 points, 4
+    paired seeds; docs/results.md, "Export predicts what was trained"). Off in step 1
+    (its model is not exported, and training on the grid there was not measured) and
+    for hyper functions fed a learned constant (`hyper_input="constant"`: conversion
+    folds them into float constants, so the file has no int8 kernels to match).
+
+    Arguments:
+        config: the run's options.
+
+    Returns:
+        The setting `int8_hyper_kernels=None` stands for in a new run.
+    """
+    from larq_dybnn.zoo import is_dynamic
+
+    has_hyper = config.dynamic != "none" and (config.dynamize or is_dynamic(config.model))
+    return config.step == 2 and has_hyper and config.hyper_input != "constant"
+
+
 # The one mapping between TrainConfig and the `larq-dybnn train` command line.
 
 #: `train` flags that do not carry their TrainConfig field's value as `--<field-name>`:
@@ -238,6 +265,10 @@ _TRAIN_SPECIAL = {
                       lambda value: [] if value else ["--nondeterministic"]),
     "verbose": ("--quiet", lambda args: 2 if args.quiet else 1,
                 lambda value: ["--quiet"] if value == 2 else []),
+    "int8_hyper_kernels": (
+        "--int8-hyper-kernels", lambda args: args.int8_hyper_kernels,
+        lambda value: [] if value is None else
+        ["--int8-hyper-kernels" if value else "--no-int8-hyper-kernels"]),
 }
 
 

@@ -45,6 +45,7 @@ from larq_dybnn.training.config import (
     TrainConfig,
     TrainResult,
     check_config,
+    default_int8_hyper_kernels,
 )
 from larq_dybnn.training.distribute import Worker, data_options, make_strategy, worker_of
 from larq_dybnn.training.monitoring import ThresholdHistograms, ThresholdProbe
@@ -244,6 +245,10 @@ def _resolve_recorded(config: TrainConfig, out: RunFolder) -> TrainConfig:
         changes["reduction"] = previous.get("reduction") or DEFAULT_REDUCTION
     if config.init_scheme is None:
         changes["init_scheme"] = previous.get("init_scheme") or INIT_SCHEMES[0]
+    if config.int8_hyper_kernels is None:
+        changes["int8_hyper_kernels"] = (
+            bool(previous.get("int8_hyper_kernels", _RECORD_DEFAULTS["int8_hyper_kernels"]))
+            if previous else default_int8_hyper_kernels(config))
     return replace(config, **changes)
 
 
@@ -438,6 +443,10 @@ def _save(run: _Run, data: _Data, fitting: _Fitting) -> tuple[dict, Path]:
     return evaluation, model_path
 
 
+#: What a run recorded before an option existed trained with, where the option's
+#: default is no longer that (None now resolves per run: `_resolve_recorded`).
+_RECORD_DEFAULTS = {"int8_hyper_kernels": False}
+
 #: Options that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = (
     "verbose", "export", "probe_samples", "restart", "output_dir", "deterministic",
@@ -450,13 +459,16 @@ def _check_same_run(config: TrainConfig, out: RunFolder) -> None:
     current = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_CHANGES}
     previous = out.read_record()
     if previous is not None:
-        # An option newer than the record was not recorded: the run used its default.
+        # An option newer than the record was not recorded: the run used its default
+        # (of then: `_RECORD_DEFAULTS`).
         defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        defaults.update(_RECORD_DEFAULTS)
         changed = sorted(k for k in current if previous.get(k, defaults.get(k)) != current[k])
         if changed:
             raise ValueError(
                 f"'{out.path}' holds a run with other options ("
-                + ", ".join(f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in changed)
+                + ", ".join(f"{k}: {previous.get(k, defaults.get(k))!r} -> {current[k]!r}"
+                           for k in changed)
                 + "). Resume with the same options, pass --restart to start over, or "
                 "use another output directory."
             )
