@@ -12,6 +12,7 @@
 #   experiments/cifar10-recipe/run_campaign.sh upgrade-long     # 15 epochs: fine-tuned vs dynamized
 #   experiments/cifar10-recipe/run_campaign.sh cost-static  # static at DyBNN's ARM cost, 4 seeds
 #   experiments/cifar10-recipe/run_campaign.sh cost-screen  # cheaper hyper functions, step 1
+#   experiments/cifar10-recipe/run_campaign.sh cost-screen-step2  # the screen's choice, step 2
 #   experiments/cifar10-recipe/run_campaign.sh cost-constant  # hyper functions fed a constant
 #   experiments/cifar10-recipe/run_campaign.sh int8-grid  # DyBNN step 2 on the int8 grid
 #   experiments/cifar10-recipe/run_campaign.sh evaluate   # test split + tables so far, beside training
@@ -44,7 +45,7 @@
 # holds its folder's lock while it trains, so `results` must wait for it;
 # experiments/evaluate_finished.py).
 set -euo pipefail
-STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|cost-static|cost-screen|cost-constant|int8-grid|evaluate|results|save}"
+STAGE="${1:?usage: run_campaign.sh pilot|campaign|all|upgrade-pilot|upgrade|upgrade-explore|upgrade-hyper|upgrade-long|cost-static|cost-screen|cost-screen-step2|cost-constant|int8-grid|evaluate|results|save}"
 if [ "$STAGE" = all ]; then
     # What is left of issue 18's training, unattended across sessions: each stage
     # skips finished runs and resumes unfinished ones (then `save` and commit). The
@@ -94,6 +95,7 @@ if [ "$STAGE" = save ]; then
     # run trains again.
     save_sweep cifar10-recipe-cost-static --drop-consumed
     save_sweep cifar10-recipe-cost-screen --records-only
+    save_sweep cifar10-recipe-cost-screen-step2 --records-only
     save_sweep cifar10-recipe-cost-constant --records-only
     save_sweep cifar10-recipe-int8-grid --records-only
     [ "$saved" = 1 ] || echo "nothing to save in $WORK/runs" >&2
@@ -148,7 +150,7 @@ case "$STAGE" in
     upgrade-explore)
         "${SWEEP[@]}" "$CHECKOUT/upgrade-explore.toml" \
             --output-dir runs/cifar10-recipe-upgrade-explore --skip-evaluation ;;
-    cost-screen|cost-constant|int8-grid)
+    cost-screen|cost-screen-step2|cost-constant|int8-grid)
         # --hyper-pool-stride, --hyper-input and --int8-hyper-kernels are newer than the
         # pin: the install at cost.commit, which reproduces the campaign's first epochs
         # exactly (cost/cross_commit_check*.json).
@@ -187,6 +189,11 @@ case "$STAGE" in
             "$WORK/cost-install/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
                 "$CHECKOUT/cost-constant.toml" runs/cifar10-recipe-cost-constant \
                 --results-dir "$REPO/experiments/cifar10-recipe/cost/constant"
+        fi
+        if [ -d runs/cifar10-recipe-cost-screen-step2 ]; then
+            "$WORK/cost-install/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
+                "$CHECKOUT/cost-screen-step2.toml" runs/cifar10-recipe-cost-screen-step2 \
+                --results-dir "$REPO/experiments/cifar10-recipe/cost/screen-step2"
         fi
         if [ -d runs/cifar10-recipe-int8-grid ]; then
             "$WORK/cost-install/.venv/bin/python" "$REPO/experiments/evaluate_finished.py" \
