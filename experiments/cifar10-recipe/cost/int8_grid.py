@@ -13,25 +13,17 @@ minus float, and grid minus the campaign's static twin) with their standard erro
 
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plot import HERE, _rows, write_report  # noqa: E402
+from plot import HERE, _rows, mean_se_text as _paired, write_report  # noqa: E402
 
 OUTPUT = HERE / "int8-grid.md"
 ARMS = {"float hyper kernels (campaign)": (HERE.parent / "campaign" / "results.csv", "dybnn"),
         "int8 grid": (HERE / "int8-grid" / "results.csv", "dybnn-int8-grid")}
 FIELDS = {"val": "val_accuracy", "test, Keras": "test_accuracy",
           "test, int8 file": "lce_int8_accuracy", "int8 file agrees": "lce_int8_agreement"}
-
-
-def _paired(values: list[float]) -> str:
-    if len(values) < 2:
-        return "-" if not values else f"{values[0]:+.2f} (1 seed)"
-    se = statistics.stdev(values) / len(values) ** 0.5
-    return f"{statistics.mean(values):+.2f} ± {se:.2f}"
 
 
 def table() -> str:

@@ -44,10 +44,22 @@ DYBNN = "DyBNN x0.25"
 
 
 def write_report(path: Path, text: str) -> None:
-    """Write a report of the cost study whole or not at all (a temporary file, renamed)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
+    """Write a report of the cost study whole or not at all (the package's atomic
+    writer: a fresh temporary file in the same folder, renamed over `path`)."""
+    from larq_dybnn._io import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode())
+
+
+def mean_se_text(values: list[float], *, sign: str = "+") -> str:
+    """`mean ± SE` of `values` for a table (`sign="+"`: signed, for differences;
+    "-" for no values, "(1 seed)" for one)."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:{sign}.2f} (1 seed)"
+    se = statistics.stdev(values) / len(values) ** 0.5
+    return f"{statistics.mean(values):{sign}.2f} ± {se:.2f}"
 
 
 def _rows(path: Path, config: str) -> dict[int, dict]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from plot import write_report  # noqa: E402
+from plot import mean_se_text as _mean_se, write_report  # noqa: E402
 CAMPAIGN = HERE.parent
 RUNS = CAMPAIGN / "runs"
 OUTPUT = HERE / "screen.md"
@@ -70,16 +70,6 @@ def arm_ratios() -> dict[str, float]:
                 ratios.setdefault(json.dumps(options, sort_keys=True),
                                   row["instructions"] / static)
     return ratios
-
-
-def _mean_se(values: list[float], *, sign: str = "+") -> str:
-    """`mean ± SE` of `values` (`sign="+"`: signed, for differences)."""
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:{sign}.2f} (1 seed)"
-    se = statistics.stdev(values) / len(values) ** 0.5
-    return f"{statistics.mean(values):{sign}.2f} ± {se:.2f}"
 
 
 def _options(config: dict) -> dict:
