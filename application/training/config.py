@@ -216,8 +216,7 @@ def check_config(config: TrainConfig) -> None:
                          "give `init_from` (a trained static model).")
     if config.dynamize and (not is_binary(config.model) or is_dynamic(config.model)):
         raise ValueError(f"`dynamize` needs a static binary `model`, got {config.model!r}.")
-    if config.hyper_lr_multiplier != 1.0 and not (
-            config.dynamize or (is_dynamic(config.model) and config.dynamic != "none")):
+    if config.hyper_lr_multiplier != 1.0 and not has_hyper_functions(config):
         raise ValueError(
             "`hyper_lr_multiplier` sets the learning rate of the hyper functions; "
             f"{config.model!r} with dynamic={config.dynamic!r} has none (use a DyBNN "
@@ -247,10 +246,16 @@ def default_int8_hyper_kernels(config: TrainConfig) -> bool:
     Returns:
         The setting `int8_hyper_kernels=None` stands for in a new run.
     """
+    return (config.step == 2 and has_hyper_functions(config)
+            and config.hyper_input != "constant")
+
+
+def has_hyper_functions(config: TrainConfig) -> bool:
+    """Whether the run's model has hyper functions: a zoo DyBNN model with dynamic
+    terms, or a `dynamize`d static one."""
     from larq_dybnn.zoo import is_dynamic
 
-    has_hyper = config.dynamic != "none" and (config.dynamize or is_dynamic(config.model))
-    return config.step == 2 and has_hyper and config.hyper_input != "constant"
+    return config.dynamize or (is_dynamic(config.model) and config.dynamic != "none")
 
 
 # The one mapping between TrainConfig and the `larq-dybnn train` command line.
