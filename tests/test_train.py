@@ -162,6 +162,8 @@ def test_resuming_with_other_options_is_refused_and_restart_starts_over(tmp_path
         (dict(preprocess="mnist"), ValueError, "`preprocess`"),
         (dict(model="tiny-dybnn", dynamic="sign"), ValueError, "turn both DynamicSign"),
         (dict(hyper_lr_multiplier=0.0), ValueError, "`hyper_lr_multiplier` must be a positive"),
+        (dict(int8_hyper_kernels="yes"), ValueError,
+         "`int8_hyper_kernels` must be true, false or None"),
         (dict(model="tiny-reactnet", hyper_lr_multiplier=10.0), ValueError,
          "`hyper_lr_multiplier` sets the learning rate of the hyper functions; 'tiny-reactnet'"),
     ],

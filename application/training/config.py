@@ -179,6 +179,9 @@ def check_config(config: TrainConfig) -> None:
     _checks.positive_float("hyper_lr_multiplier", config.hyper_lr_multiplier)
     _checks.positive_int("hyper_pool_stride", config.hyper_pool_stride)
     _checks.one_of("hyper_input", config.hyper_input, HYPER_INPUTS)
+    if config.int8_hyper_kernels is not None and not isinstance(config.int8_hyper_kernels, bool):
+        raise ValueError("`int8_hyper_kernels` must be true, false or None (the default "
+                         f"per run), got {config.int8_hyper_kernels!r}.")
     for option, paper in HYPER_OPTIONS.items():
         if getattr(config, option) != paper and config.model not in HYPER_MODELS:
             raise ValueError(f"`{option}` applies to the zoo DyBNN models "
