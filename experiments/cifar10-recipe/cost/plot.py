@@ -4,13 +4,15 @@ and table.
 Reads the campaign's per-run results (`campaign/results.csv`: static and DyBNN
 ReActNet-18 x0.25), the cost-matched static model's (`cost/static/results.csv`, made
 by `run_campaign.sh evaluate`), those of the DyBNN arms trained since (step 2 on the
-int8 grid, `cost/int8-grid/`; the constant-input ablation, `cost/constant/`) and the ARM instruction counts and file sizes of each
-configuration (`cost/arm_*.json`, `benchmarks/arm_width.py`). Writes
+int8 grid, `cost/int8-grid/`; the screen's choice through step 2, `cost/screen-step2/`;
+the constant-input ablation, `cost/constant/`) and the ARM instruction counts and file
+sizes of each configuration (`cost/arm_*.json`, `benchmarks/arm_width.py`). Writes
 `docs/assets/cost_accuracy.png` (test top-1 of the int8 LCE file against aarch64
 instructions per inference and against `.tflite` bytes: each seed, and the mean with
 its standard error) and `cost/table.md` (the same as a table, with how often the int8
 file agrees with its Keras model and DyBNN minus each other configuration paired by
-seed).
+seed; below it, the issue's goal: each DyBNN configuration's ARM ratio to static x0.25
+and its test lead over static x0.25 and over the cost-matched static model, paired).
 
     python experiments/cifar10-recipe/cost/plot.py
 """
@@ -36,11 +38,21 @@ CONFIGURATIONS = {
     "DyBNN x0.25": (HERE.parent / "campaign" / "results.csv", "dybnn", "dybnn x0.25"),
     "DyBNN x0.25, step 2 on the int8 grid": (
         HERE / "int8-grid" / "results.csv", "dybnn-int8-grid", "dybnn x0.25"),
+    "DyBNN x0.25, one pooling per block of a stride-2 subsample, step 2 on the int8 grid": (
+        HERE / "screen-step2" / "results.csv", "dybnn-block-pool2",
+        "dybnn x0.25 hyper_input=block hyper_pool_stride=2"),
     "DyBNN x0.25, hyper functions fed a constant (ablation)": (
         HERE / "constant" / "results.csv", "dybnn-constant",
         "dybnn x0.25 hyper_input=constant"),
 }
 DYBNN = "DyBNN x0.25"
+STATIC = "static x0.25"
+COST_MATCHED = "static base 17 (cost-matched)"
+#: The cost study's goal for a DyBNN configuration at CIFAR x0.25: at most this ARM
+#: ratio to static x0.25, and at least GOAL_POINTS test points over it, paired, by
+#: more than 2 standard errors.
+GOAL_RATIO = 1.03
+GOAL_POINTS = 0.5
 
 
 def write_report(path: Path, text: str) -> None:
@@ -142,6 +154,45 @@ def table(found: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired(entry: dict, reference: dict) -> tuple[list[int], list[float]]:
+    """Seeds both configurations have, and `entry` minus `reference` (test top-1 of the
+    Keras models, points) on each."""
+    seeds = sorted(set(entry["keras"]) & set(reference["keras"]))
+    return seeds, [entry["keras"][s] - reference["keras"][s] for s in seeds]
+
+
+def goal_table(found: dict[str, dict]) -> str:
+    """The goal, per DyBNN configuration: ARM ratio to static x0.25, and its lead over
+    static x0.25 and over the cost-matched static model, paired by seed."""
+    static, matched = found.get(STATIC), found.get(COST_MATCHED)
+    if static is None:
+        return ""
+    lines = [
+        f"Goal: ARM ratio <= {GOAL_RATIO:.2f} and at least +{GOAL_POINTS} test points over "
+        "static x0.25, paired, by more than 2 standard errors.",
+        "",
+        "| configuration | ARM / static x0.25 | minus static x0.25, paired (test, Keras) "
+        "| minus the cost-matched static, paired | goal met |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in found.items():
+        if not name.startswith("DyBNN"):
+            continue
+        ratio = entry["instructions"] / static["instructions"]
+        seeds, differences = paired(entry, static)
+        over_static = mean_se_text(differences)
+        met = "-"
+        if len(differences) > 1:
+            mean, se = _mean_se(differences)
+            met = ("yes" if ratio <= GOAL_RATIO and mean >= GOAL_POINTS and mean > 2 * se
+                   else "no")
+            if len(seeds) < 4:
+                met += f" (so far, {len(seeds)} seeds)"
+        over_matched = mean_se_text(paired(entry, matched)[1]) if matched else "-"
+        lines.append(f"| {name} | {ratio:.3f} | {over_static} | {over_matched} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(found: dict[str, dict]) -> None:
     import matplotlib
 
@@ -175,7 +226,8 @@ def main() -> int:
     if not found:
         print("no results yet", file=sys.stderr)
         return 1
-    write_report(TABLE, table(found))
+    goal = goal_table(found)
+    write_report(TABLE, table(found) + ("\n" + goal if goal else ""))
     plot(found)
     print(TABLE.read_text())
     print(f"Wrote {TABLE.relative_to(REPO)} and {FIGURE.relative_to(REPO)}")
