@@ -113,6 +113,15 @@ def test_spec_orders_runs_seed_by_seed(tmp_path):
     (SPEC.replace("[configs.static]", "[configs.static]\nevaluate = false"),
      "`baseline` 'static' is not an evaluated configuration"),
     ("name = ", "not valid TOML"),
+    # A switch takes true or false: "yes" (or 1) would count by truthiness.
+    (SPEC.replace("[configs.dynamic]", '[configs.dynamic]\nint8_hyper_kernels = "yes"'),
+     r"\[configs.dynamic\]: `int8_hyper_kernels` must be true or false, got 'yes'"),
+    (SPEC.replace("[configs.dynamic]", "[configs.dynamic]\ndynamize = 1"),
+     "`dynamize` must be true or false, got 1"),
+    (SPEC.replace("epochs = 1", 'epochs = "1"'), r"\[train\]: `epochs` must be a TOML int"),
+    (SPEC.replace("epochs = 1", "epochs = true"), "`epochs` must be a TOML int, got True"),
+    (SPEC.replace("[configs.dynamic]", '[configs.dynamic]\nlearning_rate = "1e-3"'),
+     "`learning_rate` must be a TOML float"),
 ])
 def test_bad_spec_is_a_clear_error(tmp_path, text, match):
     with pytest.raises(ValueError, match=match):

@@ -41,6 +41,10 @@ so a two-step recipe reads
     init_from = "{sweep_dir}/static-step1/seed-{seed}/model.keras"
     teacher = "{sweep_dir}/teacher/seed-0/model.keras"
 
+Each option takes the TOML type of its TrainConfig field: `true`/`false` for a
+switch (`int8_hyper_kernels = "yes"` is refused, not counted as on), integers and
+floats unquoted; a value of another type is an error naming the table and option.
+
 A configuration runs after those above it in the file (seed by seed), so list a
 dependency first; a run whose dependency has not finished is an error naming both.
 
@@ -152,6 +156,31 @@ def _train_fields() -> dict[str, object]:
     return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
+#: TOML values a TrainConfig field's annotation accepts (an int is a float too).
+_TOML_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+
+
+def _train_types() -> dict[str, list[str]]:
+    """TrainConfig field -> the type names its annotation allows, without None
+    (TOML has no null)."""
+    from larq_dybnn.training import TrainConfig
+
+    return {f.name: [part.strip() for part in str(f.type).split("|")
+                     if part.strip() != "None"]
+            for f in dataclasses.fields(TrainConfig)}
+
+
+def _check_type(key: str, value: object, names: Sequence[str], where: str) -> None:
+    """Refuse a value the field does not take: a switch given "yes" or 1 would
+    otherwise count by truthiness, and a number given as a string would reach the
+    run's command line unchecked."""
+    accepted = tuple(t for name in names for t in _TOML_TYPES.get(name, (object,)))
+    if isinstance(value, bool) and "bool" not in names or not isinstance(value, accepted):
+        wanted = " or ".join("true or false" if name == "bool" else f"a TOML {name}"
+                             for name in names)
+        raise ValueError(f"{where}: `{key}` must be {wanted}, got {value!r}.")
+
+
 def _seeds(value: object, where: str) -> list[int]:
     if (
         not isinstance(value, list) or not value
@@ -164,7 +193,8 @@ def _seeds(value: object, where: str) -> list[int]:
 
 
 def _check_options(options: dict, where: str, fields: dict) -> None:
-    for key in options:
+    types = _train_types()
+    for key, value in options.items():
         if key == "evaluate":
             raise ValueError(f"{where}: `evaluate` belongs in a [configs.<name>] table.")
         if key in _PER_RUN:
@@ -174,6 +204,7 @@ def _check_options(options: dict, where: str, fields: dict) -> None:
                 f"{where}: unknown option `{key}` (options are larq-dybnn train's: "
                 f"{', '.join(k for k in fields if k not in _PER_RUN)})."
             )
+        _check_type(key, value, types[key], where)
 
 
 def load_spec(path: str | os.PathLike, *, data: str | None = None) -> SweepSpec:
@@ -189,8 +220,8 @@ def load_spec(path: str | os.PathLike, *, data: str | None = None) -> SweepSpec:
 
     Raises:
         FileNotFoundError: if `path` does not exist.
-        ValueError: for a file that is not TOML, an unknown option (named with its
-            table), missing or bad seeds, an unknown baseline, a configuration name
+        ValueError: for a file that is not TOML, an unknown option or a value of the
+            wrong type (named with its table: a switch takes only true or false), missing or bad seeds, an unknown baseline, a configuration name
             that is not one plain folder name, or a validation or training split
             that is the test split.
     """
