@@ -1,9 +1,13 @@
-"""Shared fixtures: real CIFAR-10 images from the shared data copy, weight helpers."""
+"""Shared fixtures: real CIFAR-10 images from the shared data copy, weight helpers, the
+cost study's scripts as modules."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import tarfile
+from types import ModuleType
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -23,6 +27,20 @@ CIFAR10_CLASSES = (
     "dog", "frog", "horse", "ship", "truck",
 )
 from larq_dybnn.training.preprocessing import CIFAR10_MEAN, CIFAR10_STD  # noqa: E402
+
+
+COST = REPO / "experiments" / "cifar10-recipe" / "cost"
+
+
+def cost_script(name: str) -> ModuleType:
+    """The cost study's script `experiments/cifar10-recipe/cost/<name>.py` as a fresh
+    module (its folder on `sys.path`, as when it runs: the scripts import `plot`)."""
+    if str(COST) not in sys.path:
+        sys.path.insert(0, str(COST))
+    spec = importlib.util.spec_from_file_location(f"cost_{name}", COST / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _require(path: Path) -> Path:

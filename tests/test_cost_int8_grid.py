@@ -5,21 +5,15 @@ seeds both have, with the standard error of the paired differences."""
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-COST = REPO / "experiments" / "cifar10-recipe" / "cost"
+from conftest import cost_script
+
 FIELDS = ("val_accuracy", "test_accuracy", "lce_int8_accuracy", "lce_int8_agreement")
 
 
 def _module():
-    sys.path.insert(0, str(COST))
-    spec = importlib.util.spec_from_file_location("int8_grid", COST / "int8_grid.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return cost_script("int8_grid")
 
 
 def _results(path: Path, config: str, values: dict[int, float]) -> Path:

@@ -5,21 +5,13 @@ the seeds both have; the goal is met only under the ratio, at +0.5 points and be
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-COST = Path(__file__).resolve().parents[1] / "experiments" / "cifar10-recipe" / "cost"
+from conftest import cost_script
 
 
 def _module():
-    sys.path.insert(0, str(COST))
-    spec = importlib.util.spec_from_file_location("cost_plot", COST / "plot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return cost_script("plot")
 
 
 def _entry(keras: dict[int, float], instructions: float) -> dict:

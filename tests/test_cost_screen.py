@@ -5,20 +5,18 @@ validation only once every configuration has every seed."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tomllib
 from pathlib import Path
+
+from conftest import cost_script
 
 REPO = Path(__file__).resolve().parents[1]
 CAMPAIGN = REPO / "experiments" / "cifar10-recipe"
 
 
 def _screen():
-    spec = importlib.util.spec_from_file_location("screen", CAMPAIGN / "cost" / "screen.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return cost_script("screen")
 
 
 def _run(folder: Path, val: float, commit: str, epochs: int = 15) -> None:
