@@ -133,8 +133,7 @@ def table(found: dict[str, dict]) -> str:
         agree_mean, agree_se = _mean_se(list(entry["agreement"].values()))
         paired = "-"
         if dybnn is not None and name != DYBNN:
-            seeds = sorted(set(entry["keras"]) & set(dybnn["keras"]))
-            differences = [dybnn["keras"][s] - entry["keras"][s] for s in seeds]
+            seeds, differences = paired(dybnn, entry)
             if differences:
                 mean, se = _mean_se(differences)
                 per_seed = ", ".join(f"{d:+.2f}" for d in differences)
